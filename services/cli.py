@@ -1,0 +1,73 @@
+"""The `holdline` command: serve the services, run local infrastructure, run the demo."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from importlib import import_module
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+from shared.infra import infra_app
+
+SERVICES = ("intake", "risk", "assistance", "notify")
+app = typer.Typer(help="Holdline: catch households before they fall back into poverty.")
+app.add_typer(infra_app, name="infra", help="Local Kafka and PostgreSQL for development and tests.")
+err = Console(stderr=True)
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help="intake, risk, assistance, notify or all")],
+) -> None:
+    """Run one service under uvicorn, or all four as separate processes."""
+    if service == "all":
+        raise typer.Exit(_serve_all())
+    if service not in SERVICES:
+        err.print(f"[red]service: {service!r} is not one of {', '.join(SERVICES)}, all[/red]")
+        raise typer.Exit(2)
+    module = import_module(f"services.{service}.app")
+    application = module.create_app()
+    settings = application.state.runtime.settings
+    uvicorn.run(application, host=settings.host, port=settings.port, log_config=None)
+
+
+def _serve_all() -> int:
+    children = [
+        subprocess.Popen([sys.executable, "-m", "services.cli", "serve", name]) for name in SERVICES
+    ]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [child.wait() for child in children]
+    return max(codes, default=0)
+
+
+@app.command()
+def demo(
+    households: Annotated[int, typer.Option(min=1, max=500, help="households to declare")] = 8,
+    keep_kafka: Annotated[bool, typer.Option(help="leave Kafka running afterwards")] = False,
+) -> None:
+    """Start Kafka and the four services on SQLite, post a demo data set, print what happened."""
+    from services.demo import run_demo
+
+    raise typer.Exit(run_demo(households=households, keep_kafka=keep_kafka))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()
+
+
+if __name__ == "__main__":
+    main()

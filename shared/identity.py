@@ -1,0 +1,62 @@
+"""Identity and data-quality checks (rules §9): resident IDs, phones, region codes, masking."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from datetime import date
+
+_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+_CHECK = "10X98765432"
+_ID_SHAPE = re.compile(r"^\d{17}[\dX]$")
+_PHONE = re.compile(r"^1\d{10}$")
+_REGION = re.compile(r"^\d{12}$")
+
+
+def check_character(first17: str) -> str:
+    """ISO 7064 MOD 11-2 check character of the first 17 digits (GB 11643)."""
+    total = sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=True))
+    return _CHECK[total % 11]
+
+
+def resident_id_problem(value: str, today: date | None = None) -> str | None:
+    """Why `value` is not a valid resident ID, or None when it is."""
+    if not _ID_SHAPE.match(value):
+        return "must be 17 digits followed by a digit or X"
+    if value[:6] in {"000000", "999999", "123456"} or len(set(value[:17])) == 1:
+        return "is a placeholder, not a real resident ID"
+    try:
+        born = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        return "has an impossible birth date"
+    if born > (today or date.today()) or born.year < 1900:
+        return "has a birth date out of range"
+    if check_character(value[:17]) != value[17]:
+        return "check character does not match (GB 11643)"
+    return None
+
+
+def phone_problem(value: str) -> str | None:
+    """Why `value` is not a mainland mobile number, or None."""
+    return None if _PHONE.match(value) else "must be 11 digits starting with 1"
+
+
+def region_problem(value: str) -> str | None:
+    """Why `value` is not a 12-digit statistical division code, or None."""
+    return None if _REGION.match(value) else "must be a 12-digit region code"
+
+
+def mask_resident_id(value: str) -> str:
+    """Show region and last digit only: 110101********123X -> 110101***********X."""
+    return value[:6] + "*" * (len(value) - 7) + value[-1:]
+
+
+def mask_phone(value: str) -> str:
+    """138****5678."""
+    return value[:3] + "****" + value[-4:]
+
+
+def keyed_hash(value: str, key: str) -> str:
+    """A keyed hash for matching people without storing their ID in clear."""
+    return hmac.new(key.encode(), value.encode(), hashlib.sha256).hexdigest()

@@ -1,0 +1,310 @@
+"""Kafka layer: idempotent producer, outbox relay, and a consumer that commits after the database."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
+from sqlalchemy import Table, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared import metrics
+from shared.clock import Clock
+from shared.db import UnitOfWork
+from shared.events import Envelope, EnvelopeError, decode
+from shared.logs import correlation_id
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+def make_producer(settings: ServiceSettings) -> AIOKafkaProducer:
+    """An idempotent producer (acks=all): a retried send never duplicates on the broker."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+        client_id=f"holdline-{settings.service_name}",
+    )
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows in id order and marks them published.
+
+    One relay per service publishes at a time (a PostgreSQL advisory lock), so a household's
+    events keep their order even with several replicas.
+    """
+
+    def __init__(
+        self, *, engine: AsyncEngine, outbox: Table, clock: Clock, settings: ServiceSettings
+    ) -> None:
+        self._engine = engine
+        self._outbox = outbox
+        self._clock = clock
+        self._settings = settings
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Ask for a pass now (called after a commit that recorded events)."""
+        self._wake.set()
+
+    async def run(self, producer: AIOKafkaProducer) -> None:
+        """Relay until cancelled."""
+        async with self._engine.connect() as lock_conn:
+            await self._hold_lock(lock_conn)
+            while True:
+                try:
+                    sent = await self.publish_pending(producer)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("outbox relay pass failed; retrying")
+                    sent = 0
+                if sent < self._settings.outbox_batch_size:
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(
+                            self._wake.wait(), self._settings.outbox_poll_seconds
+                        )
+                    except TimeoutError:
+                        pass
+
+    async def _hold_lock(self, conn: Any) -> None:
+        if conn.dialect.name != "postgresql":
+            return
+        while not (await conn.execute(text("SELECT pg_try_advisory_lock(7201)"))).scalar():
+            await asyncio.sleep(1)
+        await conn.commit()
+
+    async def publish_pending(self, producer: AIOKafkaProducer) -> int:
+        """One pass: publish up to a batch of rows; returns how many were published."""
+        t = self._outbox
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(t.c.id, t.c.topic, t.c.key, t.c.value)
+                    .where(t.c.published_at.is_(None))
+                    .order_by(t.c.id)
+                    .limit(self._settings.outbox_batch_size)
+                )
+            ).all()
+            backlog = len(rows)
+            if not rows:
+                metrics.OUTBOX_BACKLOG.labels(self._settings.service_name).set(0)
+                return 0
+            # Enqueue in order, then wait: the idempotent producer keeps retrying the same
+            # sequence numbers through a broker outage, so nothing is sent twice or reordered.
+            futures = [
+                await producer.send(row.topic, row.value, key=row.key.encode()) for row in rows
+            ]
+            await asyncio.gather(*(asyncio.shield(f) for f in futures))
+            await conn.execute(
+                update(t)
+                .where(t.c.id.in_([r.id for r in rows]))
+                .values(published_at=self._clock.now())
+            )
+            await conn.commit()
+            for row in rows:
+                metrics.EVENTS_PUBLISHED.labels(row.topic).inc()
+            remaining = (
+                await conn.execute(select(func.count()).where(t.c.published_at.is_(None)))
+            ).scalar_one()
+            metrics.OUTBOX_BACKLOG.labels(self._settings.service_name).set(remaining)
+            return backlog
+
+
+class Handler(Protocol):
+    """A use case reacting to one event inside a unit of work."""
+
+    def __call__(self, *, uow: UnitOfWork, event: Envelope[Any]) -> Awaitable[None]: ...
+
+
+class EventConsumer:
+    """Consumes topics with auto-commit off: DB commit first, then the Kafka offset.
+
+    A redelivered event is a no-op (processed-events table); a message that cannot be decoded
+    goes straight to `<topic>.dlq`; one whose handler keeps failing goes there after bounded
+    retries. Either way the partition moves on.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        topics: list[str],
+        handlers: dict[str, Handler],
+        uow_factory: Callable[[], UnitOfWork],
+        producer: AIOKafkaProducer,
+        settings: ServiceSettings,
+    ) -> None:
+        self.name = name
+        self._topics = topics
+        self._handlers = handlers
+        self._uow_factory = uow_factory
+        self._producer = producer
+        self._settings = settings
+        self._pending: dict[TopicPartition, int] = {}
+        self._stopping = False
+        self.kafka = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=name,
+            client_id=f"holdline-{name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=settings.consumer_batch_size,
+        )
+
+    async def start(self) -> None:
+        """Join the group."""
+        await self.kafka.start()
+        self.kafka.subscribe(self._topics, listener=_CommitOnRevoke(self))
+
+    async def run(self) -> None:
+        """Poll, process and commit until stop() is called."""
+        while not self._stopping:
+            try:
+                await self.poll_once()
+                await self.commit_pending()
+            except KafkaError as exc:
+                # offsets stay pending and are committed on the next pass; redelivery is a no-op
+                log.warning("%s: kafka error %r; carrying on", self.name, exc)
+                await asyncio.sleep(1)
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, commit its offsets, leave the group."""
+        self._stopping = True
+
+    async def close(self) -> None:
+        """Commit what was processed and leave the group."""
+        try:
+            await self.commit_pending()
+        finally:
+            await self.kafka.stop()
+
+    async def poll_once(self, timeout_ms: int = 500) -> int:
+        """Fetch one batch and process it; offsets are only remembered, not committed."""
+        batch = await self.kafka.getmany(
+            timeout_ms=timeout_ms, max_records=self._settings.consumer_batch_size
+        )
+        count = 0
+        for tp, records in batch.items():
+            for record in records:
+                await self._process(record)
+                self._pending[tp] = record.offset + 1
+                count += 1
+        return count
+
+    async def commit_pending(self, partitions: set[TopicPartition] | None = None) -> None:
+        """Commit offsets of everything processed (and committed to the database) so far."""
+        offsets = {
+            tp: off for tp, off in self._pending.items() if partitions is None or tp in partitions
+        }
+        if offsets:
+            await self.kafka.commit(offsets)
+            for tp in offsets:
+                self._pending.pop(tp, None)
+
+    async def _process(self, record: ConsumerRecord[Any, Any]) -> None:
+        started = time.perf_counter()
+        try:
+            envelope = decode(record.value)
+        except EnvelopeError as exc:
+            await self._dead_letter(record, exc, attempts=0)
+            metrics.EVENTS_CONSUMED.labels(self.name, "undecodable", "dead_lettered").inc()
+            return
+        handler = self._handlers.get(envelope.event_type)
+        if handler is None:
+            # a known event this service has no interest in
+            metrics.EVENTS_CONSUMED.labels(self.name, envelope.event_type, "ignored").inc()
+            return
+        token = correlation_id.set(envelope.correlation_id)
+        try:
+            outcome = await self._handle_with_retries(record, envelope, handler)
+        finally:
+            correlation_id.reset(token)
+        metrics.EVENTS_CONSUMED.labels(self.name, envelope.event_type, outcome).inc()
+        metrics.EVENT_PROCESSING_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+
+    async def _handle_with_retries(
+        self, record: ConsumerRecord[Any, Any], envelope: Envelope[Any], handler: Handler
+    ) -> str:
+        attempts = self._settings.consumer_max_retries
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self._uow_factory() as uow:
+                    if not await uow.first_delivery(self.name, str(envelope.event_id)):
+                        return "duplicate"
+                    await handler(uow=uow, event=envelope)
+                return "processed"
+            except Exception as exc:
+                log.warning(
+                    "%s failed on %s (attempt %d/%d): %r",
+                    self.name,
+                    envelope.event_type,
+                    attempt,
+                    attempts,
+                    exc,
+                )
+                if attempt == attempts:
+                    await self._dead_letter(record, exc, attempts=attempts)
+                    return "dead_lettered"
+                await asyncio.sleep(
+                    self._settings.consumer_retry_backoff_seconds * 2 ** (attempt - 1)
+                )
+        raise AssertionError("unreachable")
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[Any, Any], exc: BaseException, *, attempts: int
+    ) -> None:
+        headers = [
+            ("error_type", type(exc).__name__.encode()),
+            ("error", str(exc)[:2000].encode()),
+            ("consumer", self.name.encode()),
+            ("original_topic", record.topic.encode()),
+            ("original_partition", str(record.partition).encode()),
+            ("original_offset", str(record.offset).encode()),
+            ("attempts", str(attempts).encode()),
+        ]
+        await self._producer.send_and_wait(
+            f"{record.topic}.dlq", record.value, key=record.key, headers=headers
+        )
+        metrics.EVENTS_DEAD_LETTERED.labels(self.name, record.topic).inc()
+        log.error(
+            "%s sent offset %d of %s to the DLQ: %s", self.name, record.offset, record.topic, exc
+        )
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Commit processed offsets before partitions move to another member."""
+
+    def __init__(self, consumer: EventConsumer) -> None:
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._consumer.commit_pending(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        return None
+
+
+async def ensure_topics(settings: ServiceSettings, names: list[str], partitions: int = 4) -> None:
+    """Create the topics (and their DLQs) if missing; an existing topic is left as it is."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [n for name in names for n in (name, f"{name}.dlq") if n not in existing]
+        if wanted:
+            await admin.create_topics([NewTopic(n, partitions, 1) for n in wanted])
+    finally:
+        await admin.close()

@@ -1,0 +1,207 @@
+"""Composition of one service process: database, migrations, producer, relay, consumers, ops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import MetaData
+
+from shared import metrics
+from shared.clock import Clock, SystemClock
+from shared.db import UnitOfWork, create_engine, messaging_tables, ping
+from shared.kafka import EventConsumer, Handler, OutboxRelay, ensure_topics, make_producer
+from shared.logs import configure_logging
+from shared.migrations import upgrade
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+TOPICS = ["signals", "cases", "assistance", "notifications"]
+
+
+@dataclass
+class ConsumerSpec:
+    """A consumer group: its name, the short topic names it reads, and its handlers."""
+
+    name: str
+    topics: list[str]
+    handlers: dict[str, Handler]
+
+
+@dataclass
+class Runtime:
+    """Everything a service process holds open; handlers get only what they need from it."""
+
+    settings: ServiceSettings
+    metadata: MetaData
+    service_dir: Path
+    consumers: list[ConsumerSpec] = field(default_factory=list)
+    clock: Clock = field(default_factory=SystemClock)
+    background: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        tables = self.metadata.tables
+        if "outbox" in tables:
+            self.outbox, self.processed = tables["outbox"], tables["processed_events"]
+        else:
+            self.outbox, self.processed = messaging_tables(self.metadata)
+        self.engine = create_engine(self.settings.database_url)
+        self.relay = OutboxRelay(
+            engine=self.engine, outbox=self.outbox, clock=self.clock, settings=self.settings
+        )
+        self.producer: AIOKafkaProducer | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._consumers: list[EventConsumer] = []
+
+    def uow(self) -> UnitOfWork:
+        """A new unit of work; committing events wakes the relay."""
+        return UnitOfWork(self.engine, self.outbox, self.processed, self.clock, self.relay.wake)
+
+    async def start(self) -> None:
+        """Migrate, then connect to Kafka in the background so HTTP answers even without it."""
+        await upgrade(self.settings.database_url, self.service_dir)
+        self._tasks.append(asyncio.create_task(self._kafka_side(), name="kafka"))
+        for job in self.background:
+            self._tasks.append(asyncio.create_task(job(self), name=job.__name__))
+
+    async def _kafka_side(self) -> None:
+        delay = 0.5
+        while True:
+            producer = make_producer(self.settings)
+            try:
+                await ensure_topics(self.settings, [self.settings.topic(t) for t in TOPICS])
+                await producer.start()
+                break
+            except Exception as exc:
+                log.warning("kafka not reachable yet (%r); retrying in %.1fs", exc, delay)
+                await producer.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+        self.producer = producer
+        runs: list[Awaitable[Any]] = [self.relay.run(producer)]
+        for spec in self.consumers:
+            consumer = EventConsumer(
+                name=spec.name,
+                topics=[self.settings.topic(t) for t in spec.topics],
+                handlers=spec.handlers,
+                uow_factory=self.uow,
+                producer=producer,
+                settings=self.settings,
+            )
+            await consumer.start()
+            self._consumers.append(consumer)
+            runs.append(consumer.run())
+        await asyncio.gather(*runs)
+
+    async def stop(self) -> None:
+        """Graceful stop: consumers finish their batch and commit, then everything closes."""
+        for consumer in self._consumers:
+            await consumer.stop()
+        await asyncio.sleep(0.6)  # one poll interval: let the batch in hand finish
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for consumer in self._consumers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(consumer.close(), 10)
+        if self.producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.producer.stop(), 10)
+        await self.engine.dispose()
+
+    async def readiness(self) -> dict[str, str]:
+        """What /readyz reports: the database and Kafka, each `ok` or the error."""
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(ping(self.engine), 3)
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"error: {exc!r}"
+        try:
+            if self.producer is None:
+                raise ConnectionError("not connected yet")
+            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), 3)
+            checks["kafka"] = "ok"
+        except Exception as exc:
+            checks["kafka"] = f"error: {exc!r}"
+        return checks
+
+
+def create_service_app(runtime: Runtime, *, title: str, routers: list[Any]) -> FastAPI:
+    """A FastAPI app whose lifespan runs the runtime, with /healthz, /readyz and /metrics."""
+    configure_logging(runtime.settings.service_name, runtime.settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    service = runtime.settings.service_name
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.HTTP_REQUESTS.labels(service, request.method, route, response.status_code).inc()
+        metrics.HTTP_SECONDS.labels(service, request.method, route).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz() -> JSONResponse:
+        checks = await runtime.readiness()
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["ops"])
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(validation_problem(exc.errors()), status_code=422)
+
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def validation_problem(errors: Sequence[Any]) -> dict[str, Any]:
+    """The stable error shape: every problem names its field."""
+    problems = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            message = "unknown field"
+        problems.append({"field": ".".join(loc) or "body", "problem": message})
+    return {"error": "validation_failed", "errors": problems}
+
+
+def runtime_of(request: Request) -> Runtime:
+    """FastAPI dependency: the runtime of the app serving this request."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime

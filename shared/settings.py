@@ -1,0 +1,66 @@
+"""Settings base: one pydantic-settings class per service, each with its own env prefix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+STATE_DIR = Path(".holdline")
+DEV_SECRET = "holdline-dev-secret-change-me"
+
+
+class ServiceSettings(BaseSettings):
+    """Knobs every service has; `HOLDLINE_<SERVICE>_X` beats the shared `HOLDLINE_X`."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    service_name: str = "service"
+    environment: Literal["development", "test", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = ""
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    topic_prefix: str = "holdline."
+    # a bounded send so an outage shows up in logs and readiness instead of hanging silently
+    kafka_request_timeout_ms: int = 10_000
+    consumer_max_retries: int = 3
+    consumer_retry_backoff_seconds: float = 0.2
+    consumer_batch_size: int = 200
+    outbox_batch_size: int = 500
+    outbox_poll_seconds: float = 0.5
+    secret_key: SecretStr = SecretStr(DEV_SECRET)
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        shared_env = EnvSettingsSource(settings_cls, env_prefix="HOLDLINE_")
+        return init_settings, env_settings, shared_env, dotenv_settings, file_secret_settings
+
+    @model_validator(mode="after")
+    def _defaults_and_secrets(self) -> ServiceSettings:
+        if not self.database_url:
+            STATE_DIR.mkdir(exist_ok=True)
+            path = (STATE_DIR / f"{self.service_name}.sqlite3").resolve()
+            self.database_url = f"sqlite+aiosqlite:///{path}"
+        if self.environment == "production" and self.secret_key.get_secret_value() == DEV_SECRET:
+            raise ValueError("secret_key is still the development default; set it for production")
+        return self
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a short name such as `signals`."""
+        return f"{self.topic_prefix}{name}.v1"

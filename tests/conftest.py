@@ -1,0 +1,59 @@
+"""Fixtures for the real Kafka broker and PostgreSQL server: missing means failed, never skipped."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+KAFKA = os.environ.get("HOLDLINE_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+PG_PORT = os.environ.get("HOLDLINE_PG_PORT", "55432")
+PG_DSN = f"postgresql://holdline:holdline@127.0.0.1:{PG_PORT}"
+HINT = "start it with `holdline infra up` (make test does)"
+
+
+def _reachable(hostport: str) -> bool:
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """The real broker; the test fails when it is not there."""
+    if not _reachable(KAFKA):
+        pytest.fail(f"Kafka is not reachable at {KAFKA}: {HINT}", pytrace=False)
+    return KAFKA
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """Topics of one test, apart from every other test's."""
+    return f"holdline.t{uuid.uuid4().hex[:10]}."
+
+
+async def new_database() -> str:
+    """A fresh, empty PostgreSQL database; returns its SQLAlchemy URL."""
+    name = f"holdline_t_{uuid.uuid4().hex[:12]}"
+    try:
+        conn = await asyncpg.connect(f"{PG_DSN}/postgres", timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {PG_DSN}: {exc}; {HINT}", pytrace=False)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return f"postgresql+asyncpg://holdline:holdline@127.0.0.1:{PG_PORT}/{name}"
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for one test."""
+    yield await new_database()

@@ -1,0 +1,196 @@
+"""At-least-once delivery, exactly-once effects, and the DLQ, on real Kafka and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import func, select
+
+import services.risk
+from services.risk import handlers
+from services.risk.config import RiskSettings
+from services.risk.models import cases, metadata
+from shared.events import decode
+from shared.kafka import EventConsumer, ensure_topics, make_producer
+from shared.service import Runtime
+from tests.support import declaration_event, read_topic
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+
+@pytest.fixture
+async def runtime(kafka_bootstrap: str, pg_url: str, topic_prefix: str) -> AsyncIterator[Runtime]:
+    """The risk service's runtime on a fresh database and fresh topics, consumers not started."""
+    settings = RiskSettings(
+        database_url=pg_url,
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        consumer_retry_backoff_seconds=0.01,
+    )
+    rt = Runtime(
+        settings=settings, metadata=metadata, service_dir=Path(services.risk.__file__).parent
+    )
+    from shared.migrations import upgrade
+
+    await upgrade(settings.database_url, rt.service_dir)
+    await ensure_topics(settings, [settings.topic(t) for t in ("signals", "cases")])
+    yield rt
+    await rt.engine.dispose()
+
+
+@pytest.fixture
+async def producer(runtime: Runtime) -> AsyncIterator[AIOKafkaProducer]:
+    prod = make_producer(runtime.settings)
+    await prod.start()
+    yield prod
+    await prod.stop()
+
+
+def risk_consumer(runtime: Runtime, producer: AIOKafkaProducer, **overrides) -> EventConsumer:  # type: ignore[no-untyped-def]
+    settings = runtime.settings
+    handler = overrides.get("handler") or partial(handlers.on_declaration, settings=settings)
+    return EventConsumer(
+        name="risk",
+        topics=[settings.topic("signals")],
+        handlers={"DeclarationSubmitted": handler},
+        uow_factory=runtime.uow,
+        producer=producer,
+        settings=settings,
+    )
+
+
+async def drain(consumer: EventConsumer, *, until: int, timeout: float = 30) -> int:
+    """Poll until `until` records were processed (offsets remembered, not committed)."""
+    seen = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while seen < until and loop.time() < deadline:
+        seen += await consumer.poll_once()
+    return seen
+
+
+async def dead_letters(runtime: Runtime) -> list[bytes]:
+    topic = f"{runtime.settings.topic('signals')}.dlq"
+    return [
+        r.value
+        for r in await read_topic(runtime.settings.kafka_bootstrap, topic, expect=0, timeout=3)
+    ]
+
+
+async def count_cases(runtime: Runtime, household_id: str) -> int:
+    async with runtime.uow() as uow:
+        query = select(func.count()).select_from(cases).where(cases.c.household_id == household_id)
+        return int((await uow.execute(query)).scalar_one())
+
+
+async def test_same_event_delivered_twice_gives_one_case(runtime: Runtime, producer) -> None:  # type: ignore[no-untyped-def]
+    event = declaration_event()
+    topic = runtime.settings.topic("signals")
+    for _ in range(2):
+        await producer.send_and_wait(topic, event.to_bytes(), key=event.household_id.encode())
+    consumer = risk_consumer(runtime, producer)
+    await consumer.start()
+    try:
+        assert await drain(consumer, until=2) == 2
+        await consumer.commit_pending()
+    finally:
+        await consumer.close()
+    assert await count_cases(runtime, event.household_id) == 1
+    await runtime.relay.publish_pending(producer)
+    published = await read_topic(
+        runtime.settings.kafka_bootstrap, runtime.settings.topic("cases"), expect=1
+    )
+    opened = [decode(r.value) for r in published]
+    assert [e.event_type for e in opened] == ["CaseOpened"]
+    assert opened[0].household_id == event.household_id
+    assert opened[0].correlation_id == event.correlation_id
+    assert await dead_letters(runtime) == [], "a redelivery must be a no-op, not a failure"
+
+
+async def test_kill_between_db_commit_and_offset_commit_gives_no_duplicate(
+    runtime: Runtime, producer
+) -> None:  # type: ignore[no-untyped-def]
+    event = declaration_event()
+    topic = runtime.settings.topic("signals")
+    await producer.send_and_wait(topic, event.to_bytes(), key=event.household_id.encode())
+    first = risk_consumer(runtime, producer)
+    await first.start()
+    assert await drain(first, until=1) == 1  # the case is committed to PostgreSQL here
+    # the process dies now: its offset was never committed, so Kafka will deliver again
+    await first.kafka.stop()
+    assert await count_cases(runtime, event.household_id) == 1
+
+    second = risk_consumer(runtime, producer)
+    await second.start()
+    try:
+        assert await drain(second, until=1) == 1, "the event was not redelivered"
+        await second.commit_pending()
+    finally:
+        await second.close()
+    assert await count_cases(runtime, event.household_id) == 1
+    await runtime.relay.publish_pending(producer)
+    published = await read_topic(
+        runtime.settings.kafka_bootstrap, runtime.settings.topic("cases"), expect=1
+    )
+    assert len(published) == 1
+    assert await dead_letters(runtime) == []
+
+
+async def test_poison_message_goes_to_dlq_and_partition_moves_on(
+    runtime: Runtime, producer
+) -> None:  # type: ignore[no-untyped-def]
+    topic = runtime.settings.topic("signals")
+    good = declaration_event()
+    key = good.household_id.encode()
+    await producer.send_and_wait(topic, b"\xff not an event", key=key)
+    await producer.send_and_wait(topic, good.to_bytes(), key=key)
+    consumer = risk_consumer(runtime, producer)
+    await consumer.start()
+    try:
+        assert await drain(consumer, until=2) == 2
+        await consumer.commit_pending()
+    finally:
+        await consumer.close()
+    assert await count_cases(runtime, good.household_id) == 1
+    dead = await read_topic(runtime.settings.kafka_bootstrap, f"{topic}.dlq", expect=1)
+    assert len(dead) == 1
+    assert dead[0].value == b"\xff not an event"
+    headers = dict(dead[0].headers)
+    assert headers["error_type"] == b"MalformedEvent"
+    assert headers["original_topic"] == topic.encode()
+
+
+async def test_handler_that_keeps_failing_is_retried_then_dead_lettered(
+    runtime: Runtime, producer
+) -> None:  # type: ignore[no-untyped-def]
+    topic = runtime.settings.topic("signals")
+    bad, good = declaration_event(), declaration_event()
+    calls: list[str] = []
+    real = partial(handlers.on_declaration, settings=runtime.settings)
+
+    async def flaky(*, uow, event):  # type: ignore[no-untyped-def]
+        calls.append(event.household_id)
+        if event.household_id == bad.household_id:
+            raise ValueError("cannot evaluate this household")
+        await real(uow=uow, event=event)
+
+    for event in (bad, good):
+        await producer.send_and_wait(topic, event.to_bytes(), key=b"same-partition")
+    consumer = risk_consumer(runtime, producer, handler=flaky)
+    await consumer.start()
+    try:
+        assert await drain(consumer, until=2) == 2
+        await consumer.commit_pending()
+    finally:
+        await consumer.close()
+    assert calls.count(bad.household_id) == runtime.settings.consumer_max_retries
+    assert await count_cases(runtime, bad.household_id) == 0
+    assert await count_cases(runtime, good.household_id) == 1
+    dead = await read_topic(runtime.settings.kafka_bootstrap, f"{topic}.dlq", expect=1)
+    assert [decode(r.value).event_id for r in dead] == [bad.event_id]
+    assert dict(dead[0].headers)["attempts"] == b"3"
