@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 import uvicorn
 from rich.console import Console
+
 from shared.infra import infra_app
 
 SERVICES = ("intake", "risk", "assistance", "notify")

@@ -20,7 +20,6 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from shared import infra
 from shared.identity import check_character
 
 SERVICES = ("intake", "risk", "assistance", "notify")
@@ -132,6 +131,8 @@ def stop_services(procs: dict[str, subprocess.Popen[bytes]]) -> None:
 
 def run_demo(*, households: int, keep_kafka: bool) -> int:
     """Start everything, post the data set, report the counts, stop everything."""
+    from shared import infra
+
     started_kafka = not infra.kafka_running()
     if started_kafka:
         console.print("starting Kafka (first run fetches the broker from Maven Central)...")

@@ -157,7 +157,7 @@ def new_event(
     payload: P, *, household_id: str, source: str, correlation_id: str, clock: Clock
 ) -> Envelope[P]:
     """Wrap a payload in a fresh envelope."""
-    return Envelope[type(payload)](  # type: ignore[misc]
+    return Envelope[type(payload)](  # type: ignore[misc,operator]
         event_type=type(payload).__name__,
         occurred_at=clock.now(),
         household_id=household_id,

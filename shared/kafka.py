@@ -282,7 +282,7 @@ class EventConsumer:
         )
 
 
-class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+class _CommitOnRevoke(ConsumerRebalanceListener):
     """Commit processed offsets before partitions move to another member."""
 
     def __init__(self, consumer: EventConsumer) -> None:

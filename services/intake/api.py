@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1", tags=["intake"])
 
 async def body_within_limit(request: Request) -> None:
     """Refuse oversized bodies before parsing them."""
-    settings: IntakeSettings = request.app.state.runtime.settings  # type: ignore[assignment]
+    settings: IntakeSettings = request.app.state.runtime.settings
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > settings.max_body_bytes:
         raise HTTPException(

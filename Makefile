@@ -1,0 +1,48 @@
+# Holdline developer targets; the README names them.
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+
+.PHONY: install demo test lint typecheck unit infra-up infra-down infra-status clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+## demo: Kafka + the four services on SQLite, a demo data set, a report; stops everything after
+demo: install
+	$(BIN)/holdline demo
+
+## test: starts Kafka and PostgreSQL, then lint, types and the whole suite (nothing skipped)
+test: install
+	$(BIN)/holdline infra up
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+infra-up: install
+	$(BIN)/holdline infra up
+
+infra-down: install
+	$(BIN)/holdline infra down
+
+infra-status: install
+	$(BIN)/holdline infra status
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
