@@ -188,6 +188,12 @@ def _post_and_report(
         f"an invalid one was refused with {refused.status_code}: {refused.json()['errors']}"
     )
     wait_for(lambda: len(receiver.calls) >= households, 60, "a webhook call per household")
+
+    def all_delivered() -> bool:
+        notes = http.get(f"{url['notify']}/v1/notifications", params={"limit": 1000}).json()
+        return sum(n["status"] == "delivered" for n in notes) >= households
+
+    wait_for(all_delivered, 30, "notify to record every delivery")
     cases = http.get(f"{url['risk']}/v1/cases", params={"limit": 1000}).json()
     plans = http.get(f"{url['assistance']}/v1/plans", params={"limit": 1000}).json()
     notes = http.get(f"{url['notify']}/v1/notifications", params={"limit": 1000}).json()

@@ -1,4 +1,4 @@
-"""Kafka layer: idempotent producer, outbox relay, and a consumer that commits after the database."""
+"""Kafka layer: idempotent producer, outbox relay, consumer that commits after the database."""
 
 from __future__ import annotations
 
