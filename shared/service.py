@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from shared import metrics
 from shared.clock import Clock, SystemClock
 from shared.db import UnitOfWork, create_engine, messaging_tables, ping
 from shared.kafka import EventConsumer, Handler, OutboxRelay, ensure_topics, make_producer
-from shared.logs import configure_logging
+from shared.logs import configure_logging, correlation_id
 from shared.migrations import upgrade
 from shared.settings import ServiceSettings
 
@@ -158,7 +159,13 @@ def create_service_app(runtime: Runtime, *, title: str, routers: list[Any]) -> F
     @app.middleware("http")
     async def _measure(request: Request, call_next: Any) -> Response:
         started = time.perf_counter()
-        response: Response = await call_next(request)
+        token = correlation_id.set(request.headers.get("x-correlation-id") or str(uuid.uuid4()))
+        try:
+            response: Response = await call_next(request)
+        finally:
+            response_id = correlation_id.get()
+            correlation_id.reset(token)
+        response.headers["X-Correlation-ID"] = response_id or ""
         route = getattr(request.scope.get("route"), "path", "unmatched")
         metrics.HTTP_REQUESTS.labels(service, request.method, route, response.status_code).inc()
         metrics.HTTP_SECONDS.labels(service, request.method, route).observe(

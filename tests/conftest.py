@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-KAFKA = os.environ.get("HOLDLINE_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
-PG_PORT = os.environ.get("HOLDLINE_PG_PORT", "55432")
+from shared import infra
+
+KAFKA = os.environ.get("HOLDLINE_KAFKA_BOOTSTRAP", f"127.0.0.1:{infra.kafka_port()}")
+PG_PORT = str(infra.InfraSettings.from_env().pg_port)
 PG_DSN = f"postgresql://holdline:holdline@127.0.0.1:{PG_PORT}"
 HINT = "start it with `holdline infra up` (make test does)"
 
