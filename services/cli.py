@@ -54,6 +54,36 @@ def _serve_all() -> int:
 
 
 @app.command()
+def token(
+    role: Annotated[str, typer.Option(help="village, township, county or admin")],
+    jurisdiction: Annotated[str, typer.Option(help="region-code prefix, e.g. 530102")] = "",
+    subject: Annotated[str, typer.Option(help="who the token names")] = "dev-cadre",
+    hours: Annotated[float, typer.Option(min=0.01, max=24 * 30, help="lifetime")] = 8,
+) -> None:
+    """Mint a development bearer token signed with the configured JWT secret."""
+    from datetime import timedelta
+
+    from shared.auth import AuthError, mint_token
+    from shared.clock import SystemClock
+    from shared.settings import ServiceSettings
+
+    try:
+        print(
+            mint_token(
+                subject=subject,
+                role=role,  # type: ignore[arg-type]
+                jurisdiction=jurisdiction,
+                secret=ServiceSettings().jwt_secret.get_secret_value(),
+                clock=SystemClock(),
+                ttl=timedelta(hours=hours),
+            )
+        )
+    except AuthError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@app.command()
 def demo(
     households: Annotated[int, typer.Option(min=1, max=500, help="households to declare")] = 8,
     keep_kafka: Annotated[bool, typer.Option(help="leave Kafka running afterwards")] = False,

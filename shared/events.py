@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -59,7 +59,62 @@ class UnsupportedSchemaVersion(EnvelopeError):
     """A newer major schema version than this code base understands."""
 
 
-# --- signals --------------------------------------------------------------------------
+# --- facts shared by several events --------------------------------------------------
+
+LabourCapacity = Literal["full", "partial", "none"]
+RiskType = Literal[
+    "illness",
+    "disability",
+    "schooling",
+    "disaster",
+    "accident",
+    "business_failure",
+    "unstable_employment",
+    "lack_of_labour",
+    "housing_unsafe",
+    "water_unsafe",
+    "other",
+]
+MonitoringKind = Literal["unstable", "marginal", "sudden"]
+
+
+class Member(Payload):
+    """One household member as the registry or a cadre knows them (rules §1)."""
+
+    person_id_hash: str
+    person_id_masked: str
+    name: str = ""
+    age: int = Field(ge=0, le=130)
+    labour_capacity: LabourCapacity = "full"
+    chronic_illness: bool = False
+    serious_illness: bool = False
+    disability_grade: int | None = Field(None, ge=1, le=4)
+    schooling_stage: str | None = None  # preschool, primary, junior, senior, vocational, higher
+    employed: bool = False
+    has_employment_record: bool = False
+
+
+class Guarantees(Payload):
+    """Two no-worries, three guarantees and drinking water (rules §3); None means not checked."""
+
+    food_clothing_secure: bool | None = None
+    compulsory_education_secure: bool | None = None  # no dropout aged 6-15
+    medical_insured: bool | None = None
+    medical_affordable: bool | None = None
+    house_rating: Literal["A", "B", "C", "D"] | None = None
+    drinking_water_safe: bool | None = None
+
+
+class Reason(Payload):
+    """Why a rule fired: which rule, the value seen, the threshold it was held against."""
+
+    rule: str  # e.g. "rules §2 monitoring threshold"
+    detail: str
+    value: float | str | None = None
+    threshold: float | str | None = None
+
+
+# --- signals (holdline.signals.v1) ---------------------------------------------------
 
 
 class DeclarationSubmitted(Payload):
@@ -69,6 +124,7 @@ class DeclarationSubmitted(Payload):
     channel: str = "app"
     declarant_name: str
     declarant_id_masked: str
+    declarant_id_hash: str = ""
     village_code: str
     risk_types: list[str]
     description: str = ""
@@ -79,7 +135,51 @@ class DeclarationSubmitted(Payload):
     happened_on: date | None = None
 
 
-# --- cases ----------------------------------------------------------------------------
+class CadreReportSubmitted(Payload):
+    """A grassroots cadre's investigation report (基层干部排查)."""
+
+    submission_id: str
+    cadre_id: str
+    village_code: str
+    risk_types: list[str] = []
+    per_capita_income: float | None = None
+    previous_year_income: float | None = None
+    annual_income: float | None = None
+    medical_spending: float = 0
+    schooling_spending: float = 0
+    loss_amount: float = 0
+    members: list[Member] = []
+    guarantees: Guarantees = Guarantees()
+    basic_living_seriously_difficult: bool = False
+    facts_verified: bool = False
+    description: str = ""
+
+
+class FeedRecordReceived(Payload):
+    """One valid row of a department data-comparison feed (部门筛查预警, rules §8)."""
+
+    batch_id: str
+    department: str  # medical_insurance, health, education, housing, water, ...
+    line: int
+    person_id_hash: str
+    person_id_masked: str
+    village_code: str | None = None
+    recorded_on: date
+    facts: dict[str, Any]  # the department's validated row, IDs removed
+
+
+class RegistryRecordReceived(Payload):
+    """A household of the baseline registry, upserted (rules §1)."""
+
+    submission_id: str
+    village_code: str
+    baseline_status: Literal["formerly_poor", "ordinary"]
+    per_capita_income: float
+    previous_year_income: float | None = None
+    members: list[Member]
+
+
+# --- cases (holdline.cases.v1) -------------------------------------------------------
 
 
 class CaseOpened(Payload):
@@ -93,6 +193,7 @@ class CaseOpened(Payload):
     deadline: datetime
     home_visit_due: datetime | None = None
     submission_id: str | None = None
+    reasons: list[Reason] = []
 
 
 class CaseMerged(Payload):
@@ -103,7 +204,100 @@ class CaseMerged(Payload):
     submission_id: str | None = None
 
 
-# --- assistance -----------------------------------------------------------------------
+class CaseStepCompleted(Payload):
+    """A step of the identification procedure was completed (rules §4)."""
+
+    case_id: str
+    village_code: str
+    step: str
+    actor: str
+    role: str
+    note: str = ""
+    next_steps: list[str] = []
+
+
+class GreenChannelOpened(Payload):
+    """Assist first, identify later (先帮扶后认定, rules §5): provisional help requested now."""
+
+    case_id: str
+    village_code: str
+    risk_types: list[str]
+    provisional_measures: list[str]
+    paperwork_due: datetime
+    reasons: list[Reason]
+
+
+class HouseholdIdentified(Payload):
+    """The household became a monitoring object (监测对象) of one kind (rules §1, §4)."""
+
+    case_id: str
+    village_code: str
+    kind: MonitoringKind
+    risk_types: list[str]
+    reasons: list[Reason]
+    members: list[Member] = []
+    per_capita_income: float | None = None
+    green_channel: bool = False
+
+
+class CaseRejected(Payload):
+    """Not a monitoring object; any provisional green-channel enrolment is rolled back."""
+
+    case_id: str
+    village_code: str
+    step: str
+    reason: str
+    actor: str
+    green_channel_rolled_back: bool = False
+
+
+class CaseDeadlineApproaching(Payload):
+    """A case has used its warning share of the time (rules §4); goes to the township."""
+
+    case_id: str
+    village_code: str
+    deadline: datetime
+    level: Literal["township", "county"] = "township"
+
+
+class CaseOverdue(Payload):
+    """A case passed its deadline: an orange warning escalated to the county (rules §4)."""
+
+    case_id: str
+    village_code: str
+    deadline: datetime
+    level: Literal["township", "county"] = "county"
+
+
+class RiskEliminated(Payload):
+    """The monitoring object's risk was marked eliminated (风险消除, rules §7)."""
+
+    case_id: str
+    village_code: str
+    reasons: list[Reason] = []
+
+
+class EliminationRolledBack(Payload):
+    """A risk elimination was taken back (风险消除回退, rules §7)."""
+
+    case_id: str
+    village_code: str
+    reason: str
+
+
+# --- assistance (holdline.assistance.v1) ---------------------------------------------
+
+
+class CadreRegistered(Payload):
+    """A cadre joined (or changed in) the roster; notify keeps a projection of it."""
+
+    cadre_id: str
+    name: str
+    rank: str  # county_leader, section, general, township, village
+    township_code: str
+    village_codes: list[str] = []
+    contacts: dict[str, str] = {}  # channel -> address (webhook URL, phone, e-mail)
+    active: bool = True
 
 
 class PlanCreated(Payload):
@@ -113,10 +307,69 @@ class PlanCreated(Payload):
     case_id: str
     village_code: str
     measures: list[str]
-    case_deadline: datetime
+    case_deadline: datetime | None = None
+    provisional: bool = False
 
 
-# --- notifications --------------------------------------------------------------------
+class MeasureAssigned(Payload):
+    """One measure of a plan, for the household or one member, with why it was chosen."""
+
+    measure_id: str
+    plan_id: str
+    code: str
+    category: str
+    person_id_hash: str | None = None
+    reason: str
+
+
+class CadreAssigned(Payload):
+    """A responsible cadre (帮扶责任人) was assigned to the household (rules §6)."""
+
+    cadre_id: str
+    case_id: str
+    village_code: str
+    previous_cadre_id: str | None = None
+
+
+class VisitRecorded(Payload):
+    """A responsible cadre visited the household."""
+
+    visit_id: str
+    cadre_id: str
+    visited_on: date
+    per_capita_income: float | None = None
+    guarantees: Guarantees = Guarantees()
+    new_risk_types: list[str] = []
+    note: str = ""
+
+
+class VisitOverdue(Payload):
+    """A monthly visit was missed (rules §6): to the cadre, then to the township."""
+
+    cadre_id: str
+    village_code: str
+    due_on: date
+    level: Literal["cadre", "township"] = "cadre"
+
+
+class MeasureCompleted(Payload):
+    """A measure was implemented."""
+
+    measure_id: str
+    plan_id: str
+    code: str
+    completed_on: date
+
+
+class IncomeUpdated(Payload):
+    """A household's per-capita income changed (from a visit or a feed)."""
+
+    per_capita_income: float
+    recorded_on: date
+    source: str
+
+
+# --- notifications (holdline.notifications.v1) ---------------------------------------
 
 
 class NotificationDelivered(Payload):
@@ -140,15 +393,43 @@ class NotificationFailed(Payload):
     error: str
 
 
+class NotificationAcknowledged(Payload):
+    """The recipient acknowledged an urgent notification."""
+
+    notification_id: str
+    source_event_id: str
+    recipient: str
+    acknowledged_at: datetime
+
+
 EVENT_TYPES: dict[str, type[Payload]] = {
     cls.__name__: cls
     for cls in (
         DeclarationSubmitted,
+        CadreReportSubmitted,
+        FeedRecordReceived,
+        RegistryRecordReceived,
         CaseOpened,
         CaseMerged,
+        CaseStepCompleted,
+        GreenChannelOpened,
+        HouseholdIdentified,
+        CaseRejected,
+        CaseDeadlineApproaching,
+        CaseOverdue,
+        RiskEliminated,
+        EliminationRolledBack,
+        CadreRegistered,
         PlanCreated,
+        MeasureAssigned,
+        CadreAssigned,
+        VisitRecorded,
+        VisitOverdue,
+        MeasureCompleted,
+        IncomeUpdated,
         NotificationDelivered,
         NotificationFailed,
+        NotificationAcknowledged,
     )
 }
 

@@ -13,6 +13,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from shared.auth import DEPARTMENTS
+
 STATE_DIR = Path(".holdline")
 DEV_SECRET = "holdline-dev-secret-change-me"
 
@@ -37,6 +39,10 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = 500
     outbox_poll_seconds: float = 0.5
     secret_key: SecretStr = SecretStr(DEV_SECRET)
+    jwt_secret: SecretStr = SecretStr(DEV_SECRET + "-jwt")
+    app_key: SecretStr = SecretStr("holdline-dev-app-key")
+    # department -> API key; in development every department's key is `dev-<department>-key`
+    department_keys: dict[str, SecretStr] = {}
     log_level: str = "INFO"
 
     @classmethod
@@ -57,9 +63,22 @@ class ServiceSettings(BaseSettings):
             STATE_DIR.mkdir(exist_ok=True)
             path = (STATE_DIR / f"{self.service_name}.sqlite3").resolve()
             self.database_url = f"sqlite+aiosqlite:///{path}"
-        if self.environment == "production" and self.secret_key.get_secret_value() == DEV_SECRET:
-            raise ValueError("secret_key is still the development default; set it for production")
+        if self.environment != "development":
+            for name in ("secret_key", "jwt_secret", "app_key"):
+                if (
+                    getattr(self, name).get_secret_value()
+                    == type(self).model_fields[name].default.get_secret_value()
+                ):
+                    raise ValueError(f"{name} is still the development default; set it")
+            if not self.department_keys:
+                raise ValueError("department_keys must be set outside development")
         return self
+
+    def department_key_map(self) -> dict[str, str]:
+        """Department -> API key in force (development keys when none are configured)."""
+        if self.department_keys:
+            return {d: k.get_secret_value() for d, k in self.department_keys.items()}
+        return {d: f"dev-{d}-key" for d in DEPARTMENTS}
 
     def topic(self, name: str) -> str:
         """Full topic name for a short name such as `signals`."""

@@ -44,7 +44,7 @@ async def on_plan_created(*, uow: UnitOfWork, event: Envelope[PlanCreated]) -> N
                 "household_id": event.household_id,
                 "case_id": plan.case_id,
                 "plan_id": plan.plan_id,
-                "deadline": plan.case_deadline.isoformat(),
+                "deadline": plan.case_deadline.isoformat() if plan.case_deadline else None,
                 "text": text,
                 "correlation_id": event.correlation_id,
             },

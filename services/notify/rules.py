@@ -10,11 +10,11 @@ from shared.events import PlanCreated
 
 def plan_created_message(*, household_id: str, plan: PlanCreated) -> str:
     """zh-CN text short enough for SMS: which household, what to do, by when."""
-    deadline = plan.case_deadline.date().isoformat()
     measures = "、".join(plan.measures)
-    return (
-        f"【防返贫监测】农户{household_id}已建立帮扶计划（{measures}），请于{deadline}前完成认定。"
-    )
+    text = f"【防返贫监测】农户{household_id}已建立帮扶计划（{measures}）"
+    if plan.case_deadline is None:
+        return text + "，请尽快落实。"
+    return text + f"，请于{plan.case_deadline.date().isoformat()}前完成认定。"
 
 
 def plan_recipient(plan: PlanCreated) -> str:
