@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck unit infra-up infra-down infra-status clean
+.PHONY: install demo test prometheus lint typecheck unit infra-up infra-down infra-status clean
 
 install: $(VENV)/.installed
 
@@ -18,12 +18,17 @@ demo: install
 	$(BIN)/holdline demo
 
 ## test: starts Kafka and PostgreSQL, then lint, types and the whole suite (nothing skipped)
-test: install
+test: install prometheus
 	$(BIN)/holdline infra up
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+## prometheus and promtool from Debian's packages, for the operations tests
+prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus)
 
 unit: install
 	$(BIN)/pytest tests/unit

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from shared.clock import Clock
 from shared.events import Envelope
+from shared.metrics import count_domain_events
 
 Id = BigInteger().with_variant(Integer, "sqlite")
 
@@ -88,6 +89,7 @@ class UnitOfWork:
         self.clock = clock
         self._on_commit = on_commit
         self._recorded = 0
+        self._counted: list[Envelope[Any]] = []
         self.conn: AsyncConnection
 
     async def __aenter__(self) -> UnitOfWork:
@@ -104,6 +106,7 @@ class UnitOfWork:
         try:
             if exc_type is None:
                 await self.conn.commit()
+                count_domain_events(self._counted)
                 if self._recorded and self._on_commit:
                     self._on_commit()
             else:
@@ -127,6 +130,7 @@ class UnitOfWork:
             )
         )
         self._recorded += 1
+        self._counted.append(envelope)
 
     async def first_delivery(self, consumer: str, event_id: str) -> bool:
         """Mark an event processed by `consumer`; False when it already was (a redelivery)."""

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import metrics
 from shared.clock import Clock
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, utc
 from shared.events import Envelope, EnvelopeError, decode
 from shared.logs import correlation_id
 from shared.settings import ServiceSettings
@@ -99,6 +99,7 @@ class OutboxRelay:
             backlog = len(rows)
             if not rows:
                 metrics.OUTBOX_BACKLOG.labels(self._settings.service_name).set(0)
+                metrics.OUTBOX_OLDEST_SECONDS.labels(self._settings.service_name).set(0)
                 return 0
             # Enqueue in order, then wait: the idempotent producer keeps retrying the same
             # sequence numbers through a broker outage, so nothing is sent twice or reordered.
@@ -114,10 +115,15 @@ class OutboxRelay:
             await conn.commit()
             for row in rows:
                 metrics.EVENTS_PUBLISHED.labels(row.topic).inc()
-            remaining = (
-                await conn.execute(select(func.count()).where(t.c.published_at.is_(None)))
-            ).scalar_one()
-            metrics.OUTBOX_BACKLOG.labels(self._settings.service_name).set(remaining)
+            remaining, oldest = (
+                await conn.execute(
+                    select(func.count(), func.min(t.c.created_at)).where(t.c.published_at.is_(None))
+                )
+            ).one()
+            service = self._settings.service_name
+            metrics.OUTBOX_BACKLOG.labels(service).set(remaining)
+            age = (self._clock.now() - utc(oldest)).total_seconds() if oldest else 0.0
+            metrics.OUTBOX_OLDEST_SECONDS.labels(service).set(max(age, 0.0))
             return backlog
 
 
@@ -200,6 +206,11 @@ class EventConsumer:
                 await self._process(record)
                 self._pending[tp] = record.offset + 1
                 count += 1
+            highwater = self.kafka.highwater(tp)
+            if highwater is not None:
+                metrics.CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(
+                    max(highwater - self._pending[tp], 0)
+                )
         return count
 
     async def commit_pending(self, partitions: set[TopicPartition] | None = None) -> None:

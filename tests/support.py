@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
@@ -90,3 +95,80 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+SERVICES = ("intake", "risk", "assistance", "notify")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Platform:
+    """The four services as processes on fresh PostgreSQL databases and fresh topics."""
+
+    def __init__(self, *, kafka_bootstrap: str, topic_prefix: str, logs: Path, webhook_url: str):
+        self.env = os.environ | {
+            "HOLDLINE_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "HOLDLINE_TOPIC_PREFIX": topic_prefix,
+            "HOLDLINE_NOTIFY_WEBHOOK_URL": webhook_url,
+            "HOLDLINE_NOTIFY_RETRY_BASE_SECONDS": "0.2",
+        }
+        self.logs = logs
+        self.ports = {name: free_port() for name in SERVICES}
+        self.urls = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    async def start(self) -> None:
+        """Fresh databases, four processes, wait until every /readyz answers 200."""
+        from tests.conftest import new_database
+
+        for name in SERVICES:
+            self.env[f"HOLDLINE_{name.upper()}_PORT"] = str(self.ports[name])
+            self.env[f"HOLDLINE_{name.upper()}_DATABASE_URL"] = await new_database()
+        for name in SERVICES:
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "serve", name],
+                env=self.env,
+                stdout=(self.logs / f"{name}.log").open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+        async with httpx.AsyncClient() as http:
+            for name in SERVICES:
+                await self._wait_ready(http, name)
+
+    async def _wait_ready(self, http: httpx.AsyncClient, name: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while loop.time() < deadline:
+            try:
+                if (await http.get(f"{self.urls[name]}/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.3)
+        raise AssertionError(f"{name} never became ready:\n{self.log(name)[-3000:]}")
+
+    def log(self, name: str) -> str:
+        """What a service printed so far."""
+        return (self.logs / f"{name}.log").read_text()
+
+    def stop(self) -> dict[str, bool]:
+        """SIGTERM every service; name -> whether it completed a graceful shutdown."""
+        for proc in self.procs.values():
+            proc.terminate()
+        clean = {}
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            # uvicorn re-raises SIGTERM after its graceful shutdown, so the exit code is -15
+            clean[name] = "Application shutdown complete" in self.log(name)
+        return clean
