@@ -2,32 +2,60 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.assistance import handlers
+from services.assistance import closing, handlers
 from services.assistance.api import router
+from services.assistance.api_roster import router as roster_router
 from services.assistance.config import AssistanceSettings
 from services.assistance.models import metadata
+from services.assistance.visiting import raise_overdue_visits
 from shared.clock import Clock, SystemClock
 from shared.service import ConsumerSpec, Runtime, create_service_app
 
+log = logging.getLogger(__name__)
 
-def create_app(settings: AssistanceSettings | None = None, clock: Clock | None = None) -> FastAPI:
-    """The assistance service: cases in, plans out."""
-    settings = settings or AssistanceSettings()
-    consumer = ConsumerSpec(
+
+def consumer_spec(settings: AssistanceSettings) -> ConsumerSpec:
+    """The `cases` consumer: every case event assistance acts on."""
+    return ConsumerSpec(
         name="assistance",
         topics=["cases"],
-        handlers={"CaseOpened": partial(handlers.on_case_opened, settings=settings)},
+        handlers={
+            "CaseOpened": partial(handlers.on_case_opened, settings=settings),
+            "GreenChannelOpened": partial(handlers.on_green_channel_opened, settings=settings),
+            "HouseholdIdentified": partial(handlers.on_household_identified, settings=settings),
+            "CaseRejected": partial(closing.on_case_rejected, settings=settings),
+            "RiskEliminated": partial(closing.on_risk_eliminated, settings=settings),
+            "EliminationRolledBack": partial(closing.on_elimination_rolled_back, settings=settings),
+        },
     )
+
+
+def create_app(settings: AssistanceSettings | None = None, clock: Clock | None = None) -> FastAPI:
+    """The assistance service: cases in; plans, measures, cadres and visits out."""
+    settings = settings or AssistanceSettings()
+
+    async def overdue_visits(runtime: Runtime) -> None:
+        """rules §6.10: look for missed monthly visits every `visit_check_seconds`."""
+        while True:
+            try:
+                await raise_overdue_visits(uow_factory=runtime.uow, settings=settings)
+            except Exception:
+                log.exception("overdue-visit pass failed; retrying next time")
+            await asyncio.sleep(settings.visit_check_seconds)
+
     runtime = Runtime(
         settings=settings,
         metadata=metadata,
         service_dir=Path(__file__).parent,
-        consumers=[consumer],
+        consumers=[consumer_spec(settings)],
         clock=clock or SystemClock(),
+        background=[overdue_visits],
     )
-    return create_service_app(runtime, title="Holdline assistance", routers=[router])
+    return create_service_app(runtime, title="Holdline assistance", routers=[router, roster_router])

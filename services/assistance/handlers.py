@@ -1,50 +1,199 @@
-"""Assistance use cases: a case gets one plan."""
+"""Assistance use cases for `cases` events: plans, measures and the responsible cadre (rules §6)."""
 
 from __future__ import annotations
 
-from uuid import uuid4
+from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select, update
 
-from services.assistance import rules
+from services.assistance import rules, schedule, visiting
+from services.assistance.catalogue import Catalogue, load_catalogue
 from services.assistance.config import AssistanceSettings
-from services.assistance.models import plans
+from services.assistance.models import households, plans
+from services.assistance.planner import (
+    build_plan,
+    labour_class,
+    normalise_risks,
+    ordered,
+    provisional_measures,
+)
+from services.assistance.repository import (
+    add_measures,
+    as_planned,
+    create_plan,
+    emit,
+    plan_by_case,
+    plan_measures,
+)
+from services.assistance.roster import assign_responsible
 from shared.db import UnitOfWork
-from shared.events import CaseOpened, Envelope, PlanCreated, new_event
+from shared.events import (
+    CaseOpened,
+    Envelope,
+    GreenChannelOpened,
+    HouseholdIdentified,
+    PlanCreated,
+)
+
+SYSTEM = "assistance"
+
+
+def _catalogue(settings: AssistanceSettings) -> Catalogue:
+    return load_catalogue(settings.catalogue_path or None)
 
 
 async def on_case_opened(
     *, uow: UnitOfWork, event: Envelope[CaseOpened], settings: AssistanceSettings
 ) -> None:
-    """rules §6: one plan per household case, measures filling the gap of each risk type."""
+    """A pending plan as soon as a case opens, so the village hears of it with the deadline.
+
+    Its measures are only suggestions until identification (or the green channel) fills it.
+    """
     case = event.payload
-    exists = (await uow.execute(select(plans.c.id).where(plans.c.case_id == case.case_id))).first()
-    if exists:
+    if await plan_by_case(uow, case.case_id) is not None:
         return
-    plan = PlanCreated(
-        plan_id=str(uuid4()),
-        case_id=case.case_id,
-        village_code=case.village_code,
-        measures=rules.initial_measures(case.risk_types),
-        case_deadline=case.deadline,
-    )
+    plan_id = await create_plan(
+        uow, household_id=event.household_id, case_id=case.case_id,
+        village_code=case.village_code, status="pending",
+    )  # fmt: skip
+    suggested = rules.initial_measures(case.risk_types)
     await uow.execute(
-        insert(plans).values(
-            id=plan.plan_id,
-            household_id=event.household_id,
-            case_id=case.case_id,
-            village_code=case.village_code,
-            measures=plan.measures,
-            created_at=uow.clock.now(),
+        update(plans)
+        .where(plans.c.id == plan_id)
+        .values(measures=suggested, risk_types=normalise_risks(case.risk_types))
+    )
+    created = PlanCreated(
+        plan_id=plan_id, case_id=case.case_id, village_code=case.village_code,
+        measures=suggested, case_deadline=case.deadline,
+    )  # fmt: skip
+    await emit(
+        uow, created, household_id=event.household_id, correlation_id=event.correlation_id,
+        settings=settings,
+    )  # fmt: skip
+
+
+async def _plan_for(uow: UnitOfWork, *, household_id: str, case_id: str, village_code: str) -> Any:
+    plan = await plan_by_case(uow, case_id)
+    if plan is None:
+        await create_plan(
+            uow, household_id=household_id, case_id=case_id, village_code=village_code,
+            status="pending",
+        )  # fmt: skip
+        plan = await plan_by_case(uow, case_id)
+    return plan
+
+
+async def on_green_channel_opened(
+    *, uow: UnitOfWork, event: Envelope[GreenChannelOpened], settings: AssistanceSettings
+) -> None:
+    """rules §5.2: provisional emergency help (temporary assistance, medical aid) at once."""
+    case = event.payload
+    plan = await _plan_for(
+        uow, household_id=event.household_id, case_id=case.case_id, village_code=case.village_code
+    )
+    if plan.status not in ("pending", "provisional"):
+        return
+    held = {as_planned(r).key for r in await plan_measures(uow, plan.id)}
+    wanted = provisional_measures(catalogue=_catalogue(settings), codes=case.provisional_measures)
+    new = [m for m in wanted if m.key not in held]
+    await add_measures(
+        uow, plan=plan, new=new, labour="unknown", actor=SYSTEM, settings=settings,
+        correlation_id=event.correlation_id,
+    )  # fmt: skip
+    await uow.execute(
+        update(plans)
+        .where(plans.c.id == plan.id)
+        .values(status="provisional", risk_types=normalise_risks(case.risk_types))
+    )
+    if new:
+        created = PlanCreated(
+            plan_id=plan.id, case_id=case.case_id, village_code=case.village_code,
+            measures=[m.code for m in new], case_deadline=case.paperwork_due, provisional=True,
+        )  # fmt: skip
+        await emit(
+            uow, created, household_id=event.household_id, correlation_id=event.correlation_id,
+            settings=settings,
+        )  # fmt: skip
+
+
+async def on_household_identified(
+    *, uow: UnitOfWork, event: Envelope[HouseholdIdentified], settings: AssistanceSettings
+) -> None:
+    """rules §6: the household's plan fills exactly its gap; a responsible cadre is assigned."""
+    case = event.payload
+    catalogue = _catalogue(settings)
+    plan = await _plan_for(
+        uow, household_id=event.household_id, case_id=case.case_id, village_code=case.village_code
+    )
+    labour = labour_class(case.members)
+    active = [as_planned(r) for r in await plan_measures(uow, plan.id)]
+    new = build_plan(
+        catalogue=catalogue, risk_types=case.risk_types, members=case.members, active=active
+    )
+    was_active = plan.status == "active"
+    # the household and its cadre first, so that whoever hears of the plan knows who answers
+    codes = [m.code for m in ordered([*active, *new], labour)]
+    await _monitor(uow, event=event, codes=codes, settings=settings)
+    await assign_responsible(
+        uow, household_id=event.household_id, case_id=case.case_id,
+        village_code=case.village_code, settings=settings, correlation_id=event.correlation_id,
+    )  # fmt: skip
+    await add_measures(
+        uow, plan=plan, new=new, labour=labour, actor=SYSTEM, settings=settings,
+        correlation_id=event.correlation_id,
+    )  # fmt: skip
+    await uow.execute(
+        update(plans)
+        .where(plans.c.id == plan.id)
+        .values(
+            status="active", kind=case.kind, risk_types=normalise_risks(case.risk_types),
+            members=[m.model_dump(mode="json") for m in case.members], labour_class=labour,
+            catalogue_version=catalogue.version,
         )
-    )
-    await uow.record(
-        new_event(
-            plan,
-            household_id=event.household_id,
-            source="assistance",
-            correlation_id=event.correlation_id,
-            clock=uow.clock,
+    )  # fmt: skip
+    if new or not was_active:
+        created = PlanCreated(
+            plan_id=plan.id, case_id=case.case_id, village_code=case.village_code, measures=codes
+        )
+        await emit(
+            uow, created, household_id=event.household_id, correlation_id=event.correlation_id,
+            settings=settings,
+        )  # fmt: skip
+
+
+async def _monitor(
+    uow: UnitOfWork,
+    *,
+    event: Envelope[HouseholdIdentified],
+    codes: list[str],
+    settings: AssistanceSettings,
+) -> None:
+    """The household enters the visit schedule with its must-visit flags (rules §6.10-6.11)."""
+    case = event.payload
+    now = uow.clock.now()
+    flags = visiting.must_visit(
+        risk_types=case.risk_types, members=case.members, codes=codes,
+        income=case.per_capita_income, previous=None, settings=settings,
+    )  # fmt: skip
+    values = {
+        "case_id": case.case_id, "village_code": case.village_code,
+        "township_code": case.village_code[:9], "kind": case.kind, "status": "monitored",
+        "risk_types": normalise_risks(case.risk_types), "per_capita_income": case.per_capita_income,
+        "must_visit": flags, "identified_at": event.occurred_at, "updated_at": now,
+        "next_visit_due": schedule.next_due(
+            event.occurred_at.date(), interval_days=settings.visit_interval_days
         ),
-        settings.topic("assistance"),
-    )
+    }  # fmt: skip
+    existing = (
+        await uow.execute(
+            select(households.c.household_id).where(households.c.household_id == event.household_id)
+        )
+    ).first()
+    if existing is None:
+        await uow.execute(households.insert().values(household_id=event.household_id, **values))
+    else:
+        await uow.execute(
+            update(households)
+            .where(households.c.household_id == event.household_id)
+            .values(**values)
+        )

@@ -1,0 +1,169 @@
+"""Plans and measures in the database, behind a few small functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import insert, select, update
+
+from services.assistance.config import AssistanceSettings
+from services.assistance.models import measure_history, measures, plans
+from services.assistance.planner import LabourClass, PlannedMeasure, category_rank
+from services.assistance.workflow import ACTIVE
+from shared.db import UnitOfWork
+from shared.events import MeasureAssigned, MeasureCompleted, Payload, new_event
+
+
+async def emit(
+    uow: UnitOfWork,
+    payload: Payload,
+    *,
+    household_id: str,
+    correlation_id: str,
+    settings: AssistanceSettings,
+) -> None:
+    """Record an assistance event on the outbox (published after commit)."""
+    event = new_event(
+        payload,
+        household_id=household_id,
+        source="assistance",
+        correlation_id=correlation_id,
+        clock=uow.clock,
+    )
+    await uow.record(event, settings.topic("assistance"))
+
+
+async def plan_by_case(uow: UnitOfWork, case_id: str) -> Any:
+    """The plan of a case, or None."""
+    return (await uow.execute(select(plans).where(plans.c.case_id == case_id))).first()
+
+
+async def create_plan(
+    uow: UnitOfWork, *, household_id: str, case_id: str, village_code: str, status: str
+) -> str:
+    """A new, empty plan; returns its id."""
+    plan_id = str(uuid4())
+    now = uow.clock.now()
+    await uow.execute(
+        insert(plans).values(
+            id=plan_id, household_id=household_id, case_id=case_id, village_code=village_code,
+            measures=[], created_at=now, updated_at=now, status=status,
+        )
+    )  # fmt: skip
+    return plan_id
+
+
+async def plan_measures(uow: UnitOfWork, plan_id: str, *, active_only: bool = True) -> list[Any]:
+    """The measures of a plan in plan order."""
+    query = select(measures).where(measures.c.plan_id == plan_id).order_by(measures.c.position)
+    if active_only:
+        query = query.where(measures.c.status.in_(ACTIVE))
+    return list((await uow.execute(query)).all())
+
+
+def as_planned(row: Any) -> PlannedMeasure:
+    """A stored measure as the pure rules see it."""
+    return PlannedMeasure(row.code, row.category, row.reason, row.person_id_hash, row.provisional)
+
+
+async def add_measures(
+    uow: UnitOfWork,
+    *,
+    plan: Any,
+    new: Sequence[PlannedMeasure],
+    labour: LabourClass,
+    actor: str,
+    settings: AssistanceSettings,
+    correlation_id: str,
+) -> list[str]:
+    """Insert measures as planned, emit MeasureAssigned for each, and re-order the plan."""
+    now = uow.clock.now()
+    ids: list[str] = []
+    for m in new:
+        measure_id = str(uuid4())
+        ids.append(measure_id)
+        await uow.execute(
+            insert(measures).values(
+                id=measure_id, plan_id=plan.id, household_id=plan.household_id,
+                village_code=plan.village_code, code=m.code, category=m.category,
+                person_id_hash=m.person_id_hash, reason=m.reason, provisional=m.provisional,
+                position=10_000 + len(ids), status="planned", created_at=now, updated_at=now,
+                updated_by=actor,
+            )
+        )  # fmt: skip
+        await uow.execute(
+            insert(measure_history).values(
+                measure_id=measure_id, from_status=None, to_status="planned", at=now,
+                actor=actor, note=m.reason,
+            )
+        )  # fmt: skip
+        assigned = MeasureAssigned(
+            measure_id=measure_id, plan_id=plan.id, code=m.code, category=m.category,
+            person_id_hash=m.person_id_hash, reason=m.reason,
+        )  # fmt: skip
+        await emit(
+            uow, assigned, household_id=plan.household_id, correlation_id=correlation_id,
+            settings=settings,
+        )  # fmt: skip
+    await reorder(uow, plan_id=plan.id, labour=labour)
+    return ids
+
+
+async def reorder(uow: UnitOfWork, *, plan_id: str, labour: LabourClass) -> list[str]:
+    """rules §6.3: store the plan in working order; the plan row keeps the list of codes."""
+    rows = await plan_measures(uow, plan_id)
+    # the same stable sort as planner.ordered, applied to the stored rows
+    order = sorted(rows, key=lambda r: category_rank(r.category, labour))
+    for position, row in enumerate(order):
+        if row.position != position:
+            await uow.execute(
+                update(measures).where(measures.c.id == row.id).values(position=position)
+            )
+    codes = [r.code for r in order]
+    await uow.execute(
+        update(plans)
+        .where(plans.c.id == plan_id)
+        .values(measures=codes, updated_at=uow.clock.now())
+    )
+    return codes
+
+
+async def set_status(
+    uow: UnitOfWork,
+    *,
+    row: Any,
+    to: str,
+    actor: str,
+    note: str,
+    settings: AssistanceSettings,
+    correlation_id: str,
+    recorded_as: str | None = None,
+) -> None:
+    """Move a measure to `to`, keep who/when/why, and emit MeasureCompleted on completion."""
+    now = uow.clock.now()
+    today = now.date()
+    values: dict[str, Any] = {"status": to, "updated_at": now, "updated_by": actor}
+    if to == "in_progress":
+        values["started_on"] = today
+    elif to == "completed":
+        values["completed_on"] = today
+    elif to == "cancelled":
+        values["cancelled_on"] = today
+    if recorded_as:
+        values["recorded_as"] = recorded_as
+    await uow.execute(update(measures).where(measures.c.id == row.id).values(**values))
+    await uow.execute(
+        insert(measure_history).values(
+            measure_id=row.id, from_status=row.status, to_status=to, at=now, actor=actor, note=note
+        )
+    )
+    if to == "completed" and row.status != "completed":
+        completed = MeasureCompleted(
+            measure_id=row.id, plan_id=row.plan_id, code=row.code, completed_on=today
+        )
+        await emit(
+            uow, completed, household_id=row.household_id, correlation_id=correlation_id,
+            settings=settings,
+        )  # fmt: skip

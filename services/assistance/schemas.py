@@ -1,0 +1,183 @@
+"""Assistance request and response models; every problem names its field."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.events import Guarantees
+
+Rank = Literal["county_leader", "section", "general", "township", "village"]
+CHANNELS = ("webhook", "robot", "sms", "email")
+MOBILE = re.compile(r"^1\d{10}$")  # rules §9.3
+
+
+class CadreIn(BaseModel):
+    """A cadre of the roster, as posted or imported (rules §6.8-6.9)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    cadre_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    name: str = Field(min_length=1, max_length=100)
+    rank: Rank
+    township_code: str = Field(pattern=r"^\d{9}$")
+    village_codes: list[str] = []
+    contacts: dict[str, str] = {}
+    active: bool = True
+
+    @field_validator("village_codes")
+    @classmethod
+    def _villages(cls, value: list[str]) -> list[str]:
+        for code in value:
+            if not re.fullmatch(r"\d{12}", code):
+                raise ValueError(f"{code!r} is not a 12-digit village code")
+        return sorted(set(value))
+
+    @field_validator("contacts")
+    @classmethod
+    def _contacts(cls, value: dict[str, str]) -> dict[str, str]:
+        for channel, address in value.items():
+            if channel not in CHANNELS:
+                raise ValueError(f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
+            if channel == "sms" and not MOBILE.match(address):
+                raise ValueError("sms must be an 11-digit mobile number starting with 1")
+            if channel == "email" and "@" not in address:
+                raise ValueError("email must be an e-mail address")
+            if channel in ("webhook", "robot") and not address.startswith(("http://", "https://")):
+                raise ValueError(f"{channel} must be an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _villages_in_township(self) -> CadreIn:
+        outside = [v for v in self.village_codes if not v.startswith(self.township_code)]
+        if outside:
+            raise ValueError(f"village_codes {outside} are outside township {self.township_code}")
+        return self
+
+
+class CadreRead(CadreIn):
+    """A cadre with their current load."""
+
+    load: int
+    capacity: int | None
+
+
+class WorkloadRead(BaseModel):
+    """Cadre workload of a region: who holds how many households, and who waits."""
+
+    cadres: list[CadreRead]
+    unassigned_households: list[str]
+
+
+class MeasureRead(BaseModel):
+    """One measure of a plan, with why it was chosen and where it stands."""
+
+    measure_id: str
+    plan_id: str
+    household_id: str
+    village_code: str
+    code: str
+    category: str
+    person_id_hash: str | None
+    reason: str
+    provisional: bool
+    status: str
+    recorded_as: str | None
+    started_on: date | None
+    completed_on: date | None
+    cancelled_on: date | None
+    updated_by: str
+
+
+class MeasureStep(BaseModel):
+    """One recorded change of a measure's status."""
+
+    from_status: str | None
+    to_status: str
+    at: datetime
+    actor: str
+    note: str
+
+
+class ViolationRead(BaseModel):
+    """A rule the plan breaks (rules §6)."""
+
+    rule: str
+    problem: str
+    measure_id: str | None = None
+
+
+class PlanDetail(BaseModel):
+    """A household's plan: its measures in working order, their reasons, and any violation."""
+
+    plan_id: str
+    household_id: str
+    case_id: str
+    village_code: str
+    status: str
+    kind: str | None
+    risk_types: list[str]
+    labour_class: str | None
+    catalogue_version: str | None
+    measures: list[MeasureRead]
+    violations: list[ViolationRead]
+    responsible_cadre: str | None
+    created_at: datetime
+
+
+class MeasureIn(BaseModel):
+    """A measure added to a plan by hand; the consistency checker reports what it breaks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=50)
+    person_id_hash: str | None = None
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class TransitionIn(BaseModel):
+    """Move a measure along its lifecycle (planned -> in_progress -> completed | cancelled)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["in_progress", "completed", "cancelled"]
+    note: str = Field("", max_length=500)
+
+
+class VisitIn(BaseModel):
+    """A responsible cadre's home visit with what they found (rules §6.10)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    household_id: str = Field(min_length=1, max_length=64)
+    visited_on: date
+    per_capita_income: float | None = Field(None, ge=0)
+    guarantees: Guarantees = Guarantees()
+    new_risk_types: list[str] = []
+    note: str = Field("", max_length=2000)
+
+
+class VisitRead(BaseModel):
+    """A recorded visit."""
+
+    visit_id: str
+    household_id: str
+    cadre_id: str
+    visited_on: date
+    per_capita_income: float | None
+    income_changed: bool = False
+
+
+class VisitDueRead(BaseModel):
+    """A monitored household's next visit, whether it is late, and why it must be visited."""
+
+    household_id: str
+    village_code: str
+    cadre_id: str | None
+    last_visit_on: date | None
+    next_visit_due: date | None
+    overdue: bool
+    must_visit: list[str]

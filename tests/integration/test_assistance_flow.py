@@ -1,0 +1,152 @@
+"""Assistance on real Kafka and PostgreSQL: identified household in -> plan, cadre, events out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import func, select
+
+import services.assistance
+from services.assistance.app import consumer_spec
+from services.assistance.config import AssistanceSettings
+from services.assistance.models import measures, metadata, plans, responsibilities
+from services.assistance.roster import register_cadre
+from services.assistance.schemas import CadreIn
+from shared.clock import SystemClock
+from shared.events import (
+    GreenChannelOpened,
+    HouseholdIdentified,
+    Member,
+    Reason,
+    decode,
+    new_event,
+)
+from shared.kafka import EventConsumer, ensure_topics, make_producer
+from shared.migrations import upgrade
+from shared.service import Runtime
+from tests.support import read_topic
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+VILLAGE = "530102001001"
+HOUSEHOLD = "hh-assist-1"
+
+
+@pytest.fixture
+async def runtime(kafka_bootstrap: str, pg_url: str, topic_prefix: str) -> AsyncIterator[Runtime]:
+    """The assistance runtime on a fresh database and fresh topics, consumers not started."""
+    settings = AssistanceSettings(
+        database_url=pg_url, kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix,
+        consumer_retry_backoff_seconds=0.01,
+    )  # fmt: skip
+    rt = Runtime(
+        settings=settings, metadata=metadata, service_dir=Path(services.assistance.__file__).parent
+    )
+    await upgrade(settings.database_url, rt.service_dir)
+    await ensure_topics(settings, [settings.topic(t) for t in ("cases", "assistance")])
+    yield rt
+    await rt.engine.dispose()
+
+
+@pytest.fixture
+async def producer(runtime: Runtime) -> AsyncIterator[AIOKafkaProducer]:
+    prod = make_producer(runtime.settings)
+    await prod.start()
+    yield prod
+    await prod.stop()
+
+
+def _identified() -> HouseholdIdentified:
+    return HouseholdIdentified(
+        case_id="case-1", village_code=VILLAGE, kind="sudden", risk_types=["illness", "accident"],
+        reasons=[Reason(rule="rules §2.3", detail="medical spending")], per_capita_income=9000,
+        green_channel=True,
+        members=[
+            Member(person_id_hash="p-worker", person_id_masked="5301***01", age=42),
+            Member(person_id_hash="p-sick", person_id_masked="5301***02", age=70,
+                   labour_capacity="none", serious_illness=True),
+        ],
+    )  # fmt: skip
+
+
+async def test_identified_household_gets_one_plan_one_cadre_and_events_once(
+    runtime: Runtime, producer: AIOKafkaProducer
+) -> None:
+    settings = runtime.settings
+    assert isinstance(settings, AssistanceSettings)
+    async with runtime.uow() as uow:
+        cadre = CadreIn(
+            cadre_id="c-1", name="李明", rank="section", township_code=VILLAGE[:9],
+            contacts={"webhook": "http://127.0.0.1:9/hook", "sms": "13800000000"},
+        )  # fmt: skip
+        assert await register_cadre(uow, cadre=cadre, actor="test", settings=settings) == "created"
+    clock = SystemClock()
+    green = new_event(
+        GreenChannelOpened(
+            case_id="case-1", village_code=VILLAGE, risk_types=["illness", "accident"],
+            provisional_measures=["temporary_assistance", "medical_aid"],
+            paperwork_due=datetime.now(UTC) + timedelta(days=14), reasons=[],
+        ),
+        household_id=HOUSEHOLD, source="risk", correlation_id="sub-1", clock=clock,
+    )  # fmt: skip
+    identified = new_event(
+        _identified(), household_id=HOUSEHOLD, source="risk", correlation_id="sub-1", clock=clock
+    )
+    topic = settings.topic("cases")
+    for event in (green, identified, identified):  # the last one is a redelivery
+        await producer.send_and_wait(topic, event.to_bytes(), key=HOUSEHOLD.encode())
+    spec = consumer_spec(settings)
+    consumer = EventConsumer(
+        name=spec.name, topics=[topic], handlers=spec.handlers, uow_factory=runtime.uow,
+        producer=producer, settings=settings,
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        seen = 0
+        deadline = asyncio.get_running_loop().time() + 30
+        while seen < 3 and asyncio.get_running_loop().time() < deadline:
+            seen += await consumer.poll_once()
+        assert seen == 3
+        await consumer.commit_pending()
+    finally:
+        await consumer.close()
+
+    async with runtime.uow() as uow:
+        plan_rows = (await uow.execute(select(plans))).all()
+        measure_rows = (await uow.execute(select(measures).order_by(measures.c.position))).all()
+        cadres_held = (await uow.execute(select(responsibilities.c.cadre_id))).scalars().all()
+    assert len(plan_rows) == 1 and plan_rows[0].status == "active"
+    # rules §6.3: development first; green-channel help is not assigned twice (rules §6.2)
+    assert [(m.code, m.person_id_hash) for m in measure_rows] == [
+        ("employment_placement", "p-worker"),
+        ("temporary_assistance", None),
+        ("medical_aid", None),
+    ]
+    assert all(m.reason for m in measure_rows)
+    assert list(cadres_held) == ["c-1"]
+
+    await runtime.relay.publish_pending(producer)
+    records = await read_topic(settings.kafka_bootstrap, settings.topic("assistance"), expect=7)
+    events = [decode(r.value) for r in records]
+    kinds = [e.event_type for e in events]
+    assert kinds.count("CadreRegistered") == 1
+    assert kinds.count("PlanCreated") == 2  # provisional at once, then the identified plan
+    assert kinds.count("MeasureAssigned") == 3
+    assert kinds.count("CadreAssigned") == 1
+    registered = next(e for e in events if e.event_type == "CadreRegistered")
+    assert registered.payload.contacts["sms"] == "13800000000"
+    assigned = next(e for e in events if e.event_type == "CadreAssigned")
+    assert (assigned.household_id, assigned.payload.cadre_id) == (HOUSEHOLD, "c-1")
+    assert assigned.correlation_id == "sub-1"
+    # notify routes a plan to the responsible cadre, so the cadre is known before the plan
+    assert kinds.index("CadreAssigned") < len(kinds) - 1 - kinds[::-1].index("PlanCreated")
+    final_plan = [e for e in events if e.event_type == "PlanCreated"][-1]
+    assert final_plan.payload.provisional is False
+    assert final_plan.payload.measures == [m.code for m in measure_rows]
+    async with runtime.uow() as uow:
+        count = (await uow.execute(select(func.count()).select_from(measures))).scalar_one()
+    assert count == 3, "the redelivered HouseholdIdentified must create nothing"
