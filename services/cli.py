@@ -13,11 +13,15 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from services.assistance.cli import cadres_app
+from services.intake.cli import feed_app
 from shared.infra import infra_app
 
 SERVICES = ("intake", "risk", "assistance", "notify")
 app = typer.Typer(help="Holdline: catch households before they fall back into poverty.")
 app.add_typer(infra_app, name="infra", help="Local Kafka and PostgreSQL for development and tests.")
+app.add_typer(feed_app, name="feed", help="Department data-comparison feeds.")
+app.add_typer(cadres_app, name="cadres", help="The responsible-cadre roster.")
 err = Console(stderr=True)
 
 

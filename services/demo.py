@@ -176,11 +176,13 @@ def _post_and_report(
     http: httpx.Client, url: dict[str, str], receiver: Receiver, households: int
 ) -> int:
     bodies = demo_declarations(households)
+    app_key = {"X-App-Key": "holdline-dev-app-key"}  # the development app key
     accepted = 0
     for body in bodies:
-        accepted += http.post(f"{url['intake']}/v1/declarations", json=body).status_code == 202
+        answer = http.post(f"{url['intake']}/v1/declarations", json=body, headers=app_key)
+        accepted += answer.status_code == 202
     bad = bodies[0] | {"declarant_id": "110105194912310021", "phone": "12345"}
-    refused = http.post(f"{url['intake']}/v1/declarations", json=bad)
+    refused = http.post(f"{url['intake']}/v1/declarations", json=bad, headers=app_key)
     console.print(
         f"posted {len(bodies)} declarations ({accepted} accepted) for {households} households"
     )

@@ -143,6 +143,20 @@ class UnitOfWork:
         result = await self.conn.execute(stmt)
         return bool(result.rowcount == 1)
 
+    async def first_deliveries(self, consumer: str, event_ids: list[str]) -> set[str]:
+        """Mark many events processed in one statement; returns the ids seen for the first time."""
+        if not event_ids:
+            return set()
+        dialect = sqlite if self.conn.dialect.name == "sqlite" else postgresql
+        now = self.clock.now()
+        stmt = (
+            dialect.insert(self._processed)
+            .values([{"consumer": consumer, "event_id": e, "processed_at": now} for e in event_ids])
+            .on_conflict_do_nothing()
+            .returning(self._processed.c.event_id)
+        )
+        return {str(e) for e in (await self.conn.execute(stmt)).scalars()}
+
 
 async def ping(engine: AsyncEngine) -> None:
     """Raise if the database does not answer."""

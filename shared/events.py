@@ -258,6 +258,7 @@ class CaseDeadlineApproaching(Payload):
     village_code: str
     deadline: datetime
     level: Literal["township", "county"] = "township"
+    deadline_kind: str = "identification"  # identification | home_visit | green_channel_paperwork
 
 
 class CaseOverdue(Payload):
@@ -267,6 +268,7 @@ class CaseOverdue(Payload):
     village_code: str
     deadline: datetime
     level: Literal["township", "county"] = "county"
+    deadline_kind: str = "identification"  # identification | home_visit | green_channel_paperwork
 
 
 class RiskEliminated(Payload):

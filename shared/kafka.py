@@ -133,6 +133,12 @@ class Handler(Protocol):
     def __call__(self, *, uow: UnitOfWork, event: Envelope[Any]) -> Awaitable[None]: ...
 
 
+class BatchHandler(Protocol):
+    """A use case taking many events (of the consumer's handled types) in one unit of work."""
+
+    def __call__(self, *, uow: UnitOfWork, events: list[Envelope[Any]]) -> Awaitable[None]: ...
+
+
 class EventConsumer:
     """Consumes topics with auto-commit off: DB commit first, then the Kafka offset.
 
@@ -150,8 +156,11 @@ class EventConsumer:
         uow_factory: Callable[[], UnitOfWork],
         producer: AIOKafkaProducer,
         settings: ServiceSettings,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         self.name = name
+        # optional: consecutive handled events of a partition go to it in one transaction
+        self._batch_handler = batch_handler
         self._topics = topics
         self._handlers = handlers
         self._uow_factory = uow_factory
@@ -202,16 +211,64 @@ class EventConsumer:
         )
         count = 0
         for tp, records in batch.items():
-            for record in records:
-                await self._process(record)
-                self._pending[tp] = record.offset + 1
-                count += 1
+            if self._batch_handler is not None:
+                await self._process_batch(records)
+                self._pending[tp] = records[-1].offset + 1
+                count += len(records)
+            else:
+                for record in records:
+                    await self._process(record)
+                    self._pending[tp] = record.offset + 1
+                    count += 1
             highwater = self.kafka.highwater(tp)
             if highwater is not None:
                 metrics.CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(
                     max(highwater - self._pending[tp], 0)
                 )
         return count
+
+    async def _process_batch(self, records: list[ConsumerRecord[Any, Any]]) -> None:
+        """Runs of handled events go to the batch handler in one transaction, in order; the
+        rest (and a run whose batch fails) take the per-event path with retries and the DLQ."""
+        run: list[tuple[ConsumerRecord[Any, Any], Envelope[Any]]] = []
+        for record in records:
+            try:
+                envelope: Envelope[Any] | None = decode(record.value)
+            except EnvelopeError:
+                envelope = None
+            if envelope is not None and envelope.event_type in self._handlers:
+                run.append((record, envelope))
+                continue
+            await self._flush_run(run)
+            run = []
+            await self._process(record)
+        await self._flush_run(run)
+
+    async def _flush_run(self, run: list[tuple[ConsumerRecord[Any, Any], Envelope[Any]]]) -> None:
+        if not run:
+            return
+        assert self._batch_handler is not None
+        started = time.perf_counter()
+        try:
+            async with self._uow_factory() as uow:
+                fresh = await uow.first_deliveries(self.name, [str(e.event_id) for _, e in run])
+                events: list[Envelope[Any]] = []
+                for _, envelope in run:  # the same event twice in one run counts once
+                    if str(envelope.event_id) in fresh:
+                        fresh.discard(str(envelope.event_id))
+                        events.append(envelope)
+                if events:
+                    await self._batch_handler(uow=uow, events=events)
+        except Exception as exc:
+            log.warning("%s: batch of %d failed (%r); one by one", self.name, len(run), exc)
+            for record, _ in run:
+                await self._process(record)
+            return
+        handled = {id(e) for e in events}
+        for _, envelope in run:
+            outcome = "processed" if id(envelope) in handled else "duplicate"
+            metrics.EVENTS_CONSUMED.labels(self.name, envelope.event_type, outcome).inc()
+        metrics.EVENT_PROCESSING_SECONDS.labels(self.name).observe(time.perf_counter() - started)
 
     async def commit_pending(self, partitions: set[TopicPartition] | None = None) -> None:
         """Commit offsets of everything processed (and committed to the database) so far."""

@@ -23,7 +23,14 @@ from sqlalchemy import MetaData
 from shared import metrics
 from shared.clock import Clock, SystemClock
 from shared.db import UnitOfWork, create_engine, messaging_tables, ping
-from shared.kafka import EventConsumer, Handler, OutboxRelay, ensure_topics, make_producer
+from shared.kafka import (
+    BatchHandler,
+    EventConsumer,
+    Handler,
+    OutboxRelay,
+    ensure_topics,
+    make_producer,
+)
 from shared.logs import configure_logging, correlation_id
 from shared.migrations import upgrade
 from shared.settings import ServiceSettings
@@ -39,6 +46,8 @@ class ConsumerSpec:
     name: str
     topics: list[str]
     handlers: dict[str, Handler]
+    # optional: takes consecutive handled events in one transaction (handlers stay the fallback)
+    batch_handler: BatchHandler | None = None
 
 
 @dataclass
@@ -100,6 +109,7 @@ class Runtime:
                 uow_factory=self.uow,
                 producer=producer,
                 settings=self.settings,
+                batch_handler=spec.batch_handler,
             )
             await consumer.start()
             self._consumers.append(consumer)

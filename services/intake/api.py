@@ -1,64 +1,73 @@
-"""Intake HTTP API (/v1): thin routers that validate, call a handler and shape the answer."""
+"""Intake HTTP API (/v1): thin routers that authorise, call a handler and shape the answer."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
 from sqlalchemy.exc import IntegrityError
 
-from services.intake import handlers
+from services.intake import handlers, registry
+from services.intake.access import Caller, IntakeParts, app_or_official, parts_of
 from services.intake.config import IntakeSettings
-from services.intake.schemas import DeclarationCreate, SubmissionAccepted, SubmissionRead
+from services.intake.schemas import (
+    CadreReportCreate,
+    DeclarationCreate,
+    RegistryAccepted,
+    RegistrySync,
+    SubmissionAccepted,
+    SubmissionRead,
+)
+from shared.auth import Official, current_app_client, ensure_within, require_role
+from shared.identity import keyed_hash
 from shared.service import Runtime, runtime_of
 
 router = APIRouter(prefix="/v1", tags=["intake"])
+T = TypeVar("T")
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no or unknown credentials"},
+    403: {"description": "known caller, not allowed (role, jurisdiction or department)"},
+    409: {"description": "Idempotency-Key already used with a different body"},
+    413: {"description": "body too large"},
+}
+IdempotencyKey = Annotated[
+    str | None,
+    Header(max_length=200, description="same key + same body replays the original answer"),
+]
 
 
-async def body_within_limit(request: Request) -> None:
-    """Refuse oversized bodies before parsing them."""
-    settings: IntakeSettings = request.app.state.runtime.settings
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > settings.max_body_bytes:
-        raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            f"body: {length} bytes exceeds the limit of {settings.max_body_bytes}",
-        )
+def _limit(size: Callable[[IntakeSettings], int]) -> Callable[[Request], None]:
+    def body_within_limit(request: Request) -> None:
+        """Refuse oversized bodies before parsing them."""
+        limit = size(request.app.state.runtime.settings)
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > limit:
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE,
+                f"body: {length} bytes exceeds the limit of {limit}",
+            )
+
+    return body_within_limit
 
 
-@router.post(
-    "/declarations",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=SubmissionAccepted,
-    dependencies=[Depends(body_within_limit)],
-    summary="Farmer self-declaration (农户自主申报)",
-)
-async def post_declaration(
-    declaration: DeclarationCreate,
-    runtime: Annotated[Runtime, Depends(runtime_of)],
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> SubmissionAccepted:
-    """Accept a declaration: 202 once it is durable; Kafka may be down."""
+async def _idempotent(runtime: Runtime, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `work` in a unit of work; a lost race on the Idempotency-Key replays the winner."""
     for attempt in (1, 2):
         try:
             async with runtime.uow() as uow:
-                accepted = await handlers.accept_declaration(
-                    uow=uow,
-                    declaration=declaration,
-                    idempotency_key=idempotency_key,
-                    secret=runtime.settings.secret_key.get_secret_value(),
-                    signals_topic=runtime.settings.topic("signals"),
-                )
-            break
+                return await work(uow)
         except handlers.IdempotencyConflict:
             raise HTTPException(
-                status.HTTP_409_CONFLICT,
-                "Idempotency-Key: already used with a different body",
+                status.HTTP_409_CONFLICT, "Idempotency-Key: already used with a different body"
             ) from None
         except IntegrityError:
-            # a concurrent request with the same key won the race; the second pass replays it
             if attempt == 2:
                 raise
+    raise AssertionError("unreachable")
+
+
+def _accepted(accepted: handlers.Accepted) -> SubmissionAccepted:
     return SubmissionAccepted(
         submission_id=accepted.submission_id,
         household_id=accepted.household_id,
@@ -67,13 +76,137 @@ async def post_declaration(
     )
 
 
-@router.get("/submissions/{submission_id}", response_model=SubmissionRead)
+def _rate_limit(limiter_hit: float | None, field: str) -> None:
+    if limiter_hit is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"{field}: too many declarations; retry after {int(limiter_hit)} s",
+            headers={"Retry-After": str(int(limiter_hit))},
+        )
+
+
+@router.post(
+    "/declarations",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SubmissionAccepted,
+    dependencies=[Depends(current_app_client), Depends(_limit(lambda s: s.max_body_bytes))],
+    responses=AUTH_ERRORS | {429: {"description": "rate limit; see Retry-After"}},
+    summary="Farmer self-declaration (农户自主申报)",
+)
+async def post_declaration(
+    declaration: DeclarationCreate,
+    request: Request,
+    runtime: Annotated[Runtime, Depends(runtime_of)],
+    parts: Annotated[IntakeParts, Depends(parts_of)],
+    idempotency_key: IdempotencyKey = None,
+) -> SubmissionAccepted:
+    """Accept a declaration: 202 once it is durable; Kafka may be down."""
+    _rate_limit(parts.per_ip.hit(request.client.host if request.client else "?"), "client")
+    secret = runtime.settings.secret_key.get_secret_value()
+    _rate_limit(parts.per_phone.hit(keyed_hash(declaration.phone, secret)), "phone")
+    accepted = await _idempotent(
+        runtime,
+        lambda uow: handlers.accept_declaration(
+            uow=uow,
+            declaration=declaration,
+            idempotency_key=idempotency_key or None,
+            vault=parts.vault,
+            signals_topic=runtime.settings.topic("signals"),
+        ),
+    )
+    return _accepted(accepted)
+
+
+@router.post(
+    "/cadre-reports",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SubmissionAccepted,
+    dependencies=[Depends(_limit(lambda s: s.max_body_bytes))],
+    responses=AUTH_ERRORS,
+    summary="Grassroots cadre investigation report (基层干部排查)",
+)
+async def post_cadre_report(
+    report: CadreReportCreate,
+    official: Annotated[Official, Depends(require_role("village"))],
+    runtime: Annotated[Runtime, Depends(runtime_of)],
+    parts: Annotated[IntakeParts, Depends(parts_of)],
+    idempotency_key: IdempotencyKey = None,
+) -> SubmissionAccepted:
+    """Accept a cadre's report on a household inside the cadre's jurisdiction."""
+    ensure_within(official, report.village_code)
+    accepted = await _idempotent(
+        runtime,
+        lambda uow: handlers.accept_cadre_report(
+            uow=uow,
+            report=report,
+            cadre_id=official.subject,
+            idempotency_key=idempotency_key or None,
+            vault=parts.vault,
+            signals_topic=runtime.settings.topic("signals"),
+        ),
+    )
+    return _accepted(accepted)
+
+
+@router.post(
+    "/registry",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RegistryAccepted,
+    dependencies=[Depends(_limit(lambda s: s.registry_max_body_bytes))],
+    responses=AUTH_ERRORS,
+    summary="Baseline household registry sync (upsert, bulk)",
+)
+async def post_registry(
+    sync: RegistrySync,
+    official: Annotated[Official, Depends(require_role("county"))],
+    runtime: Annotated[Runtime, Depends(runtime_of)],
+    parts: Annotated[IntakeParts, Depends(parts_of)],
+    idempotency_key: IdempotencyKey = None,
+) -> RegistryAccepted:
+    """Upsert households; a household that did not change publishes nothing."""
+    limit = runtime.settings.registry_max_households  # type: ignore[attr-defined]
+    if len(sync.households) > limit:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"households: {len(sync.households)} exceeds the limit of {limit} per sync",
+        )
+    for n, household in enumerate(sync.households):
+        ensure_within(official, household.village_code, f"households.{n}.village_code")
+    outcome = await _idempotent(
+        runtime,
+        lambda uow: registry.sync_registry(
+            uow=uow,
+            sync=sync,
+            idempotency_key=idempotency_key or None,
+            vault=parts.vault,
+            signals_topic=runtime.settings.topic("signals"),
+        ),
+    )
+    return RegistryAccepted(
+        submission_id=outcome.accepted.submission_id,
+        status_url=f"/v1/submissions/{outcome.accepted.submission_id}",
+        created=outcome.created,
+        updated=outcome.updated,
+        unchanged=outcome.unchanged,
+        household_ids=outcome.household_ids,
+    )
+
+
+@router.get(
+    "/submissions/{submission_id}",
+    response_model=SubmissionRead,
+    responses=AUTH_ERRORS | {404: {"description": "no such submission"}},
+)
 async def get_submission(
-    submission_id: str, runtime: Annotated[Runtime, Depends(runtime_of)]
+    submission_id: str,
+    caller: Annotated[Caller, Depends(app_or_official)],
+    runtime: Annotated[Runtime, Depends(runtime_of)],
 ) -> SubmissionRead:
-    """Status of one submission."""
+    """Status of one submission: received → published → case opened (with its id)."""
     async with runtime.uow() as uow:
         found = await handlers.submission_status(uow=uow, submission_id=submission_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"submission_id: {submission_id} not found")
+    if caller.official is not None and found["village_code"]:
+        ensure_within(caller.official, found["village_code"])
     return SubmissionRead(**found)

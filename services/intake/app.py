@@ -6,19 +6,43 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.intake import feeds_api, handlers, redact
+from services.intake.access import IntakeParts
 from services.intake.api import router
 from services.intake.config import IntakeSettings
 from services.intake.models import metadata
+from services.intake.pii import Vault
+from services.intake.ratelimit import RateLimiter
 from shared.clock import Clock, SystemClock
-from shared.service import Runtime, create_service_app
+from shared.service import ConsumerSpec, Runtime, create_service_app
 
 
 def create_app(settings: IntakeSettings | None = None, clock: Clock | None = None) -> FastAPI:
-    """The intake service: HTTP in, outbox relay out."""
+    """The intake service: HTTP in, outbox relay out; follows cases to report submission status."""
+    settings = settings or IntakeSettings()
+    clock = clock or SystemClock()
     runtime = Runtime(
-        settings=settings or IntakeSettings(),
+        settings=settings,
         metadata=metadata,
         service_dir=Path(__file__).parent,
-        clock=clock or SystemClock(),
+        clock=clock,
+        consumers=[
+            ConsumerSpec(
+                name=f"{settings.service_name}-case-status",
+                topics=["cases"],
+                handlers={
+                    "CaseOpened": handlers.on_case_event,
+                    "CaseMerged": handlers.on_case_event,
+                },
+            )
+        ],
     )
-    return create_service_app(runtime, title="Holdline intake", routers=[router])
+    app = create_service_app(runtime, title="Holdline intake", routers=[router, feeds_api.router])
+    redact.install()  # after create_service_app, which sets up the log handlers
+    window = settings.rate_window_seconds
+    app.state.intake = IntakeParts(
+        vault=Vault(settings.secret_key.get_secret_value()),
+        per_phone=RateLimiter(limit=settings.rate_per_phone, window_seconds=window, clock=clock),
+        per_ip=RateLimiter(limit=settings.rate_per_ip, window_seconds=window, clock=clock),
+    )
+    return app

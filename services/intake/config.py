@@ -12,4 +12,16 @@ class IntakeSettings(ServiceSettings):
 
     service_name: str = "intake"
     port: int = 8001
+    # JSON bodies (declarations, cadre reports); a registry sync may be larger (bulk)
     max_body_bytes: int = 64 * 1024
+    registry_max_body_bytes: int = 8 * 1024 * 1024
+    registry_max_households: int = 2_000
+    # department feeds are streamed: the body limit bounds the upload, not memory
+    feed_max_bytes: int = 4 * 1024 * 1024 * 1024
+    feed_max_line_bytes: int = 16 * 1024
+    feed_batch_rows: int = 2_000
+    feed_errors_page: int = 1_000
+    # mobile app abuse limits (rules §9 does not set them; these are operational defaults)
+    rate_window_seconds: float = 60.0
+    rate_per_phone: int = 5
+    rate_per_ip: int = 1_000

@@ -1,20 +1,32 @@
-"""Intake use cases: accept a submission durably (the row and its outbox event, one commit)."""
+"""Intake use cases: accept a submission durably (its row and its outbox events, one commit)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import insert, select
+from pydantic import BaseModel
+from sqlalchemy import insert, select, update
 
+from services.intake.fields import china_today
 from services.intake.models import outbox, submissions
-from services.intake.schemas import DeclarationCreate
+from services.intake.pii import Vault, household_key
+from services.intake.schemas import CadreReportCreate, DeclarationCreate, MemberIn
 from shared.db import UnitOfWork, utc
-from shared.events import DeclarationSubmitted, new_event
-from shared.identity import keyed_hash, mask_phone, mask_resident_id
+from shared.events import (
+    CadreReportSubmitted,
+    CaseMerged,
+    CaseOpened,
+    DeclarationSubmitted,
+    Envelope,
+    Guarantees,
+    Member,
+    new_event,
+)
+from shared.identity import mask_phone
 
 
 class IdempotencyConflict(Exception):
@@ -30,31 +42,53 @@ class Accepted:
     replayed: bool = False
 
 
+def body_hash(model: BaseModel, vault: Vault) -> str:
+    """A keyed hash of the body (it holds resident IDs, so a plain hash would be guessable)."""
+    return vault.hash(json.dumps(model.model_dump(mode="json"), sort_keys=True))
+
+
+async def replay(uow: UnitOfWork, kind: str, key: str | None, digest: str) -> Accepted | None:
+    """The original answer for a reused Idempotency-Key; 409 material when the body differs."""
+    if not key:
+        return None
+    row = (
+        await uow.execute(
+            select(submissions.c.id, submissions.c.household_id, submissions.c.body_hash).where(
+                submissions.c.kind == kind, submissions.c.idempotency_key == key
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.body_hash != digest:
+        raise IdempotencyConflict(key)
+    return Accepted(row.id, row.household_id, replayed=True)
+
+
 async def accept_declaration(
     *,
     uow: UnitOfWork,
     declaration: DeclarationCreate,
     idempotency_key: str | None,
-    secret: str,
+    vault: Vault,
     signals_topic: str,
 ) -> Accepted:
     """Store a self-declaration and its DeclarationSubmitted event in one transaction."""
-    body = declaration.model_dump(mode="json")
-    body_hash = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-    if idempotency_key:
-        previous = await _by_idempotency_key(uow, "declaration", idempotency_key)
-        if previous is not None:
-            if previous["body_hash"] != body_hash:
-                raise IdempotencyConflict(idempotency_key)
-            return Accepted(previous["id"], previous["household_id"], replayed=True)
-    id_hash = keyed_hash(declaration.declarant_id, secret)
-    household_id = declaration.household_id or f"hh-{id_hash[:20]}"
+    digest = body_hash(declaration, vault)
+    previous = await replay(uow, "declaration", idempotency_key, digest)
+    if previous is not None:
+        return previous
+    declarant = vault.protect(declaration.declarant_id)
+    household_id = declaration.household_id or household_key(
+        vault.hash(declaration.member_id) if declaration.member_id else declarant.hash
+    )
     submission_id = str(uuid4())
     event = new_event(
         DeclarationSubmitted(
             submission_id=submission_id,
             declarant_name=declaration.declarant_name,
-            declarant_id_masked=mask_resident_id(declaration.declarant_id),
+            declarant_id_masked=declarant.masked,
+            declarant_id_hash=declarant.hash,
             village_code=declaration.village_code,
             risk_types=[str(r) for r in declaration.risk_types],
             description=declaration.description,
@@ -69,41 +103,160 @@ async def accept_declaration(
         correlation_id=submission_id,
         clock=uow.clock,
     )
-    # never keep a resident ID or phone in clear: a keyed hash for matching, a mask for display
-    stored = body | {
-        "declarant_id": mask_resident_id(declaration.declarant_id),
-        "declarant_id_hash": id_hash,
+    # never keep a resident ID or phone in clear: hash for matching, mask, ciphertext (rules §9)
+    stored = declaration.model_dump(mode="json", exclude={"member_id"}) | {
+        "declarant_id": declarant.masked,
+        "declarant_id_hash": declarant.hash,
+        "declarant_id_ciphertext": declarant.ciphertext,
         "phone": mask_phone(declaration.phone),
+        "phone_ciphertext": vault.encrypt(declaration.phone),
     }
-    await uow.execute(
-        insert(submissions).values(
-            id=submission_id,
-            kind="declaration",
-            household_id=household_id,
-            event_id=str(event.event_id),
-            idempotency_key=idempotency_key,
-            body_hash=body_hash,
-            body=stored,
-            received_at=uow.clock.now(),
-        )
+    await store(
+        uow,
+        submission_id=submission_id,
+        kind="declaration",
+        household_id=household_id,
+        event_id=str(event.event_id),
+        idempotency_key=idempotency_key,
+        digest=digest,
+        stored=stored,
+        village_code=declaration.village_code,
     )
     await uow.record(event, signals_topic)
     return Accepted(submission_id, household_id)
 
 
-async def _by_idempotency_key(uow: UnitOfWork, kind: str, key: str) -> dict[str, Any] | None:
-    row = (
-        await uow.execute(
-            select(submissions.c.id, submissions.c.household_id, submissions.c.body_hash).where(
-                submissions.c.kind == kind, submissions.c.idempotency_key == key
-            )
+def member_event(member: MemberIn, vault: Vault, today: date | None = None) -> Member:
+    """A member as events carry it: hashed and masked ID, age from the ID when not given."""
+    protected = vault.protect(member.resident_id)
+    age = member.age
+    if age is None:
+        born = date(int(member.resident_id[6:10]), int(member.resident_id[10:12]),
+                    int(member.resident_id[12:14]))  # fmt: skip
+        today = today or china_today()
+        age = max(0, today.year - born.year - ((today.month, today.day) < (born.month, born.day)))
+    return Member(
+        person_id_hash=protected.hash,
+        person_id_masked=protected.masked,
+        name=member.name,
+        age=min(age, 130),
+        labour_capacity=member.labour_capacity,
+        chronic_illness=member.chronic_illness,
+        serious_illness=member.serious_illness,
+        disability_grade=member.disability_grade,
+        schooling_stage=member.schooling_stage,
+        employed=member.employed,
+        has_employment_record=member.has_employment_record,
+    )
+
+
+def stored_members(members: list[MemberIn], vault: Vault) -> list[dict[str, Any]]:
+    """Members as intake keeps them for audit: ID as hash, mask and ciphertext only."""
+    out = []
+    for member in members:
+        protected = vault.protect(member.resident_id)
+        out.append(
+            member.model_dump(mode="json", exclude={"resident_id"})
+            | {
+                "resident_id": protected.masked,
+                "resident_id_hash": protected.hash,
+                "resident_id_ciphertext": protected.ciphertext,
+            }
         )
-    ).first()
-    return dict(row._mapping) if row else None
+    return out
+
+
+async def accept_cadre_report(
+    *,
+    uow: UnitOfWork,
+    report: CadreReportCreate,
+    cadre_id: str,
+    idempotency_key: str | None,
+    vault: Vault,
+    signals_topic: str,
+) -> Accepted:
+    """Store a cadre's investigation report and its CadreReportSubmitted event together."""
+    digest = body_hash(report, vault)
+    previous = await replay(uow, "cadre_report", idempotency_key, digest)
+    if previous is not None:
+        return previous
+    naming = report.naming_id()
+    household_id = report.household_id or household_key(vault.hash(naming or ""))
+    submission_id = str(uuid4())
+    event = new_event(
+        CadreReportSubmitted(
+            submission_id=submission_id,
+            cadre_id=cadre_id,
+            village_code=report.village_code,
+            risk_types=[str(r) for r in report.risk_types],
+            per_capita_income=report.per_capita_income,
+            previous_year_income=report.previous_year_income,
+            annual_income=report.annual_income,
+            medical_spending=report.medical_spending,
+            schooling_spending=report.schooling_spending,
+            loss_amount=report.loss_amount,
+            members=[member_event(m, vault) for m in report.members],
+            guarantees=Guarantees(**report.guarantees.model_dump()),
+            basic_living_seriously_difficult=report.basic_living_seriously_difficult,
+            facts_verified=report.facts_verified,
+            description=report.description,
+        ),
+        household_id=household_id,
+        source="intake",
+        correlation_id=submission_id,
+        clock=uow.clock,
+    )
+    stored = report.model_dump(mode="json", exclude={"members", "household_member_id"}) | {
+        "members": stored_members(report.members, vault),
+        "cadre_id": cadre_id,
+    }
+    if report.household_member_id:
+        stored["household_member_id_hash"] = vault.hash(report.household_member_id)
+    await store(
+        uow,
+        submission_id=submission_id,
+        kind="cadre_report",
+        household_id=household_id,
+        event_id=str(event.event_id),
+        idempotency_key=idempotency_key,
+        digest=digest,
+        stored=stored,
+        village_code=report.village_code,
+    )
+    await uow.record(event, signals_topic)
+    return Accepted(submission_id, household_id)
+
+
+async def store(
+    uow: UnitOfWork,
+    *,
+    submission_id: str,
+    kind: str,
+    household_id: str,
+    event_id: str,
+    idempotency_key: str | None,
+    digest: str,
+    stored: dict[str, Any],
+    village_code: str | None,
+) -> None:
+    """Keep the submission (PII protected) for audit, replay and status look-up."""
+    await uow.execute(
+        insert(submissions).values(
+            id=submission_id,
+            kind=kind,
+            household_id=household_id,
+            event_id=event_id,
+            idempotency_key=idempotency_key,
+            body_hash=digest,
+            body=stored,
+            received_at=uow.clock.now(),
+            village_code=village_code,
+        )
+    )
 
 
 async def submission_status(*, uow: UnitOfWork, submission_id: str) -> dict[str, Any] | None:
-    """A submission with its publication state, or None."""
+    """A submission with its publication state and, once risk opened it, its case."""
     row = (
         await uow.execute(
             select(
@@ -111,20 +264,43 @@ async def submission_status(*, uow: UnitOfWork, submission_id: str) -> dict[str,
                 submissions.c.kind,
                 submissions.c.household_id,
                 submissions.c.received_at,
+                submissions.c.event_id,
+                submissions.c.village_code,
+                submissions.c.case_id,
+                submissions.c.case_stage,
                 outbox.c.published_at,
             )
-            .join(outbox, outbox.c.event_id == submissions.c.event_id)
+            .outerjoin(outbox, outbox.c.event_id == submissions.c.event_id)
             .where(submissions.c.id == submission_id)
         )
     ).first()
     if row is None:
         return None
-    published = utc(row.published_at) if row.published_at else None
+    received = utc(row.received_at)
+    # a submission with no event (an unchanged registry sync) has nothing left to publish
+    published = utc(row.published_at) if row.published_at else (None if row.event_id else received)
+    status = "published" if published else "received"
     return {
         "submission_id": row.id,
         "kind": row.kind,
         "household_id": row.household_id,
-        "status": "published" if published else "received",
-        "received_at": utc(row.received_at),
+        "village_code": row.village_code,
+        "status": status,
+        "stage": row.case_stage or status,
+        "case_id": row.case_id,
+        "received_at": received,
         "published_at": published,
     }
+
+
+async def on_case_event(*, uow: UnitOfWork, event: Envelope[Any]) -> None:
+    """Risk opened a case for (or merged) a submission: the app can now show its case id."""
+    payload = event.payload
+    if not isinstance(payload, CaseOpened | CaseMerged) or not payload.submission_id:
+        return
+    stage = "case_opened" if isinstance(payload, CaseOpened) else "case_merged"
+    await uow.execute(
+        update(submissions)
+        .where(submissions.c.id == payload.submission_id)
+        .values(case_id=payload.case_id, case_stage=stage)
+    )

@@ -1,8 +1,20 @@
-"""Intake's tables: submissions kept raw for audit and status look-up, plus its outbox."""
+"""Intake's tables: submissions kept for audit and status, feed batches, registry, outbox."""
 
-from sqlalchemy import JSON, Column, DateTime, MetaData, String, Table, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
-from shared.db import messaging_tables
+from shared.db import Id, messaging_tables
 
 metadata = MetaData()
 outbox, processed_events = messaging_tables(metadata)
@@ -13,10 +25,55 @@ submissions = Table(
     Column("id", String(36), primary_key=True),
     Column("kind", String(30), nullable=False),
     Column("household_id", String(64), nullable=False, index=True),
+    # the last event of the submission: the relay publishes in id order, so once it is
+    # published every earlier one is too; empty when the submission produced no event
     Column("event_id", String(36), nullable=False),
     Column("idempotency_key", String(200)),
     Column("body_hash", String(64), nullable=False),
     Column("body", JSON, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("village_code", String(12)),
+    Column("case_id", String(36)),
+    Column("case_stage", String(20)),
     UniqueConstraint("kind", "idempotency_key", name="uq_submissions_idempotency"),
+)
+
+# rules §1: the registry is upserted by household; the hash tells an update from a no-op
+registry_households = Table(
+    "registry_households",
+    metadata,
+    Column("household_id", String(64), primary_key=True),
+    Column("village_code", String(12), nullable=False),
+    Column("body_hash", String(64), nullable=False),
+    Column("submission_id", String(36), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+feed_batches = Table(
+    "feed_batches",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("department", String(40), nullable=False, index=True),
+    Column("content_type", String(20), nullable=False),
+    Column("status", String(20), nullable=False),  # receiving, complete, aborted
+    Column("lines", Integer, nullable=False),
+    Column("accepted", Integer, nullable=False),
+    Column("rejected", Integer, nullable=False),
+    Column("csv_header", Text),
+    Column("detail", Text),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True)),
+)
+
+feed_errors = Table(
+    "feed_errors",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("batch_id", String(36), ForeignKey("feed_batches.id"), nullable=False),
+    Column("line", Integer, nullable=False),
+    Column("field", String(200), nullable=False),
+    Column("problem", String(500), nullable=False),
+    # the rejected line, encrypted (it may hold a resident ID); on the line's first error only
+    Column("row_ciphertext", Text),
+    Index("ix_feed_errors_batch_line", "batch_id", "line"),
 )

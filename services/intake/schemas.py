@@ -1,29 +1,24 @@
-"""Request and response models of the intake API."""
+"""Request and response models of the intake API (declarations, cadre reports, registry)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from enum import StrEnum
+from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.identity import phone_problem, region_problem, resident_id_problem
+from services.intake.fields import (
+    Amount,
+    HouseholdId,
+    PastDate,
+    Phone,
+    RegionCode,
+    ResidentId,
+    RiskType,
+)
 
-
-class RiskType(StrEnum):
-    """Risk types of rules §3."""
-
-    illness = "illness"
-    disability = "disability"
-    schooling = "schooling"
-    disaster = "disaster"
-    accident = "accident"
-    business_failure = "business_failure"
-    unstable_employment = "unstable_employment"
-    lack_of_labour = "lack_of_labour"
-    housing_unsafe = "housing_unsafe"
-    water_unsafe = "water_unsafe"
-    other = "other"
+STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+SchoolingStage = Literal["preschool", "primary", "junior", "senior", "vocational", "higher"]
 
 
 class DeclarationCreate(BaseModel):
@@ -48,51 +43,160 @@ class DeclarationCreate(BaseModel):
         },
     )
 
-    household_id: str | None = Field(
-        None, max_length=64, description="户编号; omit to use the declarant's household"
+    household_id: HouseholdId | None = Field(
+        None, description="户编号; omit to use the household of `member_id` or of the declarant"
     )
+    member_id: ResidentId | None = Field(None, description="户内成员身份证号, names the household")
     declarant_name: str = Field(min_length=1, max_length=50, description="申报人姓名")
-    declarant_id: str = Field(description="申报人身份证号 (18 characters)")
-    phone: str = Field(description="联系电话 (mobile, 11 digits)")
-    village_code: str = Field(description="行政村区划代码 (12 digits)")
-    risk_types: list[RiskType] = Field(min_length=1, description="风险类型")
+    declarant_id: ResidentId
+    phone: Phone
+    village_code: RegionCode
+    risk_types: list[RiskType] = Field(min_length=1, max_length=11, description="风险类型")
     description: str = Field("", max_length=2000, description="情况说明")
-    medical_spending: float = Field(0, ge=0, description="自付医疗支出 (yuan)")
-    schooling_spending: float = Field(0, ge=0, description="教育支出 (yuan)")
-    loss_amount: float = Field(0, ge=0, description="损失金额 (yuan)")
-    income_change: float = Field(0, description="收入变化 (yuan, negative for a fall)")
-    happened_on: date | None = Field(None, description="发生日期")
+    medical_spending: Amount = Field(0, description="自付医疗支出 (yuan)")
+    schooling_spending: Amount = Field(0, description="教育支出 (yuan)")
+    loss_amount: Amount = Field(0, description="损失金额 (yuan)")
+    income_change: float = Field(
+        0, ge=-1e12, le=1e12, allow_inf_nan=False, description="收入变化 (yuan, negative = fall)"
+    )
+    happened_on: PastDate | None = Field(None, description="发生日期")
 
-    @field_validator("declarant_id")
-    @classmethod
-    def _resident_id(cls, value: str) -> str:
-        problem = resident_id_problem(value.upper())
-        if problem:
-            raise ValueError(f"resident ID {problem}")
-        return value.upper()
 
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str) -> str:
-        problem = phone_problem(value)
-        if problem:
-            raise ValueError(f"phone {problem}")
-        return value
+class MemberIn(BaseModel):
+    """One household member as a cadre or the registry knows them (rules §1)."""
 
-    @field_validator("village_code")
-    @classmethod
-    def _village(cls, value: str) -> str:
-        problem = region_problem(value)
-        if problem:
-            raise ValueError(f"village_code {problem}")
-        return value
+    model_config = STRICT
 
-    @field_validator("happened_on")
-    @classmethod
-    def _not_future(cls, value: date | None) -> date | None:
-        if value and value > datetime.now(UTC).date():
-            raise ValueError("happened_on is in the future")
-        return value
+    resident_id: ResidentId
+    name: str = Field("", max_length=50, description="姓名")
+    age: int | None = Field(None, ge=0, le=130, description="年龄 (default: from the ID)")
+    labour_capacity: Literal["full", "partial", "none"] = Field("full", description="劳动能力")
+    chronic_illness: bool = Field(False, description="慢性病")
+    serious_illness: bool = Field(False, description="大病")
+    disability_grade: int | None = Field(None, ge=1, le=4, description="残疾等级")
+    schooling_stage: SchoolingStage | None = Field(None, description="在校学段")
+    employed: bool = Field(False, description="务工就业")
+    has_employment_record: bool = Field(False, description="有就业记录")
+
+
+class GuaranteesIn(BaseModel):
+    """Two no-worries, three guarantees and drinking water (两不愁三保障, rules §3)."""
+
+    model_config = STRICT
+
+    food_clothing_secure: bool | None = Field(None, description="不愁吃不愁穿")
+    compulsory_education_secure: bool | None = Field(None, description="义务教育有保障")
+    medical_insured: bool | None = Field(None, description="参加医保")
+    medical_affordable: bool | None = Field(None, description="看得起病")
+    house_rating: Literal["A", "B", "C", "D"] | None = Field(None, description="住房安全等级")
+    drinking_water_safe: bool | None = Field(None, description="饮水安全")
+
+
+class _NamesHousehold(BaseModel):
+    household_id: HouseholdId | None = Field(None, description="户编号")
+    household_member_id: ResidentId | None = Field(
+        None, description="户内成员身份证号; names the household when household_id is omitted"
+    )
+    members: list[MemberIn] = Field(default_factory=list, max_length=30, description="家庭成员")
+
+    @model_validator(mode="after")
+    def _one_way_to_name_the_household(self) -> _NamesHousehold:
+        if not (self.household_id or self.household_member_id or self.members):
+            raise ValueError(
+                "household_id: give household_id, household_member_id or at least one member"
+            )
+        return self
+
+    def naming_id(self) -> str | None:
+        """The resident ID that keys the household when no household id is given."""
+        if self.household_member_id:
+            return self.household_member_id
+        return self.members[0].resident_id if self.members else None
+
+
+class CadreReportCreate(_NamesHousehold):
+    """A grassroots cadre's investigation report (基层干部排查)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "household_member_id": "11010519491231002X",
+                    "village_code": "110105001001",
+                    "risk_types": ["disaster"],
+                    "per_capita_income": 6200,
+                    "loss_amount": 18000,
+                    "members": [
+                        {
+                            "resident_id": "11010519491231002X",
+                            "name": "李桂兰",
+                            "labour_capacity": "partial",
+                        }
+                    ],
+                    "guarantees": {"house_rating": "C", "drinking_water_safe": True},
+                    "basic_living_seriously_difficult": True,
+                    "facts_verified": True,
+                    "description": "山洪冲毁住房，家庭基本生活严重困难",
+                }
+            ]
+        },
+    )
+
+    village_code: RegionCode
+    risk_types: list[RiskType] = Field(default_factory=list, max_length=11, description="风险类型")
+    per_capita_income: Amount | None = Field(None, description="人均纯收入 (yuan/year)")
+    previous_year_income: Amount | None = Field(None, description="上年家庭收入 (yuan)")
+    annual_income: Amount | None = Field(None, description="家庭年收入 (yuan)")
+    medical_spending: Amount = Field(0, description="自付医疗支出")
+    schooling_spending: Amount = Field(0, description="教育支出")
+    loss_amount: Amount = Field(0, description="损失金额")
+    guarantees: GuaranteesIn = Field(default_factory=lambda: GuaranteesIn.model_validate({}))
+    basic_living_seriously_difficult: bool = Field(False, description="基本生活严重困难")
+    facts_verified: bool = Field(False, description="事实清楚 (facts verified)")
+    visited_on: PastDate | None = Field(None, description="入户日期")
+    description: str = Field("", max_length=4000, description="排查情况")
+
+
+class RegistryHousehold(_NamesHousehold):
+    """One household of the baseline registry (rules §1)."""
+
+    model_config = STRICT
+
+    village_code: RegionCode
+    baseline_status: Literal["formerly_poor", "ordinary"] = Field(
+        description="formerly_poor 脱贫户 / ordinary 一般农户"
+    )
+    per_capita_income: Amount = Field(description="人均纯收入 (yuan/year)")
+    previous_year_income: Amount | None = Field(None, description="上年家庭收入")
+    members: list[MemberIn] = Field(min_length=1, max_length=30, description="家庭成员")
+
+
+class RegistrySync(BaseModel):
+    """A registry sync: one or many households, upserted by household id."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "households": [
+                        {
+                            "village_code": "110105001001",
+                            "baseline_status": "formerly_poor",
+                            "per_capita_income": 8100,
+                            "members": [
+                                {"resident_id": "11010519491231002X", "name": "李桂兰"},
+                            ],
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+
+    households: list[RegistryHousehold] = Field(min_length=1, max_length=10_000)
 
 
 class SubmissionAccepted(BaseModel):
@@ -104,12 +208,27 @@ class SubmissionAccepted(BaseModel):
     status_url: str
 
 
+class RegistryAccepted(BaseModel):
+    """The answer to a registry sync: what the upsert changed."""
+
+    submission_id: str
+    status_url: str
+    created: int
+    updated: int
+    unchanged: int
+    household_ids: list[str]
+
+
 class SubmissionRead(BaseModel):
-    """A submission's status for the app: received, then published."""
+    """A submission's status for the app: received, then published, then its case."""
 
     submission_id: str
     kind: str
     household_id: str
-    status: str
+    status: Literal["received", "published"]
+    stage: Literal["received", "published", "case_opened", "case_merged"] = Field(
+        description="received → published → case_opened / case_merged (with case_id)"
+    )
+    case_id: str | None = None
     received_at: datetime
     published_at: datetime | None

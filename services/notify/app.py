@@ -5,51 +5,108 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
 
-from services.notify import handlers
-from services.notify.api import router
+from services.notify import api, api_acks, delivery, digests, escalation, handlers
+from services.notify.breaker import BreakerBoard
+from services.notify.channels import Channel, build_channels
 from services.notify.config import NotifySettings
 from services.notify.models import metadata
 from shared.clock import Clock, SystemClock
+from shared.kafka import Handler
 from shared.service import ConsumerSpec, Runtime, create_service_app
 
 log = logging.getLogger(__name__)
+ROUTED = (
+    "CaseOpened",
+    "CaseDeadlineApproaching",
+    "CaseOverdue",
+    "GreenChannelOpened",
+    "PlanCreated",
+    "VisitOverdue",
+)
 
 
-def create_app(settings: NotifySettings | None = None, clock: Clock | None = None) -> FastAPI:
-    """The notify service: plans in, webhook calls out."""
+def consumer_spec(settings: NotifySettings) -> ConsumerSpec:
+    """The notify consumer group: the roster projection and every routed event."""
+    routed: Handler = partial(handlers.on_routed_event, settings=settings)
+    table: dict[str, Handler] = {name: routed for name in ROUTED}
+    table["CadreRegistered"] = partial(handlers.on_cadre_registered, settings=settings)
+    table["CadreAssigned"] = partial(handlers.on_cadre_assigned, settings=settings)
+    return ConsumerSpec(name="notify", topics=["cases", "assistance"], handlers=table)
+
+
+async def _loop(name: str, every: float, job: Callable[[], Awaitable[int]]) -> None:
+    while True:
+        try:
+            busy = await job()
+        except Exception:
+            log.exception("%s pass failed", name)
+            busy = 0
+        if not busy:
+            await asyncio.sleep(every)
+
+
+def breaker_board(settings: NotifySettings) -> BreakerBoard:
+    """The circuit breakers of one process, from settings."""
+    return BreakerBoard(
+        settings.breaker_failure_threshold,
+        timedelta(seconds=settings.breaker_cooldown_seconds),
+        settings.breaker_window,
+        settings.breaker_failure_ratio,
+    )
+
+
+def create_app(
+    settings: NotifySettings | None = None,
+    clock: Clock | None = None,
+    channels: dict[str, Channel] | None = None,
+) -> FastAPI:
+    """The notify service: cases and assistance events in, messages out."""
     settings = settings or NotifySettings()
+    breakers = breaker_board(settings)
 
     async def dispatcher(runtime: Runtime) -> None:
         rng = random.Random()
         async with httpx.AsyncClient() as http:
-            while True:
-                try:
-                    attempted = await handlers.deliver_due(
-                        uow_factory=runtime.uow, http=http, settings=settings, rng=rng
-                    )
-                except Exception:
-                    log.exception("dispatch pass failed")
-                    attempted = 0
-                if not attempted:
-                    await asyncio.sleep(settings.dispatch_poll_seconds)
+            wired = channels or build_channels(http, settings)
+            await _loop(
+                "dispatch",
+                settings.dispatch_poll_seconds,
+                partial(
+                    delivery.deliver_due,
+                    uow_factory=runtime.uow,
+                    channels=wired,
+                    breakers=breakers,
+                    settings=settings,
+                    rng=rng,
+                ),
+            )
+
+    async def scheduler(runtime: Runtime) -> None:
+        async def one_pass() -> int:
+            await escalation.escalate_due(uow_factory=runtime.uow, settings=settings)
+            await digests.release_digests(uow_factory=runtime.uow, settings=settings)
+            return 0
+
+        await _loop("schedule", settings.schedule_poll_seconds, one_pass)
 
     runtime = Runtime(
         settings=settings,
         metadata=metadata,
         service_dir=Path(__file__).parent,
-        consumers=[
-            ConsumerSpec(
-                name="notify",
-                topics=["assistance"],
-                handlers={"PlanCreated": handlers.on_plan_created},
-            )
-        ],
+        consumers=[consumer_spec(settings)],
         clock=clock or SystemClock(),
-        background=[dispatcher],
+        background=[dispatcher, scheduler],
     )
-    return create_service_app(runtime, title="Holdline notify", routers=[router])
+    app = create_service_app(
+        runtime, title="Holdline notify", routers=[api.router, api_acks.router]
+    )
+    app.state.breakers = breakers
+    return app

@@ -1,159 +1,219 @@
-"""Notify use cases: record who must hear of an event, then deliver with retries."""
+"""Notify use cases: keep the roster projection, and record who must hear of each event."""
 
 from __future__ import annotations
 
 import logging
-import random
-from collections.abc import Callable
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
+from zoneinfo import ZoneInfo
 
-import httpx
-from sqlalchemy import insert, select, update
+from sqlalchemy import or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 
-from services.notify import rules
+from services.notify import acks, routing, rules, templates
 from services.notify.config import NotifySettings
-from services.notify.models import delivery_attempts, notifications
+from services.notify.models import notifications, recipients, responsibilities
+from services.notify.routing import Cadre, Priority, Target
 from shared.db import UnitOfWork
-from shared.events import (
-    Envelope,
-    NotificationDelivered,
-    NotificationFailed,
-    PlanCreated,
-    new_event,
-)
+from shared.events import CadreAssigned, CadreRegistered, Envelope
 
 log = logging.getLogger(__name__)
-WEBHOOK = "webhook"
 
 
-async def on_plan_created(*, uow: UnitOfWork, event: Envelope[PlanCreated]) -> None:
-    """The village cadres learn that a plan exists and when identification is due."""
-    plan = event.payload
-    now = uow.clock.now()
-    text = rules.plan_created_message(household_id=event.household_id, plan=plan)
-    await uow.execute(
-        insert(notifications).values(
-            id=str(uuid4()),
+def _insert(uow: UnitOfWork) -> Any:
+    return (sqlite if uow.conn.dialect.name == "sqlite" else postgresql).insert
+
+
+async def on_cadre_registered(
+    *, uow: UnitOfWork, event: Envelope[CadreRegistered], settings: NotifySettings
+) -> None:
+    """Upsert the cadre into the roster projection (routing never calls assistance)."""
+    cadre = event.payload
+    values = {
+        "name": cadre.name,
+        "rank": cadre.rank,
+        "township_code": cadre.township_code,
+        "village_codes": list(cadre.village_codes),
+        "contacts": dict(cadre.contacts),
+        "active": cadre.active,
+        "updated_at": uow.clock.now(),
+    }
+    stmt = _insert(uow)(recipients).values(cadre_id=cadre.cadre_id, **values)
+    await uow.execute(stmt.on_conflict_do_update(index_elements=["cadre_id"], set_=values))
+
+
+async def on_cadre_assigned(
+    *, uow: UnitOfWork, event: Envelope[CadreAssigned], settings: NotifySettings
+) -> None:
+    """rules §6.8: remember the household's responsible cadre, then tell that cadre."""
+    assigned = event.payload
+    values = {
+        "cadre_id": assigned.cadre_id,
+        "case_id": assigned.case_id,
+        "village_code": assigned.village_code,
+        "updated_at": uow.clock.now(),
+    }
+    stmt = _insert(uow)(responsibilities).values(household_id=event.household_id, **values)
+    await uow.execute(stmt.on_conflict_do_update(index_elements=["household_id"], set_=values))
+    await on_routed_event(uow=uow, event=event, settings=settings)
+
+
+async def on_routed_event(
+    *, uow: UnitOfWork, event: Envelope[Any], settings: NotifySettings
+) -> None:
+    """Route an event by the table in routing.py: one notification per recipient and channel."""
+    payload = event.payload
+    route = routing.route_for(
+        event.event_type, getattr(payload, "level", None), routing.routes_with(settings.routes)
+    )
+    if route is None:
+        return
+    village_code: str = payload.village_code
+    responsible = await responsible_cadre(uow, event.household_id)
+    named = getattr(payload, "cadre_id", None)
+    roster = await load_roster(uow, village_code, also=[c for c in (responsible, named) if c])
+    targets = routing.targets_for(
+        route.targets,
+        roster,
+        priority=route.priority,
+        village_code=village_code,
+        office_url=settings.webhook_url,
+        fallback=route.fallback,
+        responsible=responsible,
+        named=named,
+    )
+    if not targets:
+        log.info("%s %s: nobody to notify", event.event_type, event.event_id)
+    zone = ZoneInfo(settings.timezone)
+    text = templates.render(
+        route.template,
+        language=settings.language,
+        zone=zone,
+        household=event.household_id,
+        deadline=templates.deadline_of(payload),
+        visit_due=getattr(payload, "home_visit_due", None),
+        risks=getattr(payload, "risk_types", ()),
+        measures=getattr(payload, "measures", ()),
+    )
+    body = {
+        "household_id": templates.mask_text(event.household_id),
+        "event_type": event.event_type,
+        "case_id": getattr(payload, "case_id", None),
+        "village_code": village_code,
+        "deadline": _iso(templates.deadline_of(payload)),
+        "correlation_id": event.correlation_id,
+    }
+    for target in targets:
+        await create_notification(
+            uow=uow,
+            settings=settings,
             source_event_id=str(event.event_id),
             event_type=event.event_type,
             household_id=event.household_id,
-            recipient=rules.plan_recipient(plan),
-            channel=WEBHOOK,
-            body={
-                "household_id": event.household_id,
-                "case_id": plan.case_id,
-                "plan_id": plan.plan_id,
-                "deadline": plan.case_deadline.isoformat() if plan.case_deadline else None,
-                "text": text,
-                "correlation_id": event.correlation_id,
-            },
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
+            target=target,
+            priority=route.priority,
+            text=text,
+            body=body,
         )
-    )
 
 
-async def deliver_due(
-    *,
-    uow_factory: Callable[[], UnitOfWork],
-    http: httpx.AsyncClient,
-    settings: NotifySettings,
-    rng: random.Random,
-    limit: int = 50,
-) -> int:
-    """Attempt every due notification once, each in its own transaction; returns the count."""
-    async with uow_factory() as uow:
-        due = (
-            (
-                await uow.execute(
-                    select(notifications.c.id)
-                    .where(
-                        notifications.c.status == "pending",
-                        notifications.c.next_attempt_at <= uow.clock.now(),
-                    )
-                    .order_by(notifications.c.next_attempt_at)
-                    .limit(limit)
-                )
-            )
-            .scalars()
-            .all()
-        )
-    for notification_id in due:
-        async with uow_factory() as uow:
-            query = select(notifications).where(
-                notifications.c.id == notification_id, notifications.c.status == "pending"
-            )
-            if uow.conn.dialect.name == "postgresql":
-                # another replica may hold it; skip rather than deliver twice
-                query = query.with_for_update(skip_locked=True)
-            row = (await uow.execute(query)).first()
-            if row is not None:
-                await _attempt(uow=uow, row=row, http=http, settings=settings, rng=rng)
-    return len(due)
-
-
-async def _attempt(
+async def create_notification(
     *,
     uow: UnitOfWork,
-    row: Any,
-    http: httpx.AsyncClient,
     settings: NotifySettings,
-    rng: random.Random,
-) -> None:
-    attempt = row.attempts + 1
-    status_code: int | None = None
-    error: str | None = None
-    try:
-        response = await http.post(
-            settings.webhook_url,
-            json=row.body | {"notification_id": row.id, "recipient": row.recipient},
-            headers={"Idempotency-Key": row.id},
-            timeout=settings.webhook_timeout_seconds,
-        )
-        status_code = response.status_code
-        if not response.is_success:
-            error = f"HTTP {status_code}"
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"
+    source_event_id: str,
+    event_type: str,
+    household_id: str,
+    target: Target,
+    priority: Priority,
+    text: str,
+    body: dict[str, Any],
+) -> str | None:
+    """Insert one notification unless (event, recipient, channel) already has one; its id."""
     now = uow.clock.now()
-    await uow.execute(
-        insert(delivery_attempts).values(
-            notification_id=row.id, attempt=attempt, at=now, status_code=status_code, error=error
+    notification_id = str(uuid4())
+    link = None
+    if priority == "urgent":
+        token = acks.sign(
+            notification_id,
+            expires_at=now + timedelta(hours=settings.ack_link_ttl_hours),
+            secret=settings.secret_key.get_secret_value(),
         )
-    )
-    values: dict[str, Any] = {"attempts": attempt}
-    outcome: NotificationDelivered | NotificationFailed | None = None
-    common = {
-        "notification_id": row.id,
-        "source_event_id": row.source_event_id,
-        "recipient": row.recipient,
-        "channel": row.channel,
-        "attempts": attempt,
+        link = f"{settings.public_base_url}/v1/acks/{token}"
+    cadre_facing = target.level != "office"
+    # the office webhook is a machine; quiet hours and digests are for people
+    held = cadre_facing and priority == "low"
+    release = now
+    if cadre_facing:
+        release = rules.quiet_release(
+            now,
+            priority=priority,
+            zone=ZoneInfo(settings.timezone),
+            start=settings.quiet_hours_start,
+            end=settings.quiet_hours_end,
+        )
+    full_body = body | {
+        "text": templates.with_ack_link(text, link, settings.language),
+        "priority": priority,
+        "ack_url": link,
     }
-    if error is None:
-        values |= {"status": "delivered", "delivered_at": now}
-        outcome = NotificationDelivered(**common)
-    elif attempt >= settings.max_attempts:
-        values |= {"status": "failed"}
-        outcome = NotificationFailed(**common, error=error)
-    else:
-        delay = rules.next_attempt_delay(
-            attempt, base=settings.retry_base_seconds, cap=settings.retry_max_seconds, rng=rng
+    stmt = (
+        _insert(uow)(notifications)
+        .values(
+            id=notification_id,
+            source_event_id=source_event_id,
+            event_type=event_type,
+            household_id=household_id,
+            recipient=target.recipient,
+            recipient_level=target.level,
+            channel=target.channel,
+            address=target.address,
+            village_code=body.get("village_code"),
+            priority=priority,
+            body=full_body,
+            status="held" if held else "pending",
+            attempts=0,
+            attempt_limit=settings.max_attempts,
+            next_attempt_at=release,
+            created_at=now,
         )
-        values |= {"next_attempt_at": now + delay}
-        log.warning("notification %s attempt %d failed: %s", row.id, attempt, error)
-    await uow.execute(update(notifications).where(notifications.c.id == row.id).values(**values))
-    if outcome is not None:
-        await uow.record(
-            new_event(
-                outcome,
-                household_id=row.household_id,
-                source="notify",
-                correlation_id=row.body.get("correlation_id", row.id),
-                clock=uow.clock,
-            ),
-            settings.topic("notifications"),
-        )
+        .on_conflict_do_nothing(index_elements=["source_event_id", "recipient", "channel"])
+    )
+    result = await uow.execute(stmt)
+    return notification_id if result.rowcount == 1 else None
+
+
+async def responsible_cadre(uow: UnitOfWork, household_id: str) -> str | None:
+    """The household's responsible cadre, as the projection knows it."""
+    query = select(responsibilities.c.cadre_id).where(
+        responsibilities.c.household_id == household_id
+    )
+    return (await uow.execute(query)).scalar_one_or_none()
+
+
+async def load_roster(uow: UnitOfWork, region_code: str, also: Sequence[str] = ()) -> list[Cadre]:
+    """Active cadres of the region's county, plus the named ones wherever they are."""
+    county = routing.county_of(region_code)
+    query = select(recipients).where(
+        or_(recipients.c.township_code.startswith(county), recipients.c.cadre_id.in_(list(also)))
+    )
+    return [cadre_of(row) for row in (await uow.execute(query)).all()]
+
+
+def cadre_of(row: Any) -> Cadre:
+    """A roster row as the pure routing code sees it."""
+    return Cadre(
+        cadre_id=row.cadre_id,
+        name=row.name,
+        rank=row.rank,
+        township_code=row.township_code,
+        village_codes=tuple(row.village_codes or ()),
+        contacts=dict(row.contacts or {}),
+        active=bool(row.active),
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

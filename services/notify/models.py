@@ -1,7 +1,8 @@
-"""Notify's tables: notifications, every delivery attempt, plus its outbox."""
+"""Notify's tables: the roster projection, notifications, every delivery attempt, the outbox."""
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -29,14 +30,26 @@ notifications = Table(
     Column("recipient", String(100), nullable=False),
     Column("channel", String(30), nullable=False),
     Column("body", JSON, nullable=False),
+    # pending, held (waiting for a digest), digested, delivered, failed (dead-lettered)
     Column("status", String(20), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("delivered_at", DateTime(timezone=True)),
+    Column("address", String(500)),
+    Column("village_code", String(12)),
+    Column("recipient_level", String(20)),
+    Column("priority", String(10), nullable=False, server_default="normal"),
+    Column("attempt_limit", Integer),
+    Column("last_error", Text),
+    Column("acknowledged_at", DateTime(timezone=True)),
+    Column("escalated_at", DateTime(timezone=True)),
+    Column("digest_id", String(36)),
     # one notification per (event, recipient, channel), whatever is redelivered
     UniqueConstraint("source_event_id", "recipient", "channel", name="uq_notification_once"),
     Index("ix_notifications_due", "status", "next_attempt_at"),
+    Index("ix_notifications_recipient", "recipient", "created_at"),
+    Index("ix_notifications_unacked", "priority", "escalated_at"),
 )
 
 delivery_attempts = Table(
@@ -48,4 +61,29 @@ delivery_attempts = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Column("status_code", Integer),
     Column("error", Text),
+)
+
+# the cadre roster as notify needs it, projected from CadreRegistered (no synchronous calls)
+recipients = Table(
+    "recipients",
+    metadata,
+    Column("cadre_id", String(64), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("rank", String(20), nullable=False),
+    Column("township_code", String(12), nullable=False, index=True),
+    Column("village_codes", JSON, nullable=False),
+    Column("contacts", JSON, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# household -> responsible cadre (帮扶责任人), projected from CadreAssigned
+responsibilities = Table(
+    "responsibilities",
+    metadata,
+    Column("household_id", String(64), primary_key=True),
+    Column("cadre_id", String(64), nullable=False, index=True),
+    Column("case_id", String(36), nullable=False),
+    Column("village_code", String(12), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

@@ -1,25 +1,9 @@
-"""Routing and messages as pure functions (no I/O)."""
+"""Delivery timing as pure functions (no I/O): backoff, quiet hours, digests."""
 
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
-
-from shared.events import PlanCreated
-
-
-def plan_created_message(*, household_id: str, plan: PlanCreated) -> str:
-    """zh-CN text short enough for SMS: which household, what to do, by when."""
-    measures = "、".join(plan.measures)
-    text = f"【防返贫监测】农户{household_id}已建立帮扶计划（{measures}）"
-    if plan.case_deadline is None:
-        return text + "，请尽快落实。"
-    return text + f"，请于{plan.case_deadline.date().isoformat()}前完成认定。"
-
-
-def plan_recipient(plan: PlanCreated) -> str:
-    """The village cadres of the household's village receive its plan."""
-    return f"village:{plan.village_code}"
+from datetime import datetime, time, timedelta, tzinfo
 
 
 def next_attempt_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> timedelta:
@@ -30,3 +14,34 @@ def next_attempt_delay(attempt: int, *, base: float, cap: float, rng: random.Ran
 def is_due(next_attempt_at: datetime, now: datetime) -> bool:
     """A pending notification is due when its next attempt time has come."""
     return next_attempt_at <= now
+
+
+def in_quiet_hours(now: datetime, *, zone: tzinfo, start: int, end: int) -> bool:
+    """Whether local time lies in [start, end) hours (wrapping midnight); start == end is off."""
+    if start == end:
+        return False
+    hour = now.astimezone(zone).hour
+    return start <= hour or hour < end if start > end else start <= hour < end
+
+
+def quiet_release(now: datetime, *, priority: str, zone: tzinfo, start: int, end: int) -> datetime:
+    """When a message may go: urgent ones now; the others wait for the end of quiet hours."""
+    if priority == "urgent" or not in_quiet_hours(now, zone=zone, start=start, end=end):
+        return now
+    local = now.astimezone(zone)
+    release = datetime.combine(local.date(), time(end), tzinfo=zone)
+    if release <= local:
+        release += timedelta(days=1)
+    return release.astimezone(now.tzinfo)
+
+
+def digest_ready(
+    oldest: datetime, count: int, *, now: datetime, window: timedelta, max_items: int
+) -> bool:
+    """Held low-priority messages go out once the oldest has waited `window` or enough piled up."""
+    return count >= max_items or oldest + window <= now
+
+
+def attempt_limit(attempts: int, limit: int | None, default: int) -> bool:
+    """Whether the attempt just made was the last one allowed (then the message is dead)."""
+    return attempts >= (limit if limit is not None else default)

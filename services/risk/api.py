@@ -1,34 +1,35 @@
-"""Risk HTTP API (/v1): read the cases and the signals behind them."""
+"""Risk HTTP API (/v1): cases, their workflow actions, history, reasons and public notice."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
-from pydantic import BaseModel
 from sqlalchemy import func, select
 
+from services.risk import repository as repo
+from services.risk.casework import ActionRefused, ActionRequest, CaseNotFound, perform_action
+from services.risk.config import RiskSettings
 from services.risk.models import case_signals, cases
-from shared.db import utc
+from services.risk.notice import public_notice_text
+from services.risk.schemas import (
+    ActionCreate,
+    CaseDetail,
+    CaseRead,
+    HistoryRead,
+    NoticeRead,
+)
+from services.risk.workflow import allowed_actions
+from shared.auth import Official, current_official, ensure_within
+from shared.db import UnitOfWork, utc
+from shared.events import Reason
 from shared.service import Runtime, runtime_of
 
 router = APIRouter(prefix="/v1", tags=["risk"])
 
 
-class CaseRead(BaseModel):
-    """A case as officials see it."""
-
-    case_id: str
-    household_id: str
-    village_code: str
-    status: str
-    channel: str
-    risk_types: list[str]
-    opened_at: datetime
-    deadline: datetime
-    home_visit_due: datetime | None
-    signals: int
+def _dt(value: Any) -> Any:
+    return utc(value) if value else None
 
 
 def _case(row: Any, signals: int) -> CaseRead:
@@ -41,8 +42,12 @@ def _case(row: Any, signals: int) -> CaseRead:
         risk_types=row.risk_types,
         opened_at=utc(row.opened_at),
         deadline=utc(row.deadline),
-        home_visit_due=utc(row.home_visit_due) if row.home_visit_due else None,
+        home_visit_due=_dt(row.home_visit_due),
         signals=signals,
+        stage=row.stage,
+        purpose=row.purpose,
+        kind=row.kind,
+        green_channel=bool(row.green_channel),
     )
 
 
@@ -53,7 +58,7 @@ async def list_cases(
     case_status: Annotated[str | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[CaseRead]:
-    """Cases, newest first, optionally for one household or one status."""
+    """Cases, newest first, optionally for one household or one status (no personal data)."""
     query = select(cases).order_by(cases.c.opened_at.desc()).limit(limit)
     if household_id:
         query = query.where(cases.c.household_id == household_id)
@@ -65,15 +70,111 @@ async def list_cases(
     return [_case(r, counts.get(r.id, 0)) for r in rows]
 
 
-@router.get("/cases/{case_id}", response_model=CaseRead)
-async def get_case(case_id: str, runtime: Annotated[Runtime, Depends(runtime_of)]) -> CaseRead:
-    """One case."""
+async def _load_case(uow: UnitOfWork, case_id: str, official: Official) -> Any:
+    row = await repo.case(uow, case_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"case_id: {case_id} not found")
+    ensure_within(official, row.village_code)
+    return row
+
+
+async def _detail(uow: UnitOfWork, row: Any) -> CaseDetail:
+    counts = await _signal_counts(uow, [row.id])
+    steps = await repo.history(uow, row.id)
+    state = repo.state_of(row)
+    return CaseDetail(
+        **_case(row, counts.get(row.id, 0)).model_dump(),
+        reasons=[Reason.model_validate(r) for r in row.reasons or []],
+        flags=[Reason.model_validate(r) for r in row.flags or []],
+        data_compared=bool(row.data_compared),
+        signed_form=bool(row.signed_form),
+        notice_posted_at=_dt(row.notice_posted_at),
+        notice_ends_at=_dt(row.notice_ends_at),
+        paperwork_due=_dt(row.paperwork_due),
+        provisional_measures=row.provisional_measures or [],
+        rejection_reason=row.rejection_reason,
+        next_actions=list(allowed_actions(state, uow.clock.now())) if state.open else [],
+        history=[
+            HistoryRead(
+                at=utc(h.at),
+                actor=h.actor,
+                role=h.role,
+                action=h.action,
+                from_stage=h.from_stage,
+                to_stage=h.to_stage,
+                note=h.note,
+            )
+            for h in steps
+        ],
+    )
+
+
+@router.get("/cases/{case_id}", response_model=CaseDetail)
+async def get_case(
+    case_id: str,
+    runtime: Annotated[Runtime, Depends(runtime_of)],
+    official: Annotated[Official, Depends(current_official)],
+) -> CaseDetail:
+    """One case with its reasons, flags, next actions and history (officials, in jurisdiction)."""
     async with runtime.uow() as uow:
-        row = (await uow.execute(select(cases).where(cases.c.id == case_id))).first()
-        if row is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"case_id: {case_id} not found")
-        counts = await _signal_counts(uow, [case_id])
-    return _case(row, counts.get(case_id, 0))
+        return await _detail(uow, await _load_case(uow, case_id, official))
+
+
+@router.post("/cases/{case_id}/actions", response_model=CaseDetail)
+async def act_on_case(
+    case_id: str,
+    body: ActionCreate,
+    runtime: Annotated[Runtime, Depends(runtime_of)],
+    official: Annotated[Official, Depends(current_official)],
+) -> CaseDetail:
+    """A workflow step by the role that owns it (rules §4.2-§4.7, §7.2)."""
+    settings: RiskSettings = runtime.settings  # type: ignore[assignment]
+    try:
+        async with runtime.uow() as uow:
+            await perform_action(
+                uow=uow,
+                case_id=case_id,
+                official=official,
+                request=ActionRequest(**body.model_dump()),
+                settings=settings,
+            )
+    except CaseNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"case_id: {case_id} not found") from None
+    except ActionRefused as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    async with runtime.uow() as uow:
+        return await _detail(uow, await _load_case(uow, case_id, official))
+
+
+@router.get("/cases/{case_id}/public-notice", response_model=NoticeRead)
+async def public_notice(
+    case_id: str,
+    runtime: Annotated[Runtime, Depends(runtime_of)],
+    official: Annotated[Official, Depends(current_official)],
+) -> NoticeRead:
+    """rules §4.4, §4.13: the village notice, without IDs, phones, accounts or health details."""
+    async with runtime.uow() as uow:
+        row = await _load_case(uow, case_id, official)
+        household = await repo.household(uow, row.household_id)
+    if row.notice_posted_at is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "case_id: no public notice posted yet")
+    names = [household.head_name] if household is not None and household.head_name else []
+    if household is not None:
+        names += [
+            m.get("name", "")
+            for m in household.members or []
+            if m.get("name") and m.get("name") not in names
+        ]
+    text = public_notice_text(
+        village_code=row.village_code,
+        names=names,
+        kind=row.kind,
+        risk_types=list(row.risk_types),
+        posted_at=utc(row.notice_posted_at),
+        ends_at=utc(row.notice_ends_at),
+        purpose=row.purpose,
+    )
+    return NoticeRead(case_id=row.id, text=text)
 
 
 async def _signal_counts(uow: Any, case_ids: list[str]) -> dict[str, int]:

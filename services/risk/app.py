@@ -7,29 +7,59 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.risk import handlers
+from services.risk import handlers, monitoring
 from services.risk.api import router
 from services.risk.config import RiskSettings
+from services.risk.ledger import router as ledger_router
 from services.risk.models import metadata
+from services.risk.scheduler import deadline_job
 from shared.clock import Clock, SystemClock
+from shared.kafka import Handler
 from shared.service import ConsumerSpec, Runtime, create_service_app
+
+
+def signal_handlers(settings: RiskSettings) -> dict[str, Handler]:
+    """rules §4 channels: every signal type re-evaluates its household."""
+    return {
+        "DeclarationSubmitted": partial(handlers.on_declaration, settings=settings),
+        "CadreReportSubmitted": partial(handlers.on_cadre_report, settings=settings),
+        "FeedRecordReceived": partial(handlers.on_feed_record, settings=settings),
+        "RegistryRecordReceived": partial(handlers.on_registry_record, settings=settings),
+    }
+
+
+def assistance_handlers(settings: RiskSettings) -> dict[str, Handler]:
+    """rules §7: what the assistance side reports moves elimination forward."""
+    return {
+        "IncomeUpdated": partial(monitoring.on_income_updated, settings=settings),
+        "VisitRecorded": partial(monitoring.on_visit_recorded, settings=settings),
+        "MeasureCompleted": partial(monitoring.on_measure_completed, settings=settings),
+        "MeasureAssigned": partial(monitoring.on_measure_assigned, settings=settings),
+    }
 
 
 def create_app(settings: RiskSettings | None = None, clock: Clock | None = None) -> FastAPI:
     """The risk engine: signals in, cases out."""
     settings = settings or RiskSettings()
-    consumer = ConsumerSpec(
-        name="risk",
-        topics=["signals"],
-        handlers={
-            "DeclarationSubmitted": partial(handlers.on_declaration, settings=settings),
-        },
-    )
     runtime = Runtime(
         settings=settings,
         metadata=metadata,
         service_dir=Path(__file__).parent,
-        consumers=[consumer],
+        consumers=[
+            ConsumerSpec(
+                name="risk",
+                topics=["signals"],
+                handlers=signal_handlers(settings),
+                # issue §9: a polled batch of signals is evaluated in one transaction
+                batch_handler=partial(handlers.on_signal_batch, settings=settings),
+            ),
+            ConsumerSpec(
+                name="risk-assistance",
+                topics=["assistance"],
+                handlers=assistance_handlers(settings),
+            ),
+        ],
         clock=clock or SystemClock(),
+        background=[deadline_job(settings)],
     )
-    return create_service_app(runtime, title="Holdline risk", routers=[router])
+    return create_service_app(runtime, title="Holdline risk", routers=[router, ledger_router])

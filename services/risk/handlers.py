@@ -1,86 +1,114 @@
-"""Risk use cases: a signal opens the household's case or joins the open one."""
+"""Risk use cases for signals: evaluate the household, open or merge its case, green channel."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
-from uuid import uuid4
 
-from sqlalchemy import insert, select, update
-
-from services.risk import rules
 from services.risk.config import RiskSettings
-from services.risk.models import case_signals, cases
+from services.risk.signal_batch import SignalBatch
+from services.risk.signals import (
+    Signal,
+    from_cadre_report,
+    from_declaration,
+    from_feed,
+    from_registry,
+)
 from shared.db import UnitOfWork
-from shared.events import CaseMerged, CaseOpened, DeclarationSubmitted, Envelope, new_event
+from shared.events import (
+    CadreReportSubmitted,
+    DeclarationSubmitted,
+    Envelope,
+    FeedRecordReceived,
+    Payload,
+    RegistryRecordReceived,
+    new_event,
+)
+
+# rules §4 channels 1-3 and the registry (§1): how each signal type reads
+SIGNAL_READERS: dict[str, Callable[[Any], Signal]] = {
+    "DeclarationSubmitted": from_declaration,
+    "CadreReportSubmitted": from_cadre_report,
+    "FeedRecordReceived": from_feed,
+    "RegistryRecordReceived": from_registry,
+}
+
+
+async def publish(
+    uow: UnitOfWork, payload: Payload, *, household_id: str, correlation_id: str, topic: str
+) -> None:
+    """Record an outgoing cases event on the outbox (published after commit)."""
+    envelope = new_event(
+        payload,
+        household_id=household_id,
+        source="risk",
+        correlation_id=correlation_id,
+        clock=uow.clock,
+    )
+    await uow.record(envelope, topic)
+
+
+async def process_signals(
+    *, uow: UnitOfWork, items: list[tuple[Envelope[Any], Signal]], settings: RiskSettings
+) -> None:
+    """rules §4: evaluate each signal's household in order; reads and writes in bulk."""
+    if not items:
+        return
+    batch = SignalBatch(uow, settings)
+    await batch.load({event.household_id for event, _ in items})
+    for event, signal in items:
+        batch.process(event, signal)
+    await batch.flush(settings.topic("cases"))
+
+
+async def process_signal(
+    *, uow: UnitOfWork, event: Envelope[Any], signal: Signal, settings: RiskSettings
+) -> None:
+    """One signal (a batch of one)."""
+    await process_signals(uow=uow, items=[(event, signal)], settings=settings)
+
+
+async def on_signal_batch(
+    *, uow: UnitOfWork, events: list[Envelope[Any]], settings: RiskSettings
+) -> None:
+    """A consumed batch of signals of any type, in order, in one transaction (issue §9)."""
+    items = [
+        (event, SIGNAL_READERS[event.event_type](event.payload))
+        for event in events
+        if event.event_type in SIGNAL_READERS
+    ]
+    await process_signals(uow=uow, items=items, settings=settings)
 
 
 async def on_declaration(
     *, uow: UnitOfWork, event: Envelope[DeclarationSubmitted], settings: RiskSettings
 ) -> None:
-    """rules §4: a self-declaration opens a case (the clock starts) or merges into the open one."""
-    signal = event.payload
-    now = uow.clock.now()
-    open_case = (
-        await uow.execute(
-            select(cases.c.id, cases.c.risk_types).where(
-                cases.c.household_id == event.household_id, cases.c.status == "open"
-            )
-        )
-    ).first()
-    outgoing: Any
-    if open_case is not None:
-        case_id = open_case.id
-        risk_types = rules.merged_risk_types(open_case.risk_types, signal.risk_types)
-        await uow.execute(
-            update(cases).where(cases.c.id == case_id).values(risk_types=risk_types, updated_at=now)
-        )
-        outgoing = CaseMerged(
-            case_id=case_id, risk_types=risk_types, submission_id=signal.submission_id
-        )
-    else:
-        case_id = str(uuid4())
-        opened_at = event.occurred_at
-        outgoing = CaseOpened(
-            case_id=case_id,
-            village_code=signal.village_code,
-            risk_types=sorted(set(signal.risk_types)),
-            channel=signal.channel,
-            opened_at=opened_at,
-            deadline=rules.identification_deadline(opened_at, days=settings.identification_days),
-            home_visit_due=rules.add_working_days(opened_at, settings.home_visit_working_days),
-            submission_id=signal.submission_id,
-        )
-        await uow.execute(
-            insert(cases).values(
-                id=case_id,
-                household_id=event.household_id,
-                village_code=signal.village_code,
-                status="open",
-                channel=signal.channel,
-                risk_types=outgoing.risk_types,
-                opened_at=opened_at,
-                deadline=outgoing.deadline,
-                home_visit_due=outgoing.home_visit_due,
-                updated_at=now,
-            )
-        )
-    await uow.execute(
-        insert(case_signals).values(
-            case_id=case_id,
-            event_id=str(event.event_id),
-            event_type=event.event_type,
-            submission_id=signal.submission_id,
-            received_at=now,
-            payload=signal.model_dump(mode="json"),
-        )
+    """rules §4 channel 1: a self-declaration opens a case (the clock starts) or merges."""
+    await process_signal(
+        uow=uow, event=event, signal=from_declaration(event.payload), settings=settings
     )
-    await uow.record(
-        new_event(
-            outgoing,
-            household_id=event.household_id,
-            source="risk",
-            correlation_id=event.correlation_id,
-            clock=uow.clock,
-        ),
-        settings.topic("cases"),
+
+
+async def on_cadre_report(
+    *, uow: UnitOfWork, event: Envelope[CadreReportSubmitted], settings: RiskSettings
+) -> None:
+    """rules §4 channel 2: a cadre report, with members, income and guarantees."""
+    await process_signal(
+        uow=uow, event=event, signal=from_cadre_report(event.payload), settings=settings
+    )
+
+
+async def on_feed_record(
+    *, uow: UnitOfWork, event: Envelope[FeedRecordReceived], settings: RiskSettings
+) -> None:
+    """rules §4 channel 3, §8: one department feed record."""
+    await process_signal(uow=uow, event=event, signal=from_feed(event.payload), settings=settings)
+
+
+async def on_registry_record(
+    *, uow: UnitOfWork, event: Envelope[RegistryRecordReceived], settings: RiskSettings
+) -> None:
+    """rules §1: the registry sets the household's members, baseline and income."""
+    await process_signal(
+        uow=uow, event=event, signal=from_registry(event.payload), settings=settings
     )

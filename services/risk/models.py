@@ -1,6 +1,21 @@
-"""Risk's tables: cases and the signals behind them, plus its outbox."""
+"""Risk's tables: the household ledger (台账), cases, their history and deadline alerts."""
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, MetaData, String, Table, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
 
 from shared.db import Id, messaging_tables
 
@@ -13,6 +28,7 @@ cases = Table(
     Column("id", String(36), primary_key=True),
     Column("household_id", String(64), nullable=False),
     Column("village_code", String(12), nullable=False),
+    # open | identified | rejected | eliminated
     Column("status", String(20), nullable=False),
     Column("channel", String(20), nullable=False),
     Column("risk_types", JSON, nullable=False),
@@ -20,7 +36,25 @@ cases = Table(
     Column("deadline", DateTime(timezone=True), nullable=False),
     Column("home_visit_due", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    # rules §4: one open case per household at a time
+    # rules §4 / §7.2: the workflow state (services/risk/workflow.py)
+    Column("purpose", String(20), nullable=False, server_default="identification"),
+    Column("stage", String(30), nullable=False, server_default="risk_discovered"),
+    Column("data_compared", Boolean, nullable=False, server_default=text("false")),
+    Column("signed_form", Boolean, nullable=False, server_default=text("false")),
+    Column("notice_posted_at", DateTime(timezone=True)),
+    Column("notice_ends_at", DateTime(timezone=True)),
+    Column("home_visited_at", DateTime(timezone=True)),
+    Column("warning_at", DateTime(timezone=True)),  # rules §4.11, so the scheduler can index it
+    Column("green_channel", Boolean, nullable=False, server_default=text("false")),
+    Column("paperwork_due", DateTime(timezone=True)),
+    Column("provisional_measures", JSON),
+    Column("kind", String(20)),
+    Column("reasons", JSON),  # rules §1-§3: why, kept with the case
+    Column("flags", JSON),  # rules §3.5: consistency flags travel with the case
+    Column("closed_at", DateTime(timezone=True)),
+    Column("rejection_reason", Text),
+    Index("ix_cases_open_warning", "status", "warning_at"),
+    # rules §4.8: one open case per household at a time
     Index(
         "uq_cases_one_open_per_household",
         "household_id",
@@ -40,4 +74,70 @@ case_signals = Table(
     Column("submission_id", String(36)),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("payload", JSON, nullable=False),
+)
+
+households = Table(
+    "households",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("village_code", String(12), nullable=False, index=True),
+    Column("baseline_status", String(20)),
+    Column("head_name", String(100), nullable=False, server_default=""),
+    Column("per_capita_income", Float),
+    Column("annual_income", Float),
+    Column("previous_year_income", Float),
+    Column("medical_spending", Float, nullable=False, server_default="0"),
+    Column("schooling_spending", Float, nullable=False, server_default="0"),
+    Column("loss_amount", Float, nullable=False, server_default="0"),
+    Column("members", JSON, nullable=False),
+    Column("guarantees", JSON, nullable=False),
+    Column("disaster_subtype", String(20)),
+    Column("social_security", Boolean, nullable=False, server_default=text("false")),
+    # registered | monitoring | eliminated | no_labour_support (rules §1, §7.3)
+    Column("status", String(20), nullable=False, server_default="registered"),
+    Column("kind", String(20)),
+    Column("risk_types", JSON, nullable=False),
+    Column("risk_codes", String(300), nullable=False, server_default=""),  # ",a,b," to filter
+    Column("identified_at", DateTime(timezone=True)),
+    Column("income_above_since", Date),
+    Column("measures_completed", Integer, nullable=False, server_default="0"),
+    Column("last_visit_clear", Boolean, nullable=False, server_default=text("false")),
+    Column("new_risk_types", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+household_signals = Table(
+    "household_signals",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("household_id", String(64), nullable=False, index=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("event_type", String(50), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("risk_types", JSON, nullable=False),
+    Column("flags", JSON, nullable=False),
+)
+
+case_history = Table(
+    "case_history",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", String(36), ForeignKey("cases.id"), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("from_stage", String(30)),
+    Column("to_stage", String(30), nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
+)
+
+# rules §4.9-§4.12: one row per case and alert kind, so each alert leaves exactly once
+deadline_alerts = Table(
+    "deadline_alerts",
+    metadata,
+    Column("case_id", String(36), ForeignKey("cases.id"), primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("emitted_at", DateTime(timezone=True), nullable=False),
 )

@@ -52,7 +52,9 @@ async def test_intake_accepts_while_kafka_is_down_and_publishes_exactly_once(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with httpx.AsyncClient(
+            timeout=10, headers={"X-App-Key": "holdline-dev-app-key"}
+        ) as http:
 
             async def ready() -> bool:
                 return (await http.get(f"{url}/readyz")).status_code == 200

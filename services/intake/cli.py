@@ -1,0 +1,153 @@
+"""`holdline feed load`: stream a department file to intake with a progress bar."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from services.intake.feeds import SCHEMAS
+
+feed_app = typer.Typer(help="Department data-comparison feeds (rules §8).", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+MEDIA = {".ndjson": "application/x-ndjson", ".jsonl": "application/x-ndjson", ".csv": "text/csv"}
+CHUNK = 256 * 1024
+
+
+@feed_app.callback()
+def _group() -> None:
+    """Department data-comparison feeds (rules §8)."""
+
+
+def _chunks(path: Path, progress: Progress, task: Any, started: float) -> Iterator[bytes]:
+    rows = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            rows += chunk.count(b"\n")
+            rate = rows / max(time.perf_counter() - started, 1e-6)
+            progress.update(task, advance=len(chunk), rows=rows, rate=rate)
+            yield chunk
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]{message}[/red]")
+    return typer.Exit(1)
+
+
+def _problem_text(answer: httpx.Response) -> str:
+    try:
+        body = answer.json()
+    except ValueError:
+        return answer.text[:500]
+    if isinstance(body, dict) and "errors" in body:
+        return "; ".join(f"{e['field']}: {e['problem']}" for e in body["errors"])
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])
+    return json.dumps(body, ensure_ascii=False)[:500]
+
+
+@feed_app.command()
+def load(
+    file: Annotated[Path, typer.Argument(help="NDJSON (.ndjson/.jsonl) or CSV (.csv) file")],
+    department: Annotated[str, typer.Option(help=f"one of: {', '.join(SCHEMAS)}")],
+    url: Annotated[str, typer.Option(help="intake base URL")] = "http://127.0.0.1:8001",
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="HOLDLINE_FEED_API_KEY", help="department key (dev: dev-<dept>-key)"),
+    ] = None,
+    content_type: Annotated[
+        str | None, typer.Option(help="override: application/x-ndjson or text/csv")
+    ] = None,
+    show_errors: Annotated[int, typer.Option(min=0, max=1000, help="errors to print")] = 20,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for intake to answer")] = 600,
+) -> None:
+    """Stream FILE to POST /v1/feeds/{department} and print the batch report."""
+    if department not in SCHEMAS:
+        raise _fail(f"department: {department!r} is not one of {', '.join(SCHEMAS)}")
+    if not file.is_file():
+        raise _fail(f"file: {file} does not exist or is not a file")
+    media = content_type or MEDIA.get(file.suffix.lower())
+    if media is None:
+        raise _fail(f"file: cannot tell the format of {file.name}; use .ndjson, .jsonl or .csv")
+    key = api_key or f"dev-{department}-key"
+    headers = {"X-API-Key": key, "Content-Type": media}
+    size = file.stat().st_size
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]:,} rows · {task.fields[rate]:,.0f} rows/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    base = url.rstrip("/")
+    try:
+        with httpx.Client(timeout=httpx.Timeout(timeout, connect=10)) as http:
+            with progress:
+                task = progress.add_task(file.name, total=size, rows=0, rate=0)
+                started = time.perf_counter()
+                answer = http.post(
+                    f"{base}/v1/feeds/{department}",
+                    content=_chunks(file, progress, task, started),
+                    headers=headers,
+                )
+                elapsed = time.perf_counter() - started
+            if answer.status_code != 202:
+                raise _fail(
+                    f"intake refused the feed ({answer.status_code}): {_problem_text(answer)}"
+                )
+            batch = answer.json()
+            report = http.get(
+                f"{base}{batch['status_url']}",
+                params={"limit": max(show_errors, 1)},
+                headers={"X-API-Key": key},
+            ).json()
+    except httpx.HTTPError as exc:
+        raise _fail(f"url: cannot talk to intake at {base}: {exc}") from None
+    except OSError as exc:
+        raise _fail(f"file: cannot read {file}: {exc}") from None
+    _print_report(batch, report, elapsed, show_errors)
+
+
+def _print_report(
+    batch: dict[str, Any], report: dict[str, Any], elapsed: float, shown: int
+) -> None:
+    rows = batch["accepted"] + batch["rejected"]
+    table = Table(title="feed batch")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("batch", batch["batch_id"])
+    table.add_row("department", batch["department"])
+    table.add_row("rows", f"{rows:,}")
+    table.add_row("accepted", f"{batch['accepted']:,}")
+    table.add_row("rejected", f"{batch['rejected']:,}")
+    table.add_row("seconds", f"{elapsed:.1f}")
+    table.add_row("rows/s", f"{rows / max(elapsed, 1e-6):,.0f}")
+    console.print(table)
+    errors = report.get("errors", [])[:shown]
+    if errors:
+        listing = Table(title=f"first {len(errors)} of {report.get('error_count', 0)} row errors")
+        for column in ("line", "field", "problem"):
+            listing.add_column(column)
+        for e in errors:
+            listing.add_row(str(e["line"]), e["field"], e["problem"])
+        console.print(listing)
+        console.print(f"rejected rows: GET {batch['status_url']}/rejected")

@@ -1,0 +1,315 @@
+"""Department feeds (rules §8): one row schema per department, parsed line by line."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from services.intake.fields import Amount, HouseholdId, PastDate, RegionCode, ResidentId
+
+FeedFormat = Literal["ndjson", "csv"]
+DisasterSubtype = Literal[
+    "flood", "geological", "drought", "biological", "meteorological", "earthquake", "other"
+]
+MEDIA_TYPES: dict[str, FeedFormat] = {
+    "application/x-ndjson": "ndjson",
+    "application/ndjson": "ndjson",
+    "application/jsonl": "ndjson",
+    "text/csv": "csv",
+}
+# identity columns travel in the envelope (hashed); the rest is the department's facts
+IDENTITY = {"resident_id", "household_id", "village_code", "recorded_on"}
+
+
+class FeedRow(BaseModel):
+    """What every department row carries: whom it is about and when it was recorded."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    resident_id: ResidentId
+    household_id: HouseholdId | None = Field(None, description="户编号, when the department has it")
+    village_code: RegionCode | None = None
+    recorded_on: PastDate = Field(description="记录日期")
+
+
+class MedicalInsuranceRow(FeedRow):
+    """医保: out-of-pocket medical spending and serious-illness claims."""
+
+    out_of_pocket_spending: Amount = Field(description="政策范围内个人自付医疗费用")
+    total_spending: Amount | None = Field(None, description="医疗总费用")
+    serious_illness_claim: bool = Field(False, description="大病保险理赔")
+
+
+class HealthRow(FeedRow):
+    """卫健: serious or chronic illness diagnoses."""
+
+    diagnosis: str = Field(min_length=1, max_length=200, description="诊断")
+    chronic: bool = Field(False, description="慢性病")
+    serious: bool = Field(False, description="大病")
+
+
+class EducationRow(FeedRow):
+    """教育: dropouts and student aid."""
+
+    schooling_stage: Literal["preschool", "primary", "junior", "senior", "vocational", "higher"]
+    dropped_out: bool = Field(False, description="辍学")
+    student_aid: Amount = Field(0, description="学生资助金额")
+
+
+class HousingRow(FeedRow):
+    """住建: house safety rating (C and D are dangerous)."""
+
+    house_rating: Literal["A", "B", "C", "D"] = Field(description="房屋安全等级")
+
+
+class WaterRow(FeedRow):
+    """水利: supply interruptions and water quality."""
+
+    supply_interrupted_days: int = Field(0, ge=0, le=366, description="停水天数")
+    water_quality_safe: bool = Field(True, description="水质达标")
+
+
+class HumanResourcesRow(FeedRow):
+    """人社: job loss, employment status and pension."""
+
+    employment_status: Literal["employed", "unemployed", "migrant", "retired", "none"]
+    job_lost: bool = Field(False, description="失业")
+    monthly_pension: Amount = Field(0, description="养老金 (yuan/month)")
+
+
+class CivilAffairsRow(FeedRow):
+    """民政: minimum-living, extreme-poverty and temporary-assistance status."""
+
+    assistance_status: Literal["dibao", "tekun", "temporary_assistance", "none"]
+    monthly_amount: Amount = Field(0, description="月救助金额")
+
+
+class AgricultureRow(FeedRow):
+    """农业农村: failed farming or business projects."""
+
+    project: str = Field(min_length=1, max_length=200, description="产业项目")
+    failed: bool = Field(description="项目失败")
+    loss_amount: Amount = Field(0, description="损失金额")
+
+
+class PublicSecurityRow(FeedRow):
+    """公安: deaths, births, household splits and moves."""
+
+    change: Literal["death", "birth", "split", "move_in", "move_out"]
+    new_household_id: HouseholdId | None = Field(None, description="分户或迁入后的户编号")
+
+
+class DisabledPersonsRow(FeedRow):
+    """残联: new or changed disability."""
+
+    disability_grade: int = Field(ge=1, le=4, description="残疾等级 (1 most severe)")
+    change: Literal["new", "changed", "revoked"] = "new"
+
+
+class EmergencyManagementRow(FeedRow):
+    """应急: disasters and accidents, affected households."""
+
+    event: Literal["disaster", "accident"]
+    disaster_subtype: DisasterSubtype | None = Field(None, description="rules §3.4 灾害类型")
+    loss_amount: Amount = Field(0, description="损失金额")
+
+
+SCHEMAS: dict[str, type[FeedRow]] = {
+    "medical_insurance": MedicalInsuranceRow,
+    "health": HealthRow,
+    "education": EducationRow,
+    "housing": HousingRow,
+    "water": WaterRow,
+    "human_resources": HumanResourcesRow,
+    "civil_affairs": CivilAffairsRow,
+    "agriculture": AgricultureRow,
+    "public_security": PublicSecurityRow,
+    "disabled_persons_federation": DisabledPersonsRow,
+    "emergency_management": EmergencyManagementRow,
+}
+
+
+class FeedHeaderError(ValueError):
+    """A CSV header the department's schema cannot read; the whole upload is refused."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{f}: {p}" for f, p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One data line: the valid row, or the problems that rejected it."""
+
+    line: int
+    raw: bytes
+    row: FeedRow | None
+    problems: list[tuple[str, str]]
+
+
+def problems_of(exc: ValidationError) -> list[tuple[str, str]]:
+    """(field, problem) pairs in the stable error shape of the API."""
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(p) for p in err["loc"]) or "row"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        out.append((field, "unknown field" if err["type"] == "extra_forbidden" else message))
+    return out
+
+
+class LineSplitter:
+    """Cuts a byte stream into numbered lines without ever holding more than one line."""
+
+    def __init__(self, max_line_bytes: int) -> None:
+        self._max = max_line_bytes
+        self._buf = bytearray()
+        self._skipping = False
+        self.line = 0
+
+    def feed(self, chunk: bytes) -> Iterator[tuple[int, bytes | None]]:
+        """Complete lines in `chunk` (None for a line over the limit)."""
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            yield self._emit(chunk[start:end])
+            start = end + 1
+        rest = chunk[start:]
+        if self._skipping:
+            return
+        if len(self._buf) + len(rest) > self._max:
+            # drop the long line as it arrives: memory stays bounded by max_line_bytes
+            self._buf.clear()
+            self._skipping = True
+        else:
+            self._buf += rest
+
+    def finish(self) -> Iterator[tuple[int, bytes | None]]:
+        """The last line when the stream does not end with a newline."""
+        if self._buf or self._skipping:
+            yield self._emit(b"")
+
+    def _emit(self, piece: bytes) -> tuple[int, bytes | None]:
+        self.line += 1
+        if self._skipping or len(self._buf) + len(piece) > self._max:
+            self._skipping = False
+            self._buf.clear()
+            return self.line, None
+        if self._buf:
+            self._buf += piece
+            piece = bytes(self._buf)
+            self._buf.clear()
+        return self.line, piece.rstrip(b"\r")
+
+
+class FeedParser:
+    """Turns a department's upload, chunk by chunk, into validated rows (rules §8, §9)."""
+
+    def __init__(self, department: str, fmt: FeedFormat, max_line_bytes: int) -> None:
+        self.schema = SCHEMAS[department]
+        self.format = fmt
+        self.header: list[str] | None = None
+        self.header_line: str | None = None
+        self._lines = LineSplitter(max_line_bytes)
+        self._max = max_line_bytes
+
+    @property
+    def lines(self) -> int:
+        """Lines read so far (header and blank lines included)."""
+        return self._lines.line
+
+    def feed(self, chunk: bytes) -> Iterator[Parsed]:
+        """Rows completed by this chunk."""
+        for line, raw in self._lines.feed(chunk):
+            parsed = self._parse(line, raw)
+            if parsed is not None:
+                yield parsed
+
+    def finish(self) -> Iterator[Parsed]:
+        """The last row, if the upload did not end with a newline."""
+        for line, raw in self._lines.finish():
+            parsed = self._parse(line, raw)
+            if parsed is not None:
+                yield parsed
+
+    def _parse(self, line: int, raw: bytes | None) -> Parsed | None:
+        if raw is None:
+            return Parsed(line, b"", None, [("line", f"is longer than {self._max} bytes")])
+        if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]  # a UTF-8 byte-order mark, as spreadsheet exports write it
+        if not raw.strip():
+            return None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return Parsed(line, raw, None, [("line", "is not valid UTF-8")])
+        if self.format == "csv" and self.header is None:
+            self._read_header(text)
+            return None
+        if self.format == "ndjson":
+            return self._parse_json(line, raw, text)
+        fields, problem = self._csv_fields(text)
+        if problem:
+            return Parsed(line, raw, None, [("line", problem)])
+        try:
+            return Parsed(line, raw, self.schema.model_validate(fields), [])
+        except ValidationError as exc:
+            return Parsed(line, raw, None, problems_of(exc))
+
+    def _parse_json(self, line: int, raw: bytes, text: str) -> Parsed:
+        try:
+            # pydantic parses and validates in one pass, without a Python dict in between
+            return Parsed(line, raw, self.schema.model_validate_json(raw), [])
+        except ValidationError as exc:
+            kinds = {e["type"] for e in exc.errors(include_url=False, include_input=False)}
+            if kinds & {"json_invalid", "model_type", "model_attributes_type"}:
+                return Parsed(line, raw, None, [("line", self._json_problem(text))])
+            return Parsed(line, raw, None, problems_of(exc))
+
+    @staticmethod
+    def _json_problem(text: str) -> str:
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            return f"is not valid JSON ({exc.msg} at column {exc.colno})"
+        except (ValueError, RecursionError):
+            return "is not valid JSON"
+        return "is not a JSON object"
+
+    def _csv_fields(self, text: str) -> tuple[dict[str, Any], str | None]:
+        assert self.header is not None
+        try:
+            values = next(csv.reader([text]), [])
+        except csv.Error as exc:
+            return {}, f"is not valid CSV ({exc})"
+        if len(values) != len(self.header):
+            return {}, f"has {len(values)} values; the header has {len(self.header)}"
+        # an empty cell means "not given": the schema's default or its "required" error applies
+        return {k: v for k, v in zip(self.header, values, strict=True) if v.strip()}, None
+
+    def _read_header(self, text: str) -> None:
+        try:
+            header = [h.strip() for h in next(csv.reader([text]), [])]
+        except csv.Error as exc:
+            raise FeedHeaderError([("header", f"is not valid CSV ({exc})")]) from None
+        known = self.schema.model_fields
+        problems = [(h or "header", "unknown field") for h in header if h not in known]
+        twice = sorted({h for h in header if header.count(h) > 1})
+        problems += [(h, "appears twice") for h in twice]
+        problems += [
+            (name, "required column is missing")
+            for name, info in known.items()
+            if info.is_required() and name not in header
+        ]
+        if problems:
+            raise FeedHeaderError(problems)
+        self.header = header
+        self.header_line = text
+
+
+def facts_of(row: FeedRow) -> dict[str, Any]:
+    """The department's facts of a valid row, without identity columns."""
+    return row.model_dump(mode="json", exclude=IDENTITY)

@@ -1,0 +1,191 @@
+"""Department feed endpoints: a streamed upload in, a batch report and rejected rows out."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
+
+from services.intake.access import Caller, IntakeParts, department_or_county, parts_of
+from services.intake.config import IntakeSettings
+from services.intake.feeds import MEDIA_TYPES, FeedHeaderError
+from services.intake.ingest import FeedContext, FeedTooLarge, batch_report, ingest_feed
+from services.intake.ingest import rejected_lines as rejected_rows
+from shared.auth import current_department
+from shared.service import Runtime, runtime_of
+
+router = APIRouter(prefix="/v1/feeds", tags=["feeds"])
+NDJSON_EXAMPLE = (
+    '{"resident_id": "11010519491231002X", "recorded_on": "2026-10-31", '
+    '"out_of_pocket_spending": 23800.5, "serious_illness_claim": true}\n'
+)
+CSV_EXAMPLE = (
+    "resident_id,recorded_on,out_of_pocket_spending,serious_illness_claim\n"
+    "11010519491231002X,2026-10-31,23800.5,true\n"
+)
+FEED_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "one record per line, in the department's schema (rules §8)",
+        "content": {
+            "application/x-ndjson": {"schema": {"type": "string"}, "example": NDJSON_EXAMPLE},
+            "text/csv": {"schema": {"type": "string"}, "example": CSV_EXAMPLE},
+        },
+    }
+}
+
+
+class FeedAccepted(BaseModel):
+    """The answer to an upload: the batch and its counts."""
+
+    batch_id: str
+    department: str
+    status: str
+    lines: int
+    accepted: int
+    rejected: int
+    status_url: str
+
+
+class RowError(BaseModel):
+    """One problem of one rejected line."""
+
+    line: int
+    field: str
+    problem: str
+
+
+class BatchRead(BaseModel):
+    """A batch's totals and one page of per-row errors."""
+
+    batch_id: str
+    department: str
+    content_type: str
+    status: str
+    detail: str | None
+    lines: int
+    accepted: int
+    rejected: int
+    received_at: Any
+    completed_at: Any
+    error_count: int
+    errors: list[RowError]
+    next_offset: int | None
+
+
+@router.post(
+    "/{department}",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=FeedAccepted,
+    openapi_extra=FEED_BODY,
+    responses={
+        401: {"description": "no or unknown department key"},
+        403: {"description": "the key belongs to another department"},
+        413: {"description": "upload too large"},
+        415: {"description": "not NDJSON or CSV"},
+    },
+    summary="Department data-comparison feed (部门数据比对), streamed",
+)
+async def post_feed(
+    request: Request,
+    department: Annotated[str, Depends(current_department)],
+    runtime: Annotated[Runtime, Depends(runtime_of)],
+    parts: Annotated[IntakeParts, Depends(parts_of)],
+) -> Any:
+    """Validate every row; valid rows are published even when others are rejected."""
+    settings = cast(IntakeSettings, runtime.settings)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    fmt = MEDIA_TYPES.get(media)
+    if fmt is None:
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"Content-Type: {media or 'none'} is not one of {', '.join(MEDIA_TYPES)}",
+        )
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > settings.feed_max_bytes:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"body: {length} bytes exceeds the feed limit of {settings.feed_max_bytes}",
+        )
+    ctx = FeedContext(
+        department=department,
+        fmt=fmt,
+        uow_factory=runtime.uow,
+        vault=parts.vault,
+        clock=runtime.clock,
+        topic=settings.topic("signals"),
+        batch_rows=settings.feed_batch_rows,
+        max_bytes=settings.feed_max_bytes,
+        max_line_bytes=settings.feed_max_line_bytes,
+        after_commit=runtime.relay.wake,
+    )
+    try:
+        counts = await ingest_feed(ctx=ctx, chunks=request.stream())
+    except FeedHeaderError as exc:
+        return JSONResponse(
+            {"error": "validation_failed",
+             "errors": [{"field": f, "problem": p} for f, p in exc.problems]},
+            status_code=422,
+        )  # fmt: skip
+    except FeedTooLarge as exc:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
+    return FeedAccepted(
+        batch_id=counts.batch_id,
+        department=department,
+        status="complete",
+        lines=counts.lines,
+        accepted=counts.accepted,
+        rejected=counts.rejected,
+        status_url=f"/v1/feeds/batches/{counts.batch_id}",
+    )
+
+
+async def _owned_batch(runtime: Runtime, caller: Caller, batch_id: str) -> None:
+    async with runtime.uow() as uow:
+        found = await batch_report(uow=uow, batch_id=batch_id, offset=0, limit=0)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"batch_id: {batch_id} not found")
+    if caller.department is not None and caller.department != found["department"]:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"batch_id: belongs to {found['department']}, not you"
+        )
+
+
+@router.get("/batches/{batch_id}", response_model=BatchRead)
+async def get_batch(
+    batch_id: str,
+    caller: Annotated[Caller, Depends(department_or_county)],
+    runtime: Annotated[Runtime, Depends(runtime_of)],
+    offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1_000)] = 100,
+) -> BatchRead:
+    """A batch's counts and its per-row errors (line, field, problem), a page at a time."""
+    await _owned_batch(runtime, caller, batch_id)
+    async with runtime.uow() as uow:
+        found = await batch_report(uow=uow, batch_id=batch_id, offset=offset, limit=limit)
+    assert found is not None
+    return BatchRead(**found)
+
+
+@router.get(
+    "/batches/{batch_id}/rejected",
+    responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
+)
+async def export_rejected(
+    batch_id: str,
+    caller: Annotated[Caller, Depends(department_or_county)],
+    runtime: Annotated[Runtime, Depends(runtime_of)],
+    parts: Annotated[IntakeParts, Depends(parts_of)],
+) -> StreamingResponse:
+    """The rejected lines as sent (CSV keeps its header), to fix and post again."""
+    await _owned_batch(runtime, caller, batch_id)
+    async with runtime.uow() as uow:
+        found = await batch_report(uow=uow, batch_id=batch_id, offset=0, limit=0)
+    media = "text/csv" if found and found["content_type"] == "csv" else "application/x-ndjson"
+    page = cast(IntakeSettings, runtime.settings).feed_errors_page
+    return StreamingResponse(
+        rejected_rows(uow_factory=runtime.uow, vault=parts.vault, batch_id=batch_id, page=page),
+        media_type=media,
+    )

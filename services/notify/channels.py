@@ -1,0 +1,203 @@
+"""Channel adapters: generic JSON webhook, group robot, SMS gateway over HTTP, e-mail over SMTP."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import smtplib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from services.notify.config import NotifySettings
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message on its way: where to, the text, and the full JSON body."""
+
+    notification_id: str
+    address: str
+    text: str
+    body: Mapping[str, Any]
+
+
+class DeliveryError(Exception):
+    """The channel did not take the message; status_code when the gateway answered."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class Channel(Protocol):
+    """A way to reach a recipient."""
+
+    name: str
+
+    def gateway(self, address: str) -> str:
+        """What the circuit breaker keys on: the host that takes the message."""
+        ...
+
+    async def send(self, message: Outgoing) -> int | None:
+        """Deliver or raise DeliveryError; returns the gateway's status code if any."""
+        ...
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc or url
+
+
+async def _post(
+    http: httpx.AsyncClient, url: str, *, timeout: float, **kwargs: Any
+) -> httpx.Response:
+    try:
+        response = await http.post(url, timeout=timeout, **kwargs)
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+    if not response.is_success:
+        raise DeliveryError(f"HTTP {response.status_code}", response.status_code)
+    return response
+
+
+class WebhookChannel:
+    """Generic JSON webhook: the whole body, with an Idempotency-Key for the receiver."""
+
+    name = "webhook"
+
+    def __init__(self, http: httpx.AsyncClient, timeout: float) -> None:
+        self._http, self._timeout = http, timeout
+
+    def gateway(self, address: str) -> str:
+        return _host(address)
+
+    async def send(self, message: Outgoing) -> int | None:
+        response = await _post(
+            self._http,
+            message.address,
+            timeout=self._timeout,
+            json=dict(message.body),
+            headers={"Idempotency-Key": message.notification_id},
+        )
+        return response.status_code
+
+
+class RobotChannel:
+    """Group-robot webhook in the WeCom/DingTalk style: a text message, `errcode` 0 on success."""
+
+    name = "robot"
+
+    def __init__(self, http: httpx.AsyncClient, timeout: float, secret: str | None) -> None:
+        self._http, self._timeout, self._secret = http, timeout, secret
+
+    def gateway(self, address: str) -> str:
+        return _host(address)
+
+    def signed_params(self, now_ms: int) -> dict[str, str]:
+        """DingTalk-style signing: HMAC-SHA256 of "timestamp\\nsecret", base64."""
+        if not self._secret:
+            return {}
+        mac = hmac.new(self._secret.encode(), f"{now_ms}\n{self._secret}".encode(), hashlib.sha256)
+        return {"timestamp": str(now_ms), "sign": base64.b64encode(mac.digest()).decode()}
+
+    async def send(self, message: Outgoing) -> int | None:
+        response = await _post(
+            self._http,
+            message.address,
+            timeout=self._timeout,
+            params=self.signed_params(int(time.time() * 1000)),
+            json={"msgtype": "text", "text": {"content": message.text}},
+        )
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {}
+        errcode = answer.get("errcode", 0) if isinstance(answer, dict) else 0
+        if errcode not in (0, "0"):
+            raise DeliveryError(
+                f"robot errcode {errcode}: {answer.get('errmsg', '')}", response.status_code
+            )
+        return response.status_code
+
+
+class SmsChannel:
+    """An SMS gateway over HTTP: phone and text as JSON, bearer key, our id as client_ref."""
+
+    name = "sms"
+
+    def __init__(self, http: httpx.AsyncClient, settings: NotifySettings) -> None:
+        self._http = http
+        self._url = settings.sms_gateway_url
+        self._key = settings.sms_api_key.get_secret_value()
+        self._sender = settings.sms_sender
+        self._timeout = settings.sms_timeout_seconds
+
+    def gateway(self, address: str) -> str:
+        return _host(self._url)
+
+    async def send(self, message: Outgoing) -> int | None:
+        response = await _post(
+            self._http,
+            self._url,
+            timeout=self._timeout,
+            json={
+                "phone": message.address,
+                "text": message.text,
+                "sender": self._sender,
+                "client_ref": message.notification_id,
+            },
+            headers={"Authorization": f"Bearer {self._key}"},
+        )
+        return response.status_code
+
+
+class EmailChannel:
+    """E-mail over SMTP (smtplib in a worker thread, so the event loop keeps running)."""
+
+    name = "email"
+
+    def __init__(self, settings: NotifySettings) -> None:
+        self._settings = settings
+
+    def gateway(self, address: str) -> str:
+        return f"{self._settings.smtp_host}:{self._settings.smtp_port}"
+
+    def _send_blocking(self, message: Outgoing) -> None:
+        s = self._settings
+        mail = EmailMessage()
+        mail["From"], mail["To"] = s.email_from, message.address
+        mail["Subject"] = message.text.split("，")[0][:60]
+        mail["Message-ID"] = f"<{message.notification_id}@holdline>"
+        mail.set_content(message.text)
+        with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.email_timeout_seconds) as smtp:
+            if s.smtp_starttls:
+                smtp.starttls()
+            if s.smtp_username:
+                smtp.login(s.smtp_username, s.smtp_password.get_secret_value())
+            smtp.send_message(mail)
+
+    async def send(self, message: Outgoing) -> int | None:
+        try:
+            await asyncio.to_thread(self._send_blocking, message)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+        return 250
+
+
+def build_channels(http: httpx.AsyncClient, settings: NotifySettings) -> dict[str, Channel]:
+    """Every channel, wired from settings (the composition root calls this once)."""
+    secret = settings.robot_secret.get_secret_value() if settings.robot_secret else None
+    channels: list[Channel] = [
+        WebhookChannel(http, settings.webhook_timeout_seconds),
+        RobotChannel(http, settings.robot_timeout_seconds, secret),
+        SmsChannel(http, settings),
+        EmailChannel(settings),
+    ]
+    return {c.name: c for c in channels}

@@ -1,0 +1,177 @@
+"""Acknowledgements, and escalation of urgent alerts nobody acknowledged in time."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, or_, select, update
+
+from services.notify import routing, templates
+from services.notify.config import NotifySettings
+from services.notify.handlers import cadre_of, create_notification, load_roster
+from services.notify.models import notifications, recipients
+from services.notify.routing import Target
+from shared.db import UnitOfWork, utc
+from shared.events import NotificationAcknowledged, new_event
+
+log = logging.getLogger(__name__)
+ESCALATION_NAMESPACE = uuid.UUID("0c3e1f4a-6d2b-4e8f-9a1c-2b7d5e9f3a60")
+
+
+async def acknowledge(
+    *, uow: UnitOfWork, notification_id: str, settings: NotifySettings
+) -> datetime | None:
+    """Mark the alert acknowledged by its recipient (all channels); None if unknown."""
+    row = (
+        await uow.execute(select(notifications).where(notifications.c.id == notification_id))
+    ).first()
+    if row is None:
+        return None
+    if row.acknowledged_at is not None:
+        return utc(row.acknowledged_at)
+    now = uow.clock.now()
+    await uow.execute(
+        update(notifications)
+        .where(
+            notifications.c.source_event_id == row.source_event_id,
+            notifications.c.recipient == row.recipient,
+            notifications.c.acknowledged_at.is_(None),
+        )
+        .values(acknowledged_at=now)
+    )
+    await uow.record(
+        new_event(
+            NotificationAcknowledged(
+                notification_id=row.id,
+                source_event_id=row.source_event_id,
+                recipient=row.recipient,
+                acknowledged_at=now,
+            ),
+            household_id=row.household_id,
+            source="notify",
+            correlation_id=row.body.get("correlation_id") or row.id,
+            clock=uow.clock,
+        ),
+        settings.topic("notifications"),
+    )
+    return now
+
+
+async def escalate_due(*, uow_factory: Callable[[], UnitOfWork], settings: NotifySettings) -> int:
+    """Urgent alerts unacknowledged after the timeout (or dead) go by SMS or one level up."""
+    async with uow_factory() as uow:
+        now = uow.clock.now()
+        cutoff = now - timedelta(minutes=settings.ack_timeout_minutes)
+        rows = (
+            await uow.execute(
+                select(notifications).where(
+                    notifications.c.priority == "urgent",
+                    notifications.c.escalated_at.is_(None),
+                    notifications.c.acknowledged_at.is_(None),
+                    or_(
+                        notifications.c.status == "failed",
+                        and_(
+                            notifications.c.status == "delivered",
+                            notifications.c.created_at <= cutoff,
+                        ),
+                    ),
+                )
+            )
+        ).all()
+        for row in rows:
+            await _escalate(uow=uow, row=row, settings=settings)
+            await uow.execute(
+                update(notifications).where(notifications.c.id == row.id).values(escalated_at=now)
+            )
+    return len(rows)
+
+
+async def _escalate(*, uow: UnitOfWork, row: Any, settings: NotifySettings) -> None:
+    cadre = None
+    if row.recipient.startswith("cadre:"):
+        found = (
+            await uow.execute(
+                select(recipients).where(recipients.c.cadre_id == row.recipient[len("cadre:") :])
+            )
+        ).first()
+        cadre = cadre_of(found) if found else None
+    sms_used = (
+        await uow.execute(
+            select(notifications.c.id).where(
+                notifications.c.source_event_id == row.source_event_id,
+                notifications.c.recipient == row.recipient,
+                notifications.c.channel == "sms",
+            )
+        )
+    ).first() is not None
+    body = {k: v for k, v in row.body.items() if k not in ("text", "ack_url", "priority")}
+    if cadre is not None and row.status == "delivered":
+        channel = routing.escalation_channel(cadre, row.channel, sms_used)
+        if channel is not None:
+            # same recipient, louder channel
+            target = Target(row.recipient, row.recipient_level, channel, cadre.contacts[channel])
+            await _create(uow, settings, row, target, _text_of(row), body)
+            return
+    level = routing.NEXT_LEVEL.get(row.recipient_level or "office")
+    if level is None:
+        log.error("notification %s: unacknowledged and nobody above %s", row.id, row.recipient)
+        return
+    village = row.village_code or ""
+    roster = await load_roster(uow, village) if village else []
+    text = templates.render(
+        "escalation",
+        language=settings.language,
+        zone=ZoneInfo(settings.timezone),
+        household=row.household_id,
+        deadline=_parse(row.body.get("deadline")),
+    )
+    # one escalation per unacknowledged recipient of an alert, however many channels it used
+    source = str(uuid.uuid5(ESCALATION_NAMESPACE, f"{row.source_event_id}:{row.recipient}"))
+    for target in routing.targets_for(
+        [level],
+        roster,
+        priority="urgent",
+        village_code=village,
+        office_url=settings.webhook_url,
+        fallback=True,
+    ):
+        await _create(
+            uow, settings, row, target, text, body | {"escalated_from": row.id}, source=source
+        )
+
+
+def _text_of(row: Any) -> str:
+    text: str = row.body.get("text", "")
+    return text.split(" 确认:")[0].split(" Ack: ")[0]
+
+
+async def _create(
+    uow: UnitOfWork,
+    settings: NotifySettings,
+    row: Any,
+    target: Target,
+    text: str,
+    body: dict[str, Any],
+    *,
+    source: str | None = None,
+) -> None:
+    await create_notification(
+        uow=uow,
+        settings=settings,
+        source_event_id=source or row.source_event_id,
+        event_type=row.event_type,
+        household_id=row.household_id,
+        target=target,
+        priority="urgent",
+        text=text,
+        body=body,
+    )
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

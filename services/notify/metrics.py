@@ -1,0 +1,20 @@
+"""Prometheus metrics of notify delivery (served on /metrics with the shared ones)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+ATTEMPTS = Counter("holdline_notify_attempts_total", "Delivery attempts", ["channel", "outcome"])
+DEAD_LETTERED = Counter(
+    "holdline_notify_dead_lettered_total",
+    "Notifications failed after the last attempt",
+    ["channel"],
+)
+HELD_BY_BREAKER = Counter(
+    "holdline_notify_held_by_breaker_total", "Attempts postponed by an open breaker", ["channel"]
+)
+BREAKER_OPEN = Gauge(
+    "holdline_notify_breaker_open",
+    "1 while the breaker of a gateway is open",
+    ["channel", "gateway"],
+)

@@ -1,0 +1,154 @@
+"""Message templates (zh-CN by default, en), short enough for SMS, with IDs and phones masked."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, time, tzinfo
+from typing import Any
+
+from shared.identity import mask_phone, mask_resident_id
+
+DEFAULT_LANGUAGE = "zh-CN"
+# one SMS segment holds 70 UCS-2 or 160 GSM characters; the ack link comes on top
+MAX_CHARS = {"zh-CN": 70, "en": 160}
+
+# rules §4.13 and architecture (security): messages never carry a full resident ID or phone
+_RESIDENT_ID = re.compile(r"(?<![0-9A-Za-z])\d{17}[0-9Xx](?![0-9A-Za-z])")
+_PHONE = re.compile(r"(?<![0-9A-Za-z])(?:\+?86[- ]?)?1\d{10}(?![0-9A-Za-z])")
+
+TEMPLATES: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "case_opened": "【防返贫】农户{household}报{risks}风险，"
+        "请{visit_due}前入户核实，{deadline}前完成认定",
+        "deadline_approaching": "【防返贫】农户{household}认定{deadline}到期，请乡镇尽快审核",
+        "case_overdue": "【防返贫预警】农户{household}认定已超期（限{deadline}），请县级督办",
+        "green_channel": "【紧急】农户{household}{risks}开通绿色通道，"
+        "请立即救助，{deadline}前补办认定",
+        "cadre_assigned": "【防返贫】您为农户{household}帮扶责任人，请{deadline}前首次走访",
+        "plan_created": "【防返贫】农户{household}帮扶计划已建（{measures}），请{deadline}前落实",
+        "visit_overdue": "【防返贫】农户{household}应于{deadline}前走访，已逾期，请尽快入户",
+        "visit_overdue_township": "【防返贫预警】农户{household}走访逾期"
+        "（限{deadline}），请乡镇督促",
+        "escalation": "【紧急升级】农户{household}的提醒无人确认，请督办，期限{deadline}",
+        "digest": "【防返贫汇总】{count}条提醒：农户{households}，请{deadline}前处理",
+    },
+    "en": {
+        "case_opened": "Holdline: household {household} reports {risks} risk. "
+        "Visit by {visit_due}; finish identification by {deadline}.",
+        "deadline_approaching": "Holdline: identification of household {household} is due "
+        "{deadline}. Township, please review now.",
+        "case_overdue": "Holdline WARNING: identification of household {household} is overdue "
+        "(due {deadline}). County, please intervene.",
+        "green_channel": "URGENT: green channel for household {household} ({risks}). Give relief "
+        "now; paperwork by {deadline}.",
+        "cadre_assigned": "Holdline: you are the responsible cadre of household {household}. "
+        "First visit by {deadline}.",
+        "plan_created": "Holdline: plan for household {household} ({measures}). Carry it out by "
+        "{deadline}.",
+        "visit_overdue": "Holdline: your visit to household {household} was due {deadline}. "
+        "Please visit now.",
+        "visit_overdue_township": "Holdline WARNING: visit to household {household} overdue "
+        "(due {deadline}). Township, please follow up.",
+        "escalation": "URGENT: nobody acknowledged the alert on household {household}. Please "
+        "act; due {deadline}.",
+        "digest": "Holdline: {count} alerts (households {households}); handle by {deadline}.",
+    },
+}
+
+RISK_NAMES: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "illness": "因病", "disability": "因残", "schooling": "因学", "disaster": "因灾",
+        "accident": "意外", "business_failure": "产业失败", "unstable_employment": "务工不稳",
+        "lack_of_labour": "缺劳力", "housing_unsafe": "住房", "water_unsafe": "饮水",
+        "other": "其他",
+    },
+    "en": {},
+}  # fmt: skip
+# rules §6 measure codes as a cadre reads them; unknown codes are shown cut short
+MEASURE_NAMES: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "medical_aid": "医疗救助", "medical_insurance_subsidy": "医保资助",
+        "serious_illness_insurance": "大病保险", "social_assistance": "社会救助",
+        "temporary_assistance": "临时救助", "education_aid": "教育资助",
+        "compulsory_education_guarantee": "控辍保学", "disability_subsidy": "残疾补贴",
+        "employment_placement": "就业帮扶", "public_welfare_job": "公益岗位",
+        "skills_training": "技能培训", "microcredit": "小额信贷", "industry_support": "产业帮扶",
+        "startup_support": "创业扶持", "minimum_living_allowance": "低保",
+        "extreme_poverty_support": "特困供养", "pension": "养老保险",
+        "dangerous_house_renovation": "危房改造", "relocation": "易地搬迁",
+        "drinking_water_project": "饮水工程", "insurance_claim": "保险理赔",
+        "rain_and_dew": "雨露计划",
+    },
+    "en": {},
+}  # fmt: skip
+SOON = {"zh-CN": "尽快", "en": "soon"}
+LIST_SEP = {"zh-CN": "、", "en": ", "}
+MORE = {"zh-CN": "等", "en": " etc."}
+
+
+def mask_text(text: str) -> str:
+    """Mask every resident ID and mobile number found anywhere in `text`."""
+    text = _RESIDENT_ID.sub(lambda m: mask_resident_id(m.group(0)), text)
+    return _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+def short_list(items: Iterable[str], language: str, names: Mapping[str, str], keep: int) -> str:
+    """At most `keep` items, translated where a name is known, then "etc."."""
+    items = list(items)
+    shown = LIST_SEP[language].join(names.get(i, i[:12]) for i in items[:keep])
+    return shown + (MORE[language] if len(items) > keep else "")
+
+
+def local_date(value: datetime | None, zone: tzinfo, language: str) -> str:
+    """A deadline as the local date; "soon" when there is none."""
+    if value is None:
+        return SOON[language]
+    day = value.astimezone(zone).date()
+    return f"{day.month}月{day.day}日" if language == "zh-CN" else day.isoformat()
+
+
+def render(
+    template: str,
+    *,
+    language: str,
+    zone: tzinfo,
+    household: str,
+    deadline: datetime | None = None,
+    visit_due: datetime | None = None,
+    risks: Iterable[str] = (),
+    measures: Iterable[str] = (),
+    households: Iterable[str] = (),
+    count: int = 0,
+) -> str:
+    """The text of one message, masked."""
+    language = language if language in TEMPLATES else DEFAULT_LANGUAGE
+    fields = {
+        "household": household,
+        "deadline": local_date(deadline, zone, language),
+        "visit_due": local_date(visit_due, zone, language),
+        "risks": short_list(risks, language, RISK_NAMES[language], 2),
+        "measures": short_list(measures, language, MEASURE_NAMES[language], 1),
+        "households": short_list(households, language, {}, 1),
+        "count": str(count),
+    }
+    return mask_text(TEMPLATES[language][template].format(**fields))
+
+
+def with_ack_link(text: str, link: str | None, language: str) -> str:
+    """Append the acknowledgement link of an urgent message."""
+    if not link:
+        return text
+    return f"{text} 确认:{link}" if language == "zh-CN" else f"{text} Ack: {link}"
+
+
+def deadline_of(payload: Any) -> datetime | None:
+    """The date a message names: the case deadline, paperwork date or visit due date."""
+    for name in ("deadline", "case_deadline", "paperwork_due", "due_on"):
+        value = getattr(payload, name, None)
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, date):
+            # a due day counts until its end in local time; noon UTC keeps the same date there
+            return datetime.combine(value, time(12), tzinfo=UTC)
+    return None

@@ -1,0 +1,236 @@
+"""Workflow actions by officials (rules §4, §7.2): each transition checked, recorded, published."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+
+from services.risk import repository as repo
+from services.risk.config import RiskSettings
+from services.risk.elimination import no_labour_support
+from services.risk.evaluation import evaluate
+from services.risk.handlers import publish
+from services.risk.models import cases
+from services.risk.monitoring import elimination_status
+from services.risk.thresholds import threshold_for
+from services.risk.workflow import (
+    Action,
+    Command,
+    RoleError,
+    TransitionError,
+    allowed_actions,
+    apply,
+)
+from shared.auth import Official
+from shared.db import UnitOfWork
+from shared.events import (
+    CaseRejected,
+    CaseStepCompleted,
+    HouseholdIdentified,
+    Member,
+    Payload,
+    Reason,
+    RiskEliminated,
+)
+
+
+class CaseNotFound(Exception):
+    """No case with that id."""
+
+
+class ActionRefused(Exception):
+    """The action cannot be taken: 403 (role, jurisdiction) or 409 (state), naming the field."""
+
+    def __init__(self, status: int, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    """One workflow action with what it carries."""
+
+    action: Action
+    note: str = ""
+    reason: str = ""
+    signed_form: bool = False
+    per_capita_income: float | None = None
+    annual_income: float | None = None
+
+
+async def perform_action(
+    *,
+    uow: UnitOfWork,
+    case_id: str,
+    official: Official,
+    request: ActionRequest,
+    settings: RiskSettings,
+) -> None:
+    """Apply one action to a case, record who/when/why, publish what happened."""
+    found = await repo.case(uow, case_id)
+    if found is None:
+        raise CaseNotFound(case_id)
+    # lock the household before its case, in the same order as the signal consumer
+    household = await repo.household(uow, found.household_id, lock=True)
+    row = await repo.case(uow, case_id, lock=True)
+    assert row is not None  # cases are never deleted
+    if not official.covers(row.village_code):
+        raise ActionRefused(
+            403,
+            "village_code",
+            f"{row.village_code} is outside your jurisdiction {official.jurisdiction}",
+        )
+    now = uow.clock.now()
+    state = repo.state_of(row)
+    command = Command(request.action, official.role, now, request.signed_form, request.reason)
+    try:
+        new = apply(state, command, settings.public_notice_days)
+    except RoleError as exc:
+        raise ActionRefused(403, exc.field, exc.problem) from None
+    except TransitionError as exc:
+        raise ActionRefused(409, exc.field, exc.problem) from None
+    values: dict[str, Any] = {
+        "stage": new.stage,
+        "data_compared": new.data_compared,
+        "signed_form": new.signed_form,
+        "notice_posted_at": new.notice_posted_at,
+        "notice_ends_at": new.notice_ends_at,
+        "updated_at": now,
+    }
+    if request.action == "start_home_verification":
+        values["home_visited_at"] = now  # rules §4.10: the home visit happened
+    if request.per_capita_income is not None or request.annual_income is not None:
+        # the home verification establishes income (rules §2.1); kept on the ledger
+        await repo.save_household(
+            uow,
+            row.household_id,
+            household,
+            {
+                k: v
+                for k, v in {
+                    "per_capita_income": request.per_capita_income,
+                    "annual_income": request.annual_income,
+                    "village_code": row.village_code,
+                }.items()
+                if v is not None
+            },
+        )
+        household = await repo.household(uow, row.household_id)
+    outgoing: Payload
+    if new.stage == "identified":
+        outgoing, extra = _identification(row, household, settings, now.date())
+        values |= extra | {"closed_at": now}
+        await repo.save_household(
+            uow,
+            row.household_id,
+            household,
+            {
+                "status": "monitoring",
+                "kind": extra["kind"],
+                "risk_types": row.risk_types,
+                "identified_at": now,
+                "new_risk_types": [],
+                "last_visit_clear": False,
+                "village_code": row.village_code,
+            },
+        )
+    elif new.stage == "eliminated":
+        outgoing = _elimination(row, household, settings, now)
+        values |= {"status": "eliminated", "closed_at": now}
+        await repo.save_household(uow, row.household_id, household, {"status": "eliminated"})
+    elif new.stage == "rejected":
+        rolled_back = bool(row.green_channel) and row.purpose == "identification"
+        values |= {"status": "rejected", "closed_at": now, "rejection_reason": request.reason}
+        outgoing = CaseRejected(
+            case_id=row.id,
+            village_code=row.village_code,
+            step=state.stage,
+            reason=request.reason,
+            actor=official.subject,
+            green_channel_rolled_back=rolled_back,  # rules §5.4
+        )
+    else:
+        outgoing = CaseStepCompleted(
+            case_id=row.id,
+            village_code=row.village_code,
+            step=request.action,
+            actor=official.subject,
+            role=official.role,
+            note=request.note,
+            next_steps=list(allowed_actions(new, now)),
+        )
+    await uow.execute(update(cases).where(cases.c.id == row.id).values(values))
+    await repo.add_history(
+        uow,
+        case_id=row.id,
+        actor=official.subject,
+        role=official.role,
+        action=request.action,
+        from_stage=state.stage,
+        to_stage=new.stage,
+        note=request.reason or request.note,
+        at=now,
+    )
+    await publish(
+        uow,
+        outgoing,
+        household_id=row.household_id,
+        correlation_id=row.id,
+        topic=settings.topic("cases"),
+    )
+
+
+def _identification(
+    row: Any, household: Any, settings: RiskSettings, today: Any
+) -> tuple[HouseholdIdentified, dict[str, Any]]:
+    """rules §1, §4.6: the final kind from the household's facts as they stand now."""
+    facts = repo.facts_of(household)
+    threshold = threshold_for(settings.thresholds, row.village_code, today)
+    evaluation = evaluate(
+        facts=facts,
+        declared_risk_types=list(row.risk_types),
+        threshold=threshold,
+        policy=settings.policy(),
+    )
+    if evaluation.kind is None:
+        raise ActionRefused(
+            409,
+            "kind",
+            "the household fits no monitoring kind (rules §1): "
+            + evaluation.reasons[-1].detail
+            + "; reject the case instead",
+        )
+    stored = [Reason.model_validate(r) for r in row.reasons or []]
+    reasons = stored + [r for r in evaluation.reasons if r.rule.startswith("rules §1")]
+    identified = HouseholdIdentified(
+        case_id=row.id,
+        village_code=row.village_code,
+        kind=evaluation.kind,  # type: ignore[arg-type]
+        risk_types=list(row.risk_types),
+        reasons=reasons,
+        members=[Member.model_validate(m.model_dump()) for m in facts.members],
+        per_capita_income=facts.per_capita_income,
+        green_channel=bool(row.green_channel),
+    )
+    extra = {
+        "status": "identified",
+        "kind": evaluation.kind,
+        "reasons": [r.model_dump(mode="json") for r in reasons][-200:],
+    }
+    return identified, extra
+
+
+def _elimination(row: Any, household: Any, settings: RiskSettings, now: Any) -> RiskEliminated:
+    """rules §7.1, §7.3: re-checked at county approval."""
+    facts = repo.facts_of(household)
+    if no_labour_support(facts.members, facts.social_security):
+        raise ActionRefused(
+            409, "household_id", "no labour capacity under social security (rules §7.3)"
+        )
+    eligible, reasons = elimination_status(household, settings, now.date())
+    if not eligible:
+        failed = "; ".join(r.detail for r in reasons)
+        raise ActionRefused(409, "household_id", f"elimination criteria not met: {failed}")
+    return RiskEliminated(case_id=row.id, village_code=row.village_code, reasons=reasons)

@@ -1,0 +1,249 @@
+"""Monitoring objects after identification (rules §7): assistance events, elimination, rollback."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import insert, select
+
+from services.risk import repository as repo
+from services.risk.config import RiskSettings
+from services.risk.elimination import EliminationFacts, elimination_check, no_labour_support
+from services.risk.evaluation import guarantee_risks
+from services.risk.handlers import process_signal, publish
+from services.risk.models import cases
+from services.risk.rules import identification_deadline
+from services.risk.signals import Signal
+from services.risk.thresholds import threshold_for
+from shared.auth import Official
+from shared.db import UnitOfWork, utc
+from shared.events import (
+    CaseStepCompleted,
+    EliminationRolledBack,
+    Envelope,
+    Guarantees,
+    IncomeUpdated,
+    MeasureAssigned,
+    MeasureCompleted,
+    Reason,
+    VisitRecorded,
+)
+
+# measure categories/codes that mean social-security cover (rules §6.4, context for §7.3)
+SOCIAL_SECURITY_MARKERS = ("social_security", "dibao", "tekun", "minimum_living", "extreme_poverty")
+
+
+def elimination_status(row: Any, settings: RiskSettings, today: date) -> tuple[bool, list[Reason]]:
+    """rules §7.1: whether a monitoring object meets every elimination condition, and why."""
+    if row is None:
+        return False, []
+    facts = repo.facts_of(row)
+    threshold = threshold_for(settings.thresholds, row.village_code, today)
+    return elimination_check(
+        EliminationFacts(
+            per_capita_income=row.per_capita_income,
+            income_above_since=row.income_above_since,
+            monitored_since=utc(row.identified_at).date() if row.identified_at else today,
+            measures_completed=row.measures_completed,
+            guarantees_secure=not guarantee_risks(facts.guarantees),
+            original_risk_resolved=bool(row.last_visit_clear),
+            new_risk_types=tuple(row.new_risk_types or []),
+            members=facts.members,
+            social_security=facts.social_security,
+        ),
+        threshold_yuan=threshold.annual_yuan if threshold else None,
+        today=today,
+        stable_income_months=settings.elimination_stable_income_months,
+        min_monitoring_months=settings.elimination_min_monitoring_months,
+    )
+
+
+def _income_values(row: Any, settings: RiskSettings, income: float, on: date) -> dict[str, Any]:
+    """rules §7.1: track since when income has stayed above the threshold in force."""
+    village = row.village_code if row is not None else ""
+    threshold = threshold_for(settings.thresholds, village, on)
+    above = threshold is not None and income >= threshold.annual_yuan
+    since = row.income_above_since if row is not None else None
+    return {"per_capita_income": income, "income_above_since": (since or on) if above else None}
+
+
+async def on_income_updated(
+    *, uow: UnitOfWork, event: Envelope[IncomeUpdated], settings: RiskSettings
+) -> None:
+    """A new income figure: the elimination income clock moves or restarts."""
+    row = await repo.household(uow, event.household_id, lock=True)
+    values = _income_values(
+        row, settings, event.payload.per_capita_income, event.payload.recorded_on
+    )
+    await repo.save_household(uow, event.household_id, row, values)
+    await maybe_propose_elimination(uow=uow, event=event, settings=settings)
+
+
+async def on_visit_recorded(
+    *, uow: UnitOfWork, event: Envelope[VisitRecorded], settings: RiskSettings
+) -> None:
+    """A cadre visit: guarantees, income and new risks (rules §6.10, §7.1, §7.4)."""
+    visit = event.payload
+    row = await repo.household(uow, event.household_id, lock=True)
+    values: dict[str, Any] = {}
+    if visit.per_capita_income is not None:
+        values |= _income_values(row, settings, visit.per_capita_income, visit.visited_on)
+    old = Guarantees.model_validate(row.guarantees or {}) if row is not None else Guarantees()
+    guarantees = Guarantees.model_validate(
+        old.model_dump() | visit.guarantees.model_dump(exclude_none=True)
+    )
+    values["guarantees"] = guarantees.model_dump(mode="json")
+    values["last_visit_clear"] = not visit.new_risk_types and not guarantee_risks(guarantees)
+    status = row.status if row is not None else "registered"
+    if visit.new_risk_types and row is not None and status in ("monitoring", "no_labour_support"):
+        values["new_risk_types"] = sorted(set(row.new_risk_types or []) | set(visit.new_risk_types))
+    await repo.save_household(uow, event.household_id, row, values)
+    if visit.new_risk_types and status == "eliminated":
+        # rules §7.4: the risk came back; the household is identified again through §4
+        signal = Signal(
+            channel="visit",
+            village_code=row.village_code if row is not None else None,
+            risk_types=list(visit.new_risk_types),
+            reasons=[Reason(rule="rules §7.4", detail="risk returned after elimination")],
+        )
+        await process_signal(uow=uow, event=event, signal=signal, settings=settings)
+        return
+    await maybe_propose_elimination(uow=uow, event=event, settings=settings)
+
+
+async def on_measure_completed(
+    *, uow: UnitOfWork, event: Envelope[MeasureCompleted], settings: RiskSettings
+) -> None:
+    """rules §7.1: at least one measure carried out."""
+    row = await repo.household(uow, event.household_id, lock=True)
+    done = (row.measures_completed if row is not None else 0) + 1
+    await repo.save_household(uow, event.household_id, row, {"measures_completed": done})
+    await maybe_propose_elimination(uow=uow, event=event, settings=settings)
+
+
+async def on_measure_assigned(
+    *, uow: UnitOfWork, event: Envelope[MeasureAssigned], settings: RiskSettings
+) -> None:
+    """A social-security measure puts the household under cover (context for rules §7.3)."""
+    measure = event.payload
+    label = f"{measure.category} {measure.code}".lower()
+    if any(marker in label for marker in SOCIAL_SECURITY_MARKERS):
+        row = await repo.household(uow, event.household_id, lock=True)
+        await repo.save_household(uow, event.household_id, row, {"social_security": True})
+        await maybe_propose_elimination(uow=uow, event=event, settings=settings)
+
+
+async def maybe_propose_elimination(
+    *, uow: UnitOfWork, event: Envelope[Any], settings: RiskSettings
+) -> None:
+    """rules §7: propose elimination when every condition holds; never for §7.3 households."""
+    row = await repo.household(uow, event.household_id)
+    if row is None or row.status != "monitoring":
+        return
+    if await repo.open_case(uow, event.household_id) is not None:
+        return
+    facts = repo.facts_of(row)
+    if no_labour_support(facts.members, facts.social_security):
+        # rules §7.3: never eliminated; kept as a whole-household no-labour support household
+        await repo.save_household(uow, row.id, row, {"status": "no_labour_support"})
+        return
+    now = uow.clock.now()
+    eligible, reasons = elimination_status(row, settings, now.date())
+    if not eligible:
+        return
+    case_id = str(uuid4())
+    await uow.execute(
+        insert(cases).values(
+            id=case_id,
+            household_id=row.id,
+            village_code=row.village_code,
+            status="open",
+            channel="elimination",
+            risk_types=row.risk_types,
+            opened_at=now,
+            deadline=identification_deadline(now, days=settings.identification_days),
+            updated_at=now,
+            purpose="elimination",
+            stage="home_verification",
+            data_compared=True,
+            kind=row.kind,
+            reasons=[r.model_dump(mode="json") for r in reasons],
+            flags=[],
+        )
+    )
+    await repo.add_history(
+        uow,
+        case_id=case_id,
+        actor="risk",
+        role="system",
+        action="propose_elimination",
+        from_stage=None,
+        to_stage="home_verification",
+        note="rules §7.1 criteria met",
+    )
+    await publish(
+        uow,
+        CaseStepCompleted(
+            case_id=case_id,
+            village_code=row.village_code,
+            step="elimination_proposed",
+            actor="risk",
+            role="system",
+            note="rules §7.1 criteria met",
+            next_steps=["complete_home_verification"],
+        ),
+        household_id=row.id,
+        correlation_id=case_id,
+        topic=settings.topic("cases"),
+    )
+
+
+class RollbackRefused(Exception):
+    """The household has no elimination to roll back."""
+
+
+async def rollback_elimination(
+    *,
+    uow: UnitOfWork,
+    household_id: str,
+    official: Official,
+    reason: str,
+    settings: RiskSettings,
+) -> str:
+    """rules §7.4: take an elimination back; the household is a monitoring object again."""
+    row = await repo.household(uow, household_id, lock=True)
+    if row is None or row.status != "eliminated":
+        raise RollbackRefused("household_id: the household's risk is not marked eliminated")
+    last = (
+        await uow.execute(
+            select(cases.c.id)
+            .where(cases.c.household_id == household_id, cases.c.status == "eliminated")
+            .order_by(cases.c.closed_at.desc())
+            .limit(1)
+        )
+    ).first()
+    case_id = last.id if last else ""
+    await repo.save_household(
+        uow, household_id, row, {"status": "monitoring", "last_visit_clear": False}
+    )
+    if last:
+        await repo.add_history(
+            uow,
+            case_id=case_id,
+            actor=official.subject,
+            role=official.role,
+            action="rollback_elimination",
+            from_stage="eliminated",
+            to_stage="eliminated",
+            note=reason,
+        )
+    await publish(
+        uow,
+        EliminationRolledBack(case_id=case_id, village_code=row.village_code, reason=reason),
+        household_id=household_id,
+        correlation_id=case_id or household_id,
+        topic=settings.topic("cases"),
+    )
+    return case_id

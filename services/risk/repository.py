@@ -1,0 +1,138 @@
+"""Risk's queries: households, cases and their history, behind small functions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from services.risk.evaluation import HouseholdFacts
+from services.risk.models import case_history, cases, households
+from services.risk.workflow import CaseState
+from shared.db import UnitOfWork, utc
+from shared.events import Guarantees, Member
+
+
+def facts_of(row: Any | None) -> HouseholdFacts:
+    """The evaluation facts held in a household row (empty when the household is new)."""
+    if row is None:
+        return HouseholdFacts()
+    return HouseholdFacts(
+        baseline_status=row.baseline_status,
+        per_capita_income=row.per_capita_income,
+        annual_income=row.annual_income,
+        previous_year_income=row.previous_year_income,
+        medical_spending=row.medical_spending or 0,
+        schooling_spending=row.schooling_spending or 0,
+        loss_amount=row.loss_amount or 0,
+        members=tuple(Member.model_validate(m) for m in row.members or []),
+        guarantees=Guarantees.model_validate(row.guarantees or {}),
+        disaster_subtype=row.disaster_subtype,
+        social_security=bool(row.social_security),
+    )
+
+
+def facts_columns(facts: HouseholdFacts) -> dict[str, Any]:
+    """The household row columns that hold `facts`."""
+    return {
+        "baseline_status": facts.baseline_status,
+        "per_capita_income": facts.per_capita_income,
+        "annual_income": facts.annual_income,
+        "previous_year_income": facts.previous_year_income,
+        "medical_spending": facts.medical_spending,
+        "schooling_spending": facts.schooling_spending,
+        "loss_amount": facts.loss_amount,
+        "members": [m.model_dump(mode="json") for m in facts.members],
+        "guarantees": facts.guarantees.model_dump(mode="json"),
+        "disaster_subtype": facts.disaster_subtype,
+        "social_security": facts.social_security,
+    }
+
+
+def risk_codes(risk_types: list[str]) -> str:
+    """Risk types as ",a,b," so the ledger can filter with LIKE on any database."""
+    return "," + ",".join(sorted(risk_types)) + "," if risk_types else ""
+
+
+async def household(uow: UnitOfWork, household_id: str, *, lock: bool = False) -> Any | None:
+    """A household row, optionally locked for the rest of the transaction."""
+    query = select(households).where(households.c.id == household_id)
+    if lock and uow.conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return (await uow.execute(query)).first()
+
+
+async def save_household(
+    uow: UnitOfWork, household_id: str, existing: Any | None, values: dict[str, Any]
+) -> None:
+    """Insert or update a household row."""
+    values = values | {"updated_at": uow.clock.now()}
+    if "risk_types" in values:
+        values["risk_codes"] = risk_codes(values["risk_types"])
+    if existing is None:
+        defaults = {"risk_types": [], "risk_codes": "", "new_risk_types": [], "village_code": ""}
+        await uow.execute(insert(households).values(id=household_id, **(defaults | values)))
+    else:
+        await uow.execute(update(households).where(households.c.id == household_id).values(values))
+
+
+async def open_case(uow: UnitOfWork, household_id: str) -> Any | None:
+    """The household's open case (rules §4.8: at most one), locked on PostgreSQL."""
+    query = select(cases).where(cases.c.household_id == household_id, cases.c.status == "open")
+    if uow.conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return (await uow.execute(query)).first()
+
+
+async def case(uow: UnitOfWork, case_id: str, *, lock: bool = False) -> Any | None:
+    """A case row."""
+    query = select(cases).where(cases.c.id == case_id)
+    if lock and uow.conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return (await uow.execute(query)).first()
+
+
+def state_of(row: Any) -> CaseState:
+    """The workflow state held in a case row."""
+    return CaseState(
+        purpose=row.purpose,
+        stage=row.stage,
+        data_compared=bool(row.data_compared),
+        signed_form=bool(row.signed_form),
+        notice_posted_at=utc(row.notice_posted_at) if row.notice_posted_at else None,
+        notice_ends_at=utc(row.notice_ends_at) if row.notice_ends_at else None,
+    )
+
+
+async def add_history(
+    uow: UnitOfWork,
+    *,
+    case_id: str,
+    actor: str,
+    role: str,
+    action: str,
+    from_stage: str | None,
+    to_stage: str,
+    note: str = "",
+    at: datetime | None = None,
+) -> None:
+    """rules §4: every transition recorded with who, when and why."""
+    await uow.execute(
+        insert(case_history).values(
+            case_id=case_id,
+            at=at or uow.clock.now(),
+            actor=actor,
+            role=role,
+            action=action,
+            from_stage=from_stage,
+            to_stage=to_stage,
+            note=note,
+        )
+    )
+
+
+async def history(uow: UnitOfWork, case_id: str) -> list[Any]:
+    """A case's transitions, oldest first."""
+    query = select(case_history).where(case_history.c.case_id == case_id)
+    return list((await uow.execute(query.order_by(case_history.c.id))).all())

@@ -1,0 +1,150 @@
+"""Risk request and response models."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.risk.workflow import Action
+from shared.events import Reason
+
+
+class CaseRead(BaseModel):
+    """A case as listed."""
+
+    case_id: str
+    household_id: str
+    village_code: str
+    status: str
+    channel: str
+    risk_types: list[str]
+    opened_at: datetime
+    deadline: datetime
+    home_visit_due: datetime | None
+    signals: int
+    stage: str = "risk_discovered"
+    purpose: str = "identification"
+    kind: str | None = None
+    green_channel: bool = False
+
+
+class HistoryRead(BaseModel):
+    """One recorded transition: who, when, why."""
+
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    from_stage: str | None
+    to_stage: str
+    note: str
+
+
+class CaseDetail(CaseRead):
+    """A case with its reasons, flags, workflow state and history (rules §4)."""
+
+    reasons: list[Reason]
+    flags: list[Reason]
+    data_compared: bool
+    signed_form: bool
+    notice_posted_at: datetime | None
+    notice_ends_at: datetime | None
+    paperwork_due: datetime | None
+    provisional_measures: list[str]
+    rejection_reason: str | None
+    next_actions: list[str]
+    history: list[HistoryRead]
+
+
+class ActionCreate(BaseModel):
+    """A workflow action (rules §4.2-§4.7)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Action
+    note: str = Field("", max_length=2000)
+    reason: str = Field("", max_length=2000)  # required for reject (rules §4.7)
+    signed_form: bool = False  # rules §4.2, for complete_home_verification
+    per_capita_income: float | None = Field(None, ge=0)
+    annual_income: float | None = Field(None, ge=0)
+
+
+class RollbackCreate(BaseModel):
+    """Take a risk elimination back (rules §7.4)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class LedgerRow(BaseModel):
+    """One household of the monitoring ledger (台账)."""
+
+    household_id: str
+    village_code: str
+    head_name: str
+    status: str
+    kind: str | None
+    risk_types: list[str]
+    per_capita_income: float | None
+    identified_at: datetime | None
+    case_id: str | None
+    case_stage: str | None
+    deadline: datetime | None
+    green_channel: bool
+
+
+class LedgerPage(BaseModel):
+    """A page of the ledger."""
+
+    total: int
+    page: int
+    page_size: int
+    items: list[LedgerRow]
+
+
+class RegionCount(BaseModel):
+    """Counts for one region prefix."""
+
+    region: str
+    by_status: dict[str, int]
+    by_kind: dict[str, int]
+    open_cases: int
+
+
+class HouseholdRead(BaseModel):
+    """A household of the ledger with its full signal history."""
+
+    household_id: str
+    village_code: str
+    baseline_status: str | None
+    status: str
+    kind: str | None
+    risk_types: list[str]
+    new_risk_types: list[str]
+    per_capita_income: float | None
+    income_above_since: date | None
+    measures_completed: int
+    members: int
+    signals: list[dict[str, Any]]
+
+
+class ThresholdRead(BaseModel):
+    """One configured monitoring threshold (rules §2)."""
+
+    region_prefix: str
+    year: int
+    effective_from: date
+    mode: str
+    annual_yuan: float
+    form: str
+    label: str
+
+
+class NoticeRead(BaseModel):
+    """The village public notice text (rules §4.13 redactions applied)."""
+
+    case_id: str
+    text: str

@@ -1,0 +1,350 @@
+"""One transaction's signals, evaluated together (rules §4): households and open cases are read
+with one query each, and every write goes out in bulk, so a feed never costs one round trip
+per record. A single event is a batch of one.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import bindparam, insert, select, update
+
+from services.risk import repository as repo
+from services.risk.config import RiskSettings
+from services.risk.evaluation import Evaluation, evaluate
+from services.risk.models import (
+    case_history,
+    case_signals,
+    cases,
+    household_signals,
+    households,
+    outbox,
+)
+from services.risk.rules import (
+    add_working_days,
+    identification_deadline,
+    merged_risk_types,
+    warning_time,
+)
+from services.risk.signals import Signal, apply_signal
+from services.risk.thresholds import threshold_for
+from shared.db import UnitOfWork
+from shared.events import (
+    CaseMerged,
+    CaseOpened,
+    Envelope,
+    GreenChannelOpened,
+    Payload,
+    Reason,
+    new_event,
+)
+
+MONITORED = ("monitoring", "no_labour_support")
+MAX_CASE_REASONS = 200  # a busy feed must not grow a case's reasons without bound
+Rows = list[dict[str, Any]]
+HOUSEHOLD_COLUMNS = [c.name for c in households.columns]
+_ENVELOPES: dict[type[Payload], Any] = {}
+CASE_COLUMNS = [c.name for c in cases.columns]
+
+
+def reason_rows(reasons: list[Reason]) -> Rows:
+    """Reasons as JSON rows for storage."""
+    return [r.model_dump(mode="json") for r in reasons]
+
+
+def merge_rows(old: Rows | None, new: Rows) -> Rows:
+    """Append reasons not already kept, newest last, bounded."""
+    seen = {(r["rule"], r["detail"], str(r.get("value"))) for r in old or []}
+    merged = list(old or [])
+    for r in new:
+        key = (r["rule"], r["detail"], str(r.get("value")))
+        if key not in seen:
+            seen.add(key)
+            merged.append(r)
+    return merged[-MAX_CASE_REASONS:]
+
+
+def _setters(columns: list[str]) -> dict[str, Any]:
+    # bind names must differ from column names in an executemany UPDATE
+    return {c: bindparam(f"b_{c}") for c in columns if c != "id"}
+
+
+def _bound(row: dict[str, Any]) -> dict[str, Any]:
+    return {f"b_{k}": v for k, v in row.items()}
+
+
+class SignalBatch:
+    """The households and open cases a batch touches, and the writes it will make."""
+
+    def __init__(self, uow: UnitOfWork, settings: RiskSettings) -> None:
+        self.uow = uow
+        self.settings = settings
+        self.now = uow.clock.now()
+        self.households: dict[str, SimpleNamespace] = {}
+        self.open_cases: dict[str, SimpleNamespace] = {}
+        self.new_households: set[str] = set()
+        self.dirty_households: set[str] = set()
+        self.new_cases: set[str] = set()
+        self.dirty_cases: dict[str, SimpleNamespace] = {}
+        self.signal_rows: Rows = []
+        self.case_signal_rows: Rows = []
+        self.history_rows: Rows = []
+        self.outgoing: list[Envelope[Any]] = []
+
+    async def load(self, household_ids: set[str]) -> None:
+        """Read the households and their open cases, locked, one query each."""
+        ids = sorted(household_ids)
+        lock = self.uow.conn.dialect.name == "postgresql"
+        query = select(households).where(households.c.id.in_(ids))
+        for row in await self.uow.execute(query.with_for_update() if lock else query):
+            self.households[row.id] = SimpleNamespace(**row._mapping)
+        query = select(cases).where(cases.c.household_id.in_(ids), cases.c.status == "open")
+        for row in await self.uow.execute(query.with_for_update() if lock else query):
+            self.open_cases[row.household_id] = SimpleNamespace(**row._mapping)
+
+    def _save_household(self, household_id: str, values: dict[str, Any]) -> None:
+        row = self.households.get(household_id)
+        if row is None:
+            blank: dict[str, Any] = {c: None for c in HOUSEHOLD_COLUMNS}
+            blank |= {
+                "id": household_id, "head_name": "", "status": "registered", "risk_types": [],
+                "risk_codes": "", "new_risk_types": [], "measures_completed": 0,
+                "last_visit_clear": False, "social_security": False, "members": [],
+                "guarantees": {}, "medical_spending": 0, "schooling_spending": 0,
+                "loss_amount": 0,
+            }  # fmt: skip
+            row = self.households[household_id] = SimpleNamespace(**blank)
+            self.new_households.add(household_id)
+        if "risk_types" in values:
+            values = values | {"risk_codes": repo.risk_codes(values["risk_types"])}
+        for key, value in (values | {"updated_at": self.now}).items():
+            setattr(row, key, value)
+        self.dirty_households.add(household_id)
+
+    def _event(self, payload: Payload, source_event: Envelope[Any]) -> None:
+        # the same envelope new_event() builds; the parametrised class is looked up once per
+        # payload type because pydantic's generic lookup dominates a large batch otherwise
+        kind = type(payload)
+        envelope_type = _ENVELOPES.get(kind)
+        if envelope_type is None:
+            envelope_type = _ENVELOPES[kind] = type(
+                new_event(
+                    payload, household_id="", source="", correlation_id="", clock=self.uow.clock
+                )
+            )
+        self.outgoing.append(
+            envelope_type(
+                event_type=kind.__name__,
+                occurred_at=self.now,
+                household_id=source_event.household_id,
+                source="risk",
+                correlation_id=source_event.correlation_id,
+                payload=payload,
+            )
+        )
+
+    def _history(self, case_id: str, action: str, stage: str | None, to: str, note: str) -> None:
+        self.history_rows.append(
+            {"case_id": case_id, "at": self.now, "actor": "risk", "role": "system",
+             "action": action, "from_stage": stage, "to_stage": to, "note": note}
+        )  # fmt: skip
+
+    def _link(self, case_id: str, event: Envelope[Any], signal: Signal) -> None:
+        # the payload itself is kept once, in household_signals (same event_id)
+        self.case_signal_rows.append(
+            {"case_id": case_id, "event_id": str(event.event_id), "event_type": event.event_type,
+             "submission_id": signal.submission_id, "received_at": self.now, "payload": {}}
+        )  # fmt: skip
+
+    def process(self, event: Envelope[Any], signal: Signal) -> None:
+        """rules §4: evaluate the household with this signal; open, merge or track its case."""
+        household_id = event.household_id
+        row = self.households.get(household_id)
+        facts = apply_signal(repo.facts_of(row), signal)
+        village = signal.village_code or (row.village_code if row else "")
+        threshold = threshold_for(self.settings.thresholds, village, event.occurred_at.date())
+        evaluation = evaluate(
+            facts=facts,
+            declared_risk_types=signal.risk_types,
+            threshold=threshold,
+            policy=self.settings.policy(),
+        )
+        reasons = signal.reasons + evaluation.reasons
+        values = repo.facts_columns(facts) | {"village_code": village}
+        if signal.head_name and not (row is not None and row.head_name):
+            values["head_name"] = signal.head_name[:100]
+        payload = event.payload.model_dump(mode="json")
+        self.signal_rows.append(
+            {"household_id": household_id, "event_id": str(event.event_id),
+             "event_type": event.event_type, "received_at": self.now, "payload": payload,
+             "risk_types": evaluation.risk_types, "flags": reason_rows(evaluation.flags)}
+        )  # fmt: skip
+        current = self.open_cases.get(household_id)
+        status = row.status if row is not None else "registered"
+        if status in MONITORED and (current is None or current.purpose == "elimination"):
+            # rules §4 channel 4, key-object tracking: a monitoring object is re-evaluated; a
+            # risk it was not identified for is a new risk and blocks elimination (rules §7.1)
+            assert row is not None
+            new = sorted(set(evaluation.risk_types) - set(row.risk_types or []))
+            if new:
+                values["new_risk_types"] = merged_risk_types(row.new_risk_types or [], new)
+            self._save_household(household_id, values)
+            return
+        if current is not None:
+            values["risk_types"] = merged_risk_types(current.risk_types, evaluation.risk_types)
+        elif evaluation.risk_types:
+            values["risk_types"] = evaluation.risk_types
+        self._save_household(household_id, values)
+        if current is not None:
+            self._merge(event, signal, evaluation, reasons, current)
+        elif evaluation.risk_types:
+            self._open(event, signal, evaluation, reasons, village)
+
+    def _merge(
+        self,
+        event: Envelope[Any],
+        signal: Signal,
+        evaluation: Evaluation,
+        reasons: list[Reason],
+        current: SimpleNamespace,
+    ) -> None:
+        """rules §4.8: the signal joins the open case, adds its risk types, keeps the clock."""
+        risk_types = merged_risk_types(current.risk_types, evaluation.risk_types)
+        current.risk_types = risk_types
+        current.kind = evaluation.kind or current.kind
+        current.reasons = merge_rows(current.reasons, reason_rows(reasons))
+        current.flags = merge_rows(current.flags, reason_rows(evaluation.flags))
+        current.updated_at = self.now
+        if current.id not in self.new_cases:
+            self.dirty_cases[current.id] = current
+        # a merge is not a transition: case_signals records it, case_history stays for steps
+        self._link(current.id, event, signal)
+        self._event(
+            CaseMerged(
+                case_id=current.id, risk_types=risk_types, submission_id=signal.submission_id
+            ),
+            event,
+        )
+        if evaluation.green_channel and not current.green_channel:
+            self._green_channel(event, current, evaluation)
+
+    def _open(
+        self,
+        event: Envelope[Any],
+        signal: Signal,
+        evaluation: Evaluation,
+        reasons: list[Reason],
+        village: str,
+    ) -> None:
+        """rules §4.1: the first signal opens the case; the identification clock starts."""
+        settings = self.settings
+        case_id = str(uuid4())
+        opened_at = event.occurred_at
+        deadline = identification_deadline(
+            opened_at, days=settings.identification_days, basis=settings.identification_day_basis
+        )
+        # rules §4.10: only a self-declaration starts the home-visit clock
+        home_visit_due = (
+            add_working_days(opened_at, settings.home_visit_working_days)
+            if signal.self_declared
+            else None
+        )
+        values: dict[str, Any] = {c: None for c in CASE_COLUMNS}
+        values |= {
+            "id": case_id, "household_id": event.household_id, "village_code": village,
+            "status": "open", "channel": signal.channel, "risk_types": evaluation.risk_types,
+            "opened_at": opened_at, "deadline": deadline, "home_visit_due": home_visit_due,
+            "warning_at": warning_time(opened_at, deadline, settings.warning_fraction),
+            "updated_at": self.now, "purpose": "identification", "stage": "risk_discovered",
+            "data_compared": False, "signed_form": False, "green_channel": False,
+            "kind": evaluation.kind, "reasons": reason_rows(reasons)[-MAX_CASE_REASONS:],
+            "flags": reason_rows(evaluation.flags),
+        }  # fmt: skip
+        case = SimpleNamespace(**values)
+        self.open_cases[event.household_id] = case
+        self.new_cases.add(case_id)
+        self._link(case_id, event, signal)
+        self._history(
+            case_id, "open", None, "risk_discovered",
+            f"{event.event_type}; risk types {','.join(evaluation.risk_types)}",
+        )  # fmt: skip
+        self._event(
+            CaseOpened(
+                case_id=case_id, village_code=village, risk_types=evaluation.risk_types,
+                channel=signal.channel, opened_at=opened_at, deadline=deadline,
+                home_visit_due=home_visit_due, submission_id=signal.submission_id,
+                reasons=reasons,
+            ),
+            event,
+        )  # fmt: skip
+        if evaluation.green_channel:
+            self._green_channel(event, case, evaluation)
+
+    def _green_channel(
+        self, event: Envelope[Any], case: SimpleNamespace, evaluation: Evaluation
+    ) -> None:
+        """rules §5.2-§5.3: flag the case and request provisional help now; paperwork follows."""
+        due = add_working_days(self.now, self.settings.green_channel_paperwork_working_days)
+        case.green_channel = True
+        case.paperwork_due = due
+        case.provisional_measures = evaluation.provisional_measures
+        if case.id not in self.new_cases:
+            self.dirty_cases[case.id] = case
+        self._history(
+            case.id, "green_channel", case.stage, case.stage,
+            "provisional: " + ",".join(evaluation.provisional_measures),
+        )  # fmt: skip
+        self._event(
+            GreenChannelOpened(
+                case_id=case.id,
+                village_code=case.village_code,
+                risk_types=case.risk_types,
+                provisional_measures=evaluation.provisional_measures,
+                paperwork_due=due,
+                reasons=[r for r in evaluation.reasons if r.rule.startswith("rules §5")],
+            ),
+            event,
+        )
+
+    async def flush(self, cases_topic: str) -> None:
+        """Write everything in bulk: one statement per table, outbox rows in order."""
+        uow = self.uow
+        new = [vars(self.households[h]) for h in sorted(self.new_households)]
+        if new:
+            await uow.execute(insert(households), new)
+        changed = [
+            _bound(vars(self.households[h]))
+            for h in sorted(self.dirty_households - self.new_households)
+        ]
+        if changed:
+            statement = update(households).where(households.c.id == bindparam("b_id"))
+            await uow.execute(statement.values(_setters(HOUSEHOLD_COLUMNS)), changed)
+        opened = [vars(c) for c in self.open_cases.values() if c.id in self.new_cases]
+        if opened:
+            await uow.execute(insert(cases), opened)
+        if self.dirty_cases:
+            statement = update(cases).where(cases.c.id == bindparam("b_id"))
+            rows = [_bound(vars(c)) for c in self.dirty_cases.values()]
+            await uow.execute(statement.values(_setters(CASE_COLUMNS)), rows)
+        for table, rows in (
+            (household_signals, self.signal_rows),
+            (case_signals, self.case_signal_rows),
+            (case_history, self.history_rows),
+        ):
+            if rows:
+                await uow.execute(insert(table), rows)
+        if self.outgoing:
+            *bulk, last = self.outgoing
+            if bulk:
+                await uow.execute(
+                    insert(outbox),
+                    [
+                        {"event_id": str(e.event_id), "topic": cases_topic,
+                         "key": e.household_id, "value": e.to_bytes(), "created_at": self.now}
+                        for e in bulk
+                    ],
+                )  # fmt: skip
+            # the last one through the unit of work, so the relay is woken after commit
+            await uow.record(last, cases_topic)

@@ -1,0 +1,183 @@
+"""The case state machine (rules §4 identification, §7.2 elimination), pure.
+
+Main path: risk_discovered -> home_verification -> village_appraisal (public notice) ->
+township_review -> county_approval -> identified. Data comparison runs in parallel and must be
+done before township_review starts; rejection (with a reason) only from the last three stages.
+An elimination case (rules §7.2) starts at the home check and ends `eliminated`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+Stage = Literal[
+    "risk_discovered", "home_verification", "data_comparison", "village_appraisal",
+    "township_review", "county_approval", "identified", "rejected", "eliminated",
+]  # fmt: skip
+Purpose = Literal["identification", "elimination"]
+Action = Literal[
+    "start_home_verification", "complete_home_verification", "complete_data_comparison",
+    "post_public_notice", "complete_village_appraisal", "approve_township_review",
+    "approve_county", "reject",
+]  # fmt: skip
+ACTIONS: tuple[Action, ...] = (
+    "start_home_verification", "complete_home_verification", "complete_data_comparison",
+    "post_public_notice", "complete_village_appraisal", "approve_township_review",
+    "approve_county", "reject",
+)  # fmt: skip
+FINAL_STAGES: frozenset[str] = frozenset({"identified", "rejected", "eliminated"})
+# rules §4.2-§4.6: who does each step (village, township, county)
+ACTION_ROLE: dict[str, str] = {
+    "start_home_verification": "village",
+    "complete_home_verification": "village",
+    "complete_data_comparison": "county",
+    "post_public_notice": "village",
+    "complete_village_appraisal": "village",
+    "approve_township_review": "township",
+    "approve_county": "county",
+}
+# rules §4.7: rejection only at appraisal, review or approval, by whoever runs that step
+REJECT_ROLE: dict[str, str] = {
+    "village_appraisal": "village",
+    "township_review": "township",
+    "county_approval": "county",
+}
+# stages from which the parallel data comparison (rules §4.3) may still be completed
+_COMPARABLE = frozenset({"risk_discovered", "home_verification", "village_appraisal"})
+
+
+class TransitionError(Exception):
+    """A command the case cannot take in its state: names the field and the problem."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class RoleError(TransitionError):
+    """The caller's role may not perform this step."""
+
+
+@dataclass(frozen=True)
+class CaseState:
+    """Where a case stands in its procedure."""
+
+    purpose: Purpose = "identification"
+    stage: Stage = "risk_discovered"
+    data_compared: bool = False
+    signed_form: bool = False
+    notice_posted_at: datetime | None = None
+    notice_ends_at: datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        """Still in progress (rules §4.8: at most one such case per household)."""
+        return self.stage not in FINAL_STAGES
+
+
+@dataclass(frozen=True)
+class Command:
+    """A workflow action by an official with a role, at a time."""
+
+    action: Action
+    role: str
+    at: datetime
+    signed_form: bool = False
+    reason: str = ""
+
+
+def new_case(purpose: Purpose = "identification") -> CaseState:
+    """rules §4.1 a new identification case; rules §7.2 an elimination starts at the home check."""
+    if purpose == "elimination":
+        # rules §7.2 has no data-comparison step
+        return CaseState(purpose="elimination", stage="home_verification", data_compared=True)
+    return CaseState()
+
+
+def required_role(state: CaseState, action: Action) -> str:
+    """The role that performs `action` in this state."""
+    if action == "reject":
+        return REJECT_ROLE.get(state.stage, "county")
+    return ACTION_ROLE[action]
+
+
+def allowed_actions(state: CaseState, at: datetime) -> list[Action]:
+    """The actions the case can take now (each still subject to its role)."""
+    out: list[Action] = []
+    for action in ACTIONS:
+        try:
+            apply(state, Command(action, required_role(state, action), at, True, "r"), 5)
+        except TransitionError:
+            continue
+        out.append(action)
+    return out
+
+
+def apply(state: CaseState, command: Command, notice_days: int) -> CaseState:
+    """The state after `command`, or TransitionError saying why it cannot happen."""
+    if not state.open:
+        raise TransitionError("case_id", f"the case is closed ({state.stage})")
+    needed = required_role(state, command.action)
+    if command.role != needed:
+        raise RoleError("role", f"{command.role} may not {command.action}; needs {needed}")
+    stage, action = state.stage, command.action
+    if action == "complete_data_comparison":
+        if state.purpose == "elimination" or state.data_compared:
+            raise TransitionError("action", "data comparison is already complete")
+        if stage not in _COMPARABLE:
+            raise TransitionError("action", f"data comparison cannot complete at {stage}")
+        return replace(state, data_compared=True)
+    if action == "start_home_verification":
+        _expect(stage, "risk_discovered", action)
+        return replace(state, stage="home_verification")
+    if action == "complete_home_verification":
+        _expect(stage, "home_verification", action)
+        if state.purpose == "identification" and not (command.signed_form or state.signed_form):
+            # rules §4.2: the signed commitment-and-authorisation form is required
+            raise TransitionError("signed_form", "the signed commitment form is required")
+        return replace(state, stage="village_appraisal", signed_form=True)
+    if action == "post_public_notice":
+        _expect(stage, "village_appraisal", action)
+        if state.notice_posted_at is not None:
+            # rules §4.4: the notice is posted once
+            raise TransitionError("action", "the public notice was already posted")
+        return replace(
+            state,
+            notice_posted_at=command.at,
+            notice_ends_at=command.at + timedelta(days=notice_days),
+        )
+    if action == "complete_village_appraisal":
+        _expect(stage, "village_appraisal", action)
+        if state.notice_ends_at is None:
+            raise TransitionError("action", "the public notice has not been posted")
+        if command.at < state.notice_ends_at:
+            # rules §4.4: only after the notice period has ended
+            raise TransitionError(
+                "action", f"the public notice runs until {state.notice_ends_at.isoformat()}"
+            )
+        if not state.data_compared:
+            # rules §4.3: data comparison completes before township review starts
+            raise TransitionError("action", "data comparison is not complete")
+        return replace(state, stage="township_review")
+    if action == "approve_township_review":
+        _expect(stage, "township_review", action)
+        return replace(state, stage="county_approval")
+    if action == "approve_county":
+        _expect(stage, "county_approval", action)
+        final: Stage = "eliminated" if state.purpose == "elimination" else "identified"
+        return replace(state, stage=final)
+    if action == "reject":
+        if stage not in REJECT_ROLE:
+            raise TransitionError("action", f"a case cannot be rejected at {stage} (rules §4.7)")
+        if not command.reason.strip():
+            raise TransitionError("reason", "a rejection needs a reason (rules §4.7)")
+        return replace(state, stage="rejected")
+    raise TransitionError("action", f"unknown action {action}")
+
+
+def _expect(stage: str, wanted: str, action: str) -> None:
+    if stage != wanted:
+        raise TransitionError("action", f"{action} needs the case at {wanted}, it is at {stage}")

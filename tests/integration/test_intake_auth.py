@@ -1,0 +1,161 @@
+"""The auth matrix of every intake endpoint, and the validation error shape (rules §9)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.test_intake_api import (
+    APP,
+    ID_A,
+    cadre_report,
+    declaration,
+    registry_household,
+    running_intake,
+    token,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+HOUSING = {"X-API-Key": "dev-housing-key", "Content-Type": "application/x-ndjson"}
+FEED_ROW = f'{{"resident_id": "{ID_A}", "recorded_on": "2026-10-01", "house_rating": "D"}}\n'
+NONE: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module")
+async def intake(kafka_bootstrap: str) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    """One intake for the module, with a submission and a feed batch to read."""
+    prefix = f"holdline.t{uuid.uuid4().hex[:10]}."
+    async with running_intake(kafka=kafka_bootstrap, prefix=prefix, rate_per_ip=10_000) as (
+        http,
+        _,
+    ):
+        submission = (await http.post("/v1/declarations", json=declaration(), headers=APP)).json()
+        batch = (await http.post("/v1/feeds/housing", content=FEED_ROW, headers=HOUSING)).json()
+        yield http, {"submission": submission["status_url"], "batch": batch["status_url"]}
+
+
+def _bearer(role: Any, where: str = "530102") -> dict[str, str]:
+    return token(role, where)
+
+
+CASES = [
+    # (name, method, path, headers, expected status)
+    ("declaration without key", "POST", "/v1/declarations", NONE, 401),
+    ("declaration with a wrong key", "POST", "/v1/declarations", {"X-App-Key": "nope"}, 401),
+    ("declaration with an official's token only", "POST", "/v1/declarations", "county", 401),
+    ("cadre report without token", "POST", "/v1/cadre-reports", NONE, 401),
+    ("cadre report with a forged token", "POST", "/v1/cadre-reports",
+     {"Authorization": "Bearer abc.def.ghi"}, 401),
+    ("cadre report with the app key", "POST", "/v1/cadre-reports", APP, 401),
+    ("cadre report outside jurisdiction", "POST", "/v1/cadre-reports", "village-elsewhere", 403),
+    ("cadre report inside jurisdiction", "POST", "/v1/cadre-reports", "village", 202),
+    ("registry without token", "POST", "/v1/registry", NONE, 401),
+    ("registry by a village cadre (wrong role)", "POST", "/v1/registry", "village", 403),
+    ("registry outside jurisdiction", "POST", "/v1/registry", "county-elsewhere", 403),
+    ("registry by the county", "POST", "/v1/registry", "county", 202),
+    ("feed without key", "POST", "/v1/feeds/housing", {"Content-Type": "text/csv"}, 401),
+    ("feed with an unknown key", "POST", "/v1/feeds/housing", {"X-API-Key": "x"}, 401),
+    ("feed of another department", "POST", "/v1/feeds/housing",
+     {"X-API-Key": "dev-water-key", "Content-Type": "application/x-ndjson"}, 403),
+    ("feed of its own department", "POST", "/v1/feeds/housing", HOUSING, 202),
+    ("submission without credentials", "GET", "submission", NONE, 401),
+    ("submission with a wrong app key", "GET", "submission", {"X-App-Key": "nope"}, 401),
+    ("submission by an official elsewhere", "GET", "submission", "county-elsewhere", 403),
+    ("submission by the app", "GET", "submission", APP, 200),
+    ("submission by a township official inside", "GET", "submission", "township", 200),
+    ("batch without credentials", "GET", "batch", NONE, 401),
+    ("batch by another department", "GET", "batch", {"X-API-Key": "dev-water-key"}, 403),
+    ("batch by a township official (wrong role)", "GET", "batch", "township", 403),
+    ("batch by its department", "GET", "batch", {"X-API-Key": "dev-housing-key"}, 200),
+    ("batch by the county", "GET", "batch", "county", 200),
+    ("rejected rows by another department", "GET", "rejected", {"X-API-Key": "dev-water-key"},
+     403),
+    ("rejected rows by its department", "GET", "rejected", {"X-API-Key": "dev-housing-key"}, 200),
+]  # fmt: skip
+ROLES = {
+    "county": ("county", "530102"),
+    "county-elsewhere": ("county", "110105"),
+    "township": ("township", "530102001"),
+    "village": ("village", "530102001"),
+    "village-elsewhere": ("village", "530102002"),
+}
+
+
+@pytest.mark.parametrize(("name", "method", "path", "headers", "expected"), CASES)
+async def test_auth_matrix(
+    intake: tuple[httpx.AsyncClient, dict[str, str]],
+    name: str,
+    method: str,
+    path: str,
+    headers: dict[str, str] | str,
+    expected: int,
+) -> None:
+    """401 for an unknown caller; 403 for a known one in the wrong role, place or department."""
+    http, known = intake
+    sent = _bearer(*ROLES[headers]) if isinstance(headers, str) else dict(headers)
+    url = {"submission": known["submission"], "batch": known["batch"],
+           "rejected": f"{known['batch']}/rejected"}.get(path, path)  # fmt: skip
+    if method == "GET":
+        answer = await http.get(url, headers=sent)
+    elif path == "/v1/declarations":
+        answer = await http.post(url, json=declaration(), headers=sent)
+    elif path == "/v1/cadre-reports":
+        answer = await http.post(url, json=cadre_report(), headers=sent)
+    elif path == "/v1/registry":
+        body = {"households": [registry_household(ID_A, 7000, village="530102001001")]}
+        answer = await http.post(url, json=body, headers=sent)
+    else:
+        answer = await http.post(url, content=FEED_ROW, headers=sent)
+    assert answer.status_code == expected, f"{name}: {answer.text}"
+    if expected in (401, 403):
+        detail = answer.json()["detail"]
+        assert detail.split(":")[0] in {
+            "X-App-Key", "Authorization", "X-API-Key", "role", "village_code", "department",
+            "batch_id", "households.0.village_code",
+        }, detail  # fmt: skip
+
+
+TOMORROW = (date.today() + timedelta(days=2)).isoformat()
+INVALID = [
+    # rules §9.1 check character, §9.2 placeholder, §9.3 phone, §9.4 region, §9.5 amounts/dates
+    ({"declarant_id": ID_A[:-1] + "9"}, "declarant_id", "check character"),
+    ({"declarant_id": "999999198807070025"}, "declarant_id", "placeholder"),
+    ({"declarant_id": "5301021988070700"}, "declarant_id", "17 digits"),
+    ({"phone": "23800138000"}, "phone", "11 digits"),
+    ({"village_code": "5301020010"}, "village_code", "12-digit"),
+    ({"medical_spending": -1}, "medical_spending", "greater than or equal to 0"),
+    ({"happened_on": TOMORROW}, "happened_on", "future"),
+    ({"risk_types": ["bad_luck"]}, "risk_types.0", "illness"),
+    ({"risk_types": []}, "risk_types", "at least 1"),
+    ({"favourite_colour": "red"}, "favourite_colour", "unknown field"),
+]
+
+
+@pytest.mark.parametrize(("change", "field", "words"), INVALID)
+async def test_invalid_declarations_name_the_field_and_the_problem(
+    intake: tuple[httpx.AsyncClient, dict[str, str]], change: dict[str, Any], field: str, words: str
+) -> None:
+    http, _ = intake
+    answer = await http.post("/v1/declarations", json=declaration(**change), headers=APP)
+    assert answer.status_code == 422, answer.text
+    body = answer.json()
+    assert body["error"] == "validation_failed"
+    assert [e["field"] for e in body["errors"]] == [field]
+    assert words in body["errors"][0]["problem"]
+    # the offending value is never echoed back (it may be a resident ID)
+    assert ID_A[:-1] not in answer.text
+
+
+async def test_oversized_bodies_are_refused(
+    intake: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    http, _ = intake
+    big = declaration(description="x" * 70_000)
+    answer = await http.post("/v1/declarations", json=big, headers=APP)
+    assert answer.status_code == 413
+    assert answer.json()["detail"].startswith("body:")

@@ -1,0 +1,217 @@
+"""Department feeds end to end: exact counts and line numbers, rejected export, CSV headers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.demo import free_port, resident_id
+from shared.events import decode
+from tests.conftest import new_database
+from tests.integration.test_intake_api import ID_A, ID_B, running_intake, token
+from tests.support import read_topic
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+MEDICAL = {"X-API-Key": "dev-medical_insurance-key", "Content-Type": "application/x-ndjson"}
+
+
+def _row(**fields: object) -> str:
+    return json.dumps(fields, ensure_ascii=False)
+
+
+MIXED = "\n".join(
+    [
+        _row(resident_id=ID_A, recorded_on="2026-10-31", out_of_pocket_spending=23800.5),  # 1 ok
+        _row(resident_id=ID_A[:-1] + "9", recorded_on="2026-10-31", out_of_pocket_spending=1),  # 2
+        "",  # 3: blank lines are skipped, yet counted
+        _row(resident_id=ID_B, recorded_on="2026-10-31", out_of_pocket_spending=-5, x=1),  # 4
+        "{not json",  # 5
+        _row(resident_id=ID_B, recorded_on="2026-11-01", out_of_pocket_spending=0,
+             serious_illness_claim=True, village_code="530102001001"),  # 6 ok
+        "[1, 2]",  # 7
+        _row(resident_id=ID_B, recorded_on="2099-01-01", out_of_pocket_spending=3),  # 8
+        _row(**{"\x00": 1}, resident_id=ID_A, recorded_on="2026-10-31",
+             out_of_pocket_spending=1),  # 9: a NUL key must not break the database
+    ]
+)  # fmt: skip
+
+
+async def test_mixed_feed_gives_exact_counts_lines_and_publishes_the_valid_rows(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """rules §8: valid rows are published even when others are rejected; errors name the line."""
+    async with running_intake(kafka=kafka_bootstrap, prefix=topic_prefix, feed_batch_rows=2) as (
+        http,
+        _,
+    ):  # a commit every two rows: the counts must add up across commits
+        answer = await http.post("/v1/feeds/medical_insurance", content=MIXED, headers=MEDICAL)
+        assert answer.status_code == 202, answer.text
+        batch = answer.json()
+        assert (batch["accepted"], batch["rejected"], batch["lines"]) == (2, 6, 9)
+        report = (await http.get(batch["status_url"], headers=MEDICAL)).json()
+        rejected = await http.get(f"{batch['status_url']}/rejected", headers=MEDICAL)
+    assert report["status"] == "complete"
+    errors = [(e["line"], e["field"]) for e in report["errors"]]
+    assert errors == [
+        (2, "resident_id"),
+        (4, "out_of_pocket_spending"),
+        (4, "x"),
+        (5, "line"),
+        (7, "line"),
+        (8, "recorded_on"),
+        (9, "\ufffd"),
+    ]
+    problems = {(e["line"], e["field"]): e["problem"] for e in report["errors"]}
+    assert "check character" in problems[(2, "resident_id")]
+    assert problems[(4, "x")] == "unknown field"
+    assert "future" in problems[(8, "recorded_on")]
+    lines = MIXED.split("\n")
+    assert rejected.text.splitlines() == [lines[i - 1] for i in (2, 4, 5, 7, 8, 9)]
+    records = await read_topic(kafka_bootstrap, f"{topic_prefix}signals.v1", expect=2)
+    events = sorted((decode(r.value) for r in records), key=lambda e: e.payload.line)
+    assert [e.payload.line for e in events] == [1, 6]
+    assert events[0].payload.facts == {
+        "out_of_pocket_spending": 23800.5, "total_spending": None, "serious_illness_claim": False
+    }  # fmt: skip
+    assert all(e.payload.batch_id == batch["batch_id"] for e in events)
+    assert all(ID_A not in r.value.decode() and ID_B not in r.value.decode() for r in records)
+
+
+CSV = (
+    "\ufeffresident_id,recorded_on,house_rating,village_code\r\n"
+    f"{ID_A},2026-09-30,D,530102001001\r\n"
+    f"{ID_B},2026-09-30,E,\r\n"
+    f"{ID_B},2026-09-30\r\n"
+    f'"{ID_B}",2026-09-30,C,"530102001002"\r\n'
+)
+
+
+async def test_csv_feed_and_header_checks(kafka_bootstrap: str, topic_prefix: str) -> None:
+    headers = {"X-API-Key": "dev-housing-key", "Content-Type": "text/csv; charset=utf-8"}
+    async with running_intake(kafka=kafka_bootstrap, prefix=topic_prefix) as (http, _):
+        answer = await http.post("/v1/feeds/housing", content=CSV.encode(), headers=headers)
+        assert answer.status_code == 202, answer.text
+        assert (answer.json()["accepted"], answer.json()["rejected"]) == (2, 2)
+        report = (await http.get(answer.json()["status_url"], headers=token("county"))).json()
+        assert [(e["line"], e["field"]) for e in report["errors"]] == [
+            (3, "house_rating"), (4, "line")
+        ]  # fmt: skip
+        rejected = await http.get(f"{answer.json()['status_url']}/rejected", headers=headers)
+        assert rejected.headers["content-type"].startswith("text/csv")
+        assert rejected.text.splitlines()[0] == "resident_id,recorded_on,house_rating,village_code"
+        assert len(rejected.text.splitlines()) == 3
+        bad_header = "resident_id,recorded_on,colour\n"
+        refused = await http.post("/v1/feeds/housing", content=bad_header, headers=headers)
+        assert refused.status_code == 422
+        assert refused.json()["errors"] == [
+            {"field": "colour", "problem": "unknown field"},
+            {"field": "house_rating", "problem": "required column is missing"},
+        ]
+        wrong_type = await http.post(
+            "/v1/feeds/housing", content=CSV, headers=headers | {"Content-Type": "text/plain"}
+        )
+        assert wrong_type.status_code == 415
+        assert wrong_type.json()["detail"].startswith("Content-Type:")
+        too_long = "x" * 20_000 + "\n" + CSV.split("\r\n", 1)[1]
+        long_answer = await http.post(
+            "/v1/feeds/housing", content=too_long,
+            headers=headers | {"Content-Type": "application/x-ndjson"},
+        )  # fmt: skip
+        assert long_answer.status_code == 202
+        long_report = (await http.get(long_answer.json()["status_url"], headers=headers)).json()
+        assert long_report["errors"][0] == {
+            "line": 1, "field": "line", "problem": "is longer than 16384 bytes"
+        }  # fmt: skip
+
+
+async def test_cli_streams_a_file_and_prints_the_batch_report(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """`holdline feed load` against a real intake process; a bad file is a message, not a trace."""
+    import random
+
+    rng = random.Random(3)
+    feed = tmp_path / "water.ndjson"
+    rows = [
+        _row(resident_id=resident_id(rng, "530102"), recorded_on="2026-10-01",
+             supply_interrupted_days=n % 9, water_quality_safe=n % 4 != 0)
+        for n in range(300)
+    ] + [_row(resident_id="123", recorded_on="2026-10-01")]  # fmt: skip
+    feed.write_text("\n".join(rows) + "\n")
+    port = free_port()
+    env = os.environ | {
+        "HOLDLINE_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "HOLDLINE_TOPIC_PREFIX": topic_prefix,
+        "HOLDLINE_INTAKE_PORT": str(port),
+        "HOLDLINE_INTAKE_DATABASE_URL": await new_database(),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "serve", "intake"],
+        env=env, stdout=(tmp_path / "intake.log").open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    cli = [sys.executable, "-c", "from services.intake.cli import feed_app; feed_app()", "load"]
+    try:
+        deadline = time.monotonic() + 60
+        async with httpx.AsyncClient() as http:
+            while time.monotonic() < deadline:
+                try:
+                    if (await http.get(f"{url}/healthz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.3)
+        done = subprocess.run(
+            [*cli, str(feed), "--department", "water", "--url", url],
+            capture_output=True, text=True, timeout=120, env=env | {"COLUMNS": "160"},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "accepted" in done.stdout and "300" in done.stdout
+        assert "301" in done.stdout and "resident_id" in done.stdout  # the error listing
+        wrong = subprocess.run(
+            [*cli, str(feed), "--department", "housing", "--url", url, "--api-key",
+             "dev-water-key"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert wrong.returncode == 1
+        assert "403" in wrong.stderr and "Traceback" not in wrong.stderr
+        missing = subprocess.run(
+            [*cli, str(tmp_path / "nope.csv"), "--department", "water", "--url", url],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert missing.returncode == 1 and "does not exist" in missing.stderr
+        assert "Traceback" not in missing.stderr
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+async def test_an_upload_over_the_size_limit_stops_and_says_so(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """A streamed body (no Content-Length) is cut at the limit; the batch shows it was aborted."""
+    row = _row(resident_id=ID_A, recorded_on="2026-10-31", out_of_pocket_spending=1) + "\n"
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(50):
+            yield row.encode()
+
+    async with running_intake(
+        kafka=kafka_bootstrap, prefix=topic_prefix, feed_max_bytes=len(row) * 10, feed_batch_rows=4
+    ) as (http, _):
+        answer = await http.post("/v1/feeds/medical_insurance", content=body(), headers=MEDICAL)
+        assert answer.status_code == 413, answer.text
+        detail = answer.json()["detail"]
+        assert detail.startswith("body:")
+        batch_id = detail.split("batch ")[1].split()[0]
+        report = (await http.get(f"/v1/feeds/batches/{batch_id}", headers=MEDICAL)).json()
+    assert report["status"] == "aborted"
+    assert report["accepted"] == 10 and "limit" in report["detail"]

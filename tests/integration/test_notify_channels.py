@@ -1,0 +1,215 @@
+"""Channel adapters against real servers the test starts: webhook, group robot, SMS, SMTP."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from services.notify.channels import (
+    DeliveryError,
+    EmailChannel,
+    Outgoing,
+    RobotChannel,
+    SmsChannel,
+    WebhookChannel,
+)
+from services.notify.config import NotifySettings
+
+MESSAGE = Outgoing(
+    notification_id="n-1",
+    address="",
+    text="【防返贫】农户hh-1报因病风险，请3月4日前入户核实",
+    body={"household_id": "hh-1", "text": "【防返贫】农户hh-1报因病风险", "deadline": None},
+)
+
+Reply = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]
+
+
+class Server:
+    """A real HTTP server on 127.0.0.1 recording each request, answering with `reply`."""
+
+    def __init__(self, reply: Reply, delay: float = 0) -> None:
+        self.requests: list[dict[str, Any]] = []
+        requests = self.requests
+
+        class Handle(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                request = {
+                    "path": self.path,
+                    "headers": dict(self.headers),
+                    "json": json.loads(self.rfile.read(length)),
+                }
+                requests.append(request)
+                time.sleep(delay)
+                code, answer = reply(request)
+                payload = json.dumps(answer).encode()
+                self.send_response(code)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handle)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Server]]:
+    servers: list[Server] = []
+
+    def start(reply: Reply = lambda r: (200, {"ok": True}), delay: float = 0) -> Server:
+        servers.append(Server(reply, delay))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+async def test_webhook_posts_the_json_body_with_an_idempotency_key(
+    serve: Callable[..., Server],
+) -> None:
+    server = serve()
+    async with httpx.AsyncClient() as http:
+        code = await WebhookChannel(http, 5).send(_to(server.url))
+    assert code == 200
+    [request] = server.requests
+    assert request["json"]["household_id"] == "hh-1"
+    assert request["headers"]["Idempotency-Key"] == "n-1"
+
+
+async def test_webhook_error_status_and_timeout_are_delivery_errors(
+    serve: Callable[..., Server],
+) -> None:
+    failing = serve(lambda r: (503, {}))
+    slow = serve(delay=1.0)
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(DeliveryError, match="HTTP 503") as failed:
+            await WebhookChannel(http, 5).send(_to(failing.url))
+        assert failed.value.status_code == 503
+        # the per-channel timeout, not the gateway, decides how long we wait
+        with pytest.raises(DeliveryError, match="Timeout"):
+            await WebhookChannel(http, 0.2).send(_to(slow.url))
+
+
+async def test_robot_sends_wecom_text_and_signs_dingtalk_style(
+    serve: Callable[..., Server],
+) -> None:
+    server = serve(lambda r: (200, {"errcode": 0, "errmsg": "ok"}))
+    async with httpx.AsyncClient() as http:
+        await RobotChannel(http, 5, secret="SEC123").send(_to(server.url))
+    [request] = server.requests
+    assert request["json"] == {"msgtype": "text", "text": {"content": MESSAGE.text}}
+    query = parse_qs(urlsplit(request["path"]).query)
+    stamp, sign = query["timestamp"][0], query["sign"][0]
+    expected = hmac.new(b"SEC123", f"{stamp}\nSEC123".encode(), hashlib.sha256).digest()
+    assert base64.b64decode(sign) == expected
+
+
+async def test_robot_errcode_is_a_failure_even_with_http_200(serve: Callable[..., Server]) -> None:
+    server = serve(lambda r: (200, {"errcode": 45009, "errmsg": "api freq out of limit"}))
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(DeliveryError, match="45009"):
+            await RobotChannel(http, 5, secret=None).send(_to(server.url))
+
+
+async def test_sms_gateway_gets_phone_text_and_credentials(serve: Callable[..., Server]) -> None:
+    def gateway(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if request["headers"].get("Authorization") != "Bearer k-1":
+            return 401, {"code": "unauthorized"}
+        return 200, {"code": "OK", "message_id": "m1"}
+
+    server = serve(gateway)
+    good = NotifySettings(sms_gateway_url=server.url, sms_api_key=SecretStr("k-1"))
+    bad = NotifySettings(sms_gateway_url=server.url, sms_api_key=SecretStr("wrong"))
+    async with httpx.AsyncClient() as http:
+        assert await SmsChannel(http, good).send(_to("13800001111")) == 200
+        with pytest.raises(DeliveryError, match="HTTP 401"):
+            await SmsChannel(http, bad).send(_to("13800001111"))
+    sent = server.requests[0]["json"]
+    assert sent["phone"] == "13800001111"
+    assert sent["text"] == MESSAGE.text
+    assert sent["client_ref"] == "n-1"
+
+
+class MiniSmtp(socketserver.ThreadingTCPServer):
+    """Just enough SMTP to accept a message and keep it."""
+
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        outer = self
+
+        class Handle(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                self.wfile.write(b"220 mini ESMTP\r\n")
+                while line := self.rfile.readline():
+                    verb = line.decode().strip().upper()
+                    if verb.startswith(("EHLO", "HELO", "MAIL", "RCPT", "RSET", "NOOP")):
+                        self.wfile.write(b"250 ok\r\n")
+                    elif verb == "DATA":
+                        self.wfile.write(b"354 go\r\n")
+                        body = []
+                        while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
+                            body.append(chunk.decode())
+                        outer.messages.append("".join(body))
+                        self.wfile.write(b"250 queued\r\n")
+                    elif verb == "QUIT":
+                        self.wfile.write(b"221 bye\r\n")
+                        return
+                    else:
+                        self.wfile.write(b"502 no\r\n")
+
+        super().__init__(("127.0.0.1", 0), Handle)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+async def test_email_goes_over_smtp() -> None:
+    smtp = MiniSmtp()
+    try:
+        settings = NotifySettings(smtp_host="127.0.0.1", smtp_port=smtp.server_address[1])
+        assert await EmailChannel(settings).send(_to("cadre@example.cn")) == 250
+    finally:
+        smtp.shutdown()
+        smtp.server_close()
+    [mail] = smtp.messages
+    assert "To: cadre@example.cn" in mail
+    assert "Message-ID: <n-1@holdline>" in mail
+
+
+async def test_email_to_a_dead_smtp_server_is_a_delivery_error() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = NotifySettings(smtp_port=port, email_timeout_seconds=2)
+    with pytest.raises(DeliveryError, match="ConnectionRefused"):
+        await EmailChannel(settings).send(_to("cadre@example.cn"))
+
+
+def _to(address: str) -> Outgoing:
+    return Outgoing(MESSAGE.notification_id, address, MESSAGE.text, MESSAGE.body)

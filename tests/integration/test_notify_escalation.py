@@ -1,0 +1,347 @@
+"""Acknowledgement links, escalation, digests and quiet hours, with an injected clock."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import uuid4
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from services.notify import delivery, digests, escalation, handlers
+from services.notify.app import create_app
+from services.notify.breaker import BreakerBoard
+from services.notify.channels import build_channels
+from services.notify.config import NotifySettings
+from services.notify.models import notifications, outbox
+from shared.clock import FrozenClock
+from shared.events import (
+    CadreAssigned,
+    CadreRegistered,
+    CaseOpened,
+    Envelope,
+    GreenChannelOpened,
+    Payload,
+    PlanCreated,
+    decode,
+    new_event,
+)
+from shared.migrations import upgrade
+from shared.service import Runtime
+
+pytestmark = [pytest.mark.postgres]
+VILLAGE = "530102001001"
+NOON_BEIJING = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)
+
+
+class Recorder:
+    """A real HTTP server answering like a webhook, a group robot and an SMS gateway at once."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        calls = self.calls
+
+        class Handle(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+                calls.append({"path": urlsplit(self.path).path, "query": self.path, **body})
+                answer = b'{"errcode": 0, "code": "OK"}'
+                self.send_response(200)
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handle)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def take(self) -> list[dict[str, Any]]:
+        """The calls so far, forgetting them."""
+        taken = list(self.calls)
+        self.calls.clear()
+        return taken
+
+
+class Platform:
+    """The notify service on a fresh database, driven pass by pass with a frozen clock."""
+
+    def __init__(
+        self, pg_url: str, recorder: Recorder, clock: FrozenClock, max_attempts: int = 8
+    ) -> None:
+        self.clock = clock
+        self.settings = NotifySettings(
+            database_url=pg_url,
+            webhook_url=f"{recorder.base}/office",
+            sms_gateway_url=f"{recorder.base}/sms",
+            ack_timeout_minutes=120,
+            digest_window_minutes=60,
+            max_attempts=max_attempts,
+        )
+        self.app = create_app(self.settings, clock=clock)
+        self.runtime: Runtime = self.app.state.runtime
+        self.breakers = BreakerBoard(5, timedelta(seconds=30))
+
+    def event(self, payload: Payload, household_id: str) -> Envelope[Any]:
+        return new_event(
+            payload, household_id=household_id, source="test", correlation_id="c", clock=self.clock
+        )
+
+    async def feed(self, *events: Envelope[Any]) -> None:
+        for env in events:
+            handler: Any = {
+                "CadreRegistered": handlers.on_cadre_registered,
+                "CadreAssigned": handlers.on_cadre_assigned,
+            }.get(env.event_type, handlers.on_routed_event)
+            async with self.runtime.uow() as uow:
+                await handler(uow=uow, event=env, settings=self.settings)
+
+    async def deliver(self) -> None:
+        async with httpx.AsyncClient() as http:
+            await delivery.deliver_due(
+                uow_factory=self.runtime.uow,
+                channels=build_channels(http, self.settings),
+                breakers=self.breakers,
+                settings=self.settings,
+                rng=random.Random(1),
+            )
+
+    async def rows(self) -> list[Any]:
+        async with self.runtime.uow() as uow:
+            return list(
+                await uow.execute(select(notifications).order_by(notifications.c.created_at))
+            )
+
+    async def events(self, event_type: str) -> list[Envelope[Any]]:
+        async with self.runtime.uow() as uow:
+            found = [decode(r.value) for r in await uow.execute(select(outbox.c.value))]
+        return [e for e in found if e.event_type == event_type]
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[Recorder]:
+    rec = Recorder()
+    yield rec
+    rec.server.shutdown()
+    rec.server.server_close()
+
+
+@pytest.fixture
+async def platform(pg_url: str, recorder: Recorder) -> AsyncIterator[Platform]:
+    p = Platform(pg_url, recorder, FrozenClock(NOON_BEIJING))
+    await upgrade(p.settings.database_url, p.runtime.service_dir)
+    yield p
+    await p.runtime.engine.dispose()
+
+
+def roster(p: Platform, base: str) -> list[Envelope[Any]]:
+    def cadre(cadre_id: str, rank: str, contacts: dict[str, str]) -> Envelope[Any]:
+        return p.event(
+            CadreRegistered(
+                cadre_id=cadre_id,
+                name=cadre_id,
+                rank=rank,
+                township_code=VILLAGE[:9],
+                village_codes=[VILLAGE] if rank == "village" else [],
+                contacts=contacts,
+            ),
+            f"cadre-{cadre_id}",
+        )
+
+    return [
+        cadre("r1", "general", {"webhook": f"{base}/r1", "sms": "13800000001"}),
+        cadre("v1", "village", {"webhook": f"{base}/v1"}),
+        cadre("t1", "township", {"robot": f"{base}/t1"}),
+        cadre("k1", "county_leader", {"webhook": f"{base}/k1"}),
+    ]
+
+
+def assigned(p: Platform, household: str) -> Envelope[Any]:
+    return p.event(
+        CadreAssigned(cadre_id="r1", case_id=str(uuid4()), village_code=VILLAGE), household
+    )
+
+
+async def test_unacknowledged_green_channel_goes_by_sms_then_up_a_level(
+    platform: Platform, recorder: Recorder
+) -> None:
+    p = platform
+    green = p.event(
+        GreenChannelOpened(
+            case_id="case-g",
+            village_code=VILLAGE,
+            risk_types=["illness"],
+            provisional_measures=["medical_aid"],
+            paperwork_due=NOON_BEIJING + timedelta(days=14),
+            reasons=[],
+        ),
+        "hh-green",
+    )
+    await p.feed(*roster(p, recorder.base), assigned(p, "hh-green"), green)
+    await p.deliver()
+    first = recorder.take()
+    # rules §5.2: responsible cadre, township and county at once, each with an ack link
+    assert sorted(c["path"] for c in first) == ["/k1", "/r1", "/t1"]
+    township = next(c for c in first if c["path"] == "/t1")
+    assert "hh-green" in township["text"]["content"] and "/v1/acks/" in township["text"]["content"]
+    links = {c["path"]: c["ack_url"] for c in first if c["path"] != "/t1"}
+
+    api = httpx.AsyncClient(transport=httpx.ASGITransport(app=p.app), base_url="http://t")
+    async with api:
+        t1_link = township["text"]["content"].split("确认:")[1]
+        page = await api.get(urlsplit(t1_link).path)
+        assert page.status_code == 200 and 'method="post"' in page.text
+        t1_ack = await api.post(urlsplit(t1_link).path)
+        assert t1_ack.status_code == 200
+        again = await api.post(urlsplit(t1_link).path)
+        assert again.json()["acknowledged_at"] == t1_ack.json()["acknowledged_at"]
+        forged = urlsplit(t1_link).path[:-4] + "AAAA"
+        assert (await api.post(forged)).status_code == 401
+
+        p.clock.advance(timedelta(minutes=119))
+        assert await escalation.escalate_due(uow_factory=p.runtime.uow, settings=p.settings) == 0
+
+        p.clock.advance(timedelta(minutes=2))
+        # the cadre's webhook and the county's webhook were not acknowledged; the township's was
+        assert await escalation.escalate_due(uow_factory=p.runtime.uow, settings=p.settings) == 2
+        await p.deliver()
+        second = {c["path"]: c for c in recorder.take()}
+        assert sorted(second) == ["/office", "/sms"]
+        assert second["/sms"]["phone"] == "13800000001"
+        assert "/v1/acks/" in second["/sms"]["text"]
+        assert "无人确认" in second["/office"]["text"]
+
+        p.clock.advance(timedelta(minutes=121))
+        await escalation.escalate_due(uow_factory=p.runtime.uow, settings=p.settings)
+        await p.deliver()
+        third = recorder.take()
+        # the responsible cadre ignored webhook and SMS: the township hears of it
+        assert [c["path"] for c in third] == ["/t1"]
+        assert "hh-green" in third[0]["text"]["content"]
+
+        r1_ack = await api.post(urlsplit(links["/r1"]).path)
+        assert r1_ack.status_code == 200
+
+    rows = await p.rows()
+    r1_rows = [
+        r for r in rows if r.recipient == "cadre:r1" and r.event_type == "GreenChannelOpened"
+    ]
+    assert {r.channel for r in r1_rows} == {"webhook", "sms"}
+    assert all(r.acknowledged_at is not None for r in r1_rows)
+    acked = await p.events("NotificationAcknowledged")
+    assert sorted(e.payload.recipient for e in acked) == ["cadre:r1", "cadre:t1"]
+
+    p.clock.advance(timedelta(hours=5))
+    await escalation.escalate_due(uow_factory=p.runtime.uow, settings=p.settings)
+    await p.deliver()
+    # everyone acknowledged or the office was told: nothing more goes out about r1
+    assert all(c["path"] != "/sms" for c in recorder.take())
+
+
+async def test_low_priority_alerts_to_one_cadre_become_one_digest(
+    platform: Platform, recorder: Recorder
+) -> None:
+    p = platform
+    households = [f"hh-d{n}" for n in range(3)]
+    plans = [
+        p.event(
+            PlanCreated(
+                plan_id=str(uuid4()),
+                case_id=str(uuid4()),
+                village_code=VILLAGE,
+                measures=["medical_aid"],
+                case_deadline=NOON_BEIJING + timedelta(days=10 + n),
+            ),
+            h,
+        )
+        for n, h in enumerate(households)
+    ]
+    await p.feed(*roster(p, recorder.base), *(assigned(p, h) for h in households), *plans)
+    await p.deliver()
+    assert recorder.take() == [], "low-priority alerts wait for the digest"
+    assert await digests.release_digests(uow_factory=p.runtime.uow, settings=p.settings) == 0
+
+    p.clock.advance(timedelta(minutes=61))
+    assert await digests.release_digests(uow_factory=p.runtime.uow, settings=p.settings) == 6
+    await p.deliver()
+    [digest] = recorder.take()
+    assert digest["path"] == "/r1" and digest["event_type"] == "Digest"
+    assert digest["text"].startswith("【防返贫汇总】6条提醒")
+    assert digest["deadline"] == (NOON_BEIJING + timedelta(days=10)).isoformat()
+    statuses = sorted(r.status for r in await p.rows())
+    assert statuses == ["delivered"] + ["digested"] * 6
+
+
+async def test_quiet_hours_hold_a_normal_alert_until_morning(
+    platform: Platform, recorder: Recorder
+) -> None:
+    p = platform
+    p.clock.advance(timedelta(hours=10))  # 22:00 in Beijing
+    opened = p.clock.now()
+    case = p.event(
+        CaseOpened(
+            case_id="case-q",
+            village_code=VILLAGE,
+            risk_types=["illness"],
+            channel="app",
+            opened_at=opened,
+            deadline=opened + timedelta(days=15),
+            home_visit_due=opened + timedelta(days=2),
+        ),
+        "hh-night",
+    )
+    await p.feed(*roster(p, recorder.base), case)
+    await p.deliver()
+    assert recorder.take() == []
+    p.clock.advance(timedelta(hours=9, minutes=59))  # 07:59
+    await p.deliver()
+    assert recorder.take() == []
+    p.clock.advance(timedelta(minutes=1))  # 08:00
+    await p.deliver()
+    [call] = recorder.take()
+    assert call["path"] == "/v1" and call["household_id"] == "hh-night"
+
+
+async def test_a_dead_urgent_alert_goes_up_at_once(pg_url: str, recorder: Recorder) -> None:
+    p = Platform(pg_url, recorder, FrozenClock(NOON_BEIJING), max_attempts=1)
+    await upgrade(p.settings.database_url, p.runtime.service_dir)
+    try:
+        cadres = roster(p, recorder.base)
+        township = cadres[2].payload.model_copy(
+            update={"contacts": {"robot": "http://127.0.0.1:9/"}}
+        )
+        cadres[2] = p.event(township, "cadre-t1")
+        green = p.event(
+            GreenChannelOpened(
+                case_id="case-x",
+                village_code=VILLAGE,
+                risk_types=["accident"],
+                provisional_measures=["temporary_assistance"],
+                paperwork_due=NOON_BEIJING + timedelta(days=14),
+                reasons=[],
+            ),
+            "hh-dead",
+        )
+        await p.feed(*cadres, green)
+        await p.deliver()
+        # nobody is responsible for the household yet: the county office stands in
+        assert sorted(c["path"] for c in recorder.take()) == ["/k1", "/office"]
+        [failed] = await p.events("NotificationFailed")
+        assert failed.payload.recipient == "cadre:t1"
+        # no waiting for the ack timeout: the township's robot is unreachable, so the county hears
+        assert await escalation.escalate_due(uow_factory=p.runtime.uow, settings=p.settings) == 1
+        await p.deliver()
+        [call] = recorder.take()
+        assert call["path"] == "/k1" and "无人确认" in call["text"]
+    finally:
+        await p.runtime.engine.dispose()

@@ -1,0 +1,367 @@
+"""The case workflow through the HTTP API on PostgreSQL: roles, jurisdiction, notice, history,
+green channel, identification, ledger, elimination and rollback (rules §4, §5, §7)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from services.risk import handlers, monitoring
+from services.risk.app import create_app
+from services.risk.config import RiskSettings
+from services.risk.models import outbox
+from shared.auth import Role, mint_token
+from shared.clock import FrozenClock
+from shared.events import (
+    DeclarationSubmitted,
+    Envelope,
+    FeedRecordReceived,
+    IncomeUpdated,
+    MeasureCompleted,
+    Member,
+    Payload,
+    RegistryRecordReceived,
+    VisitRecorded,
+    decode,
+    new_event,
+)
+from shared.migrations import upgrade
+from shared.service import Runtime
+
+pytestmark = [pytest.mark.postgres]
+TOWN = "530102001"
+VILLAGE = TOWN + "001"
+START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # a Monday
+WORKER = Member(person_id_hash="p1", person_id_masked="530102***********1", name="王秀英", age=35)
+ELDER = Member(
+    person_id_hash="p2", person_id_masked="530102***********2", name="王老汉", age=70,
+    labour_capacity="none",
+)  # fmt: skip
+
+
+class Platform:
+    """The risk app on a fresh database, a frozen clock and a token minter."""
+
+    def __init__(self, runtime: Runtime, http: httpx.AsyncClient, clock: FrozenClock) -> None:
+        self.runtime, self.http, self.clock = runtime, http, clock
+        assert isinstance(runtime.settings, RiskSettings)
+        self.settings: RiskSettings = runtime.settings
+
+    def auth(self, role: Role, jurisdiction: str = TOWN) -> dict[str, str]:
+        token = mint_token(
+            subject=f"{role}-1", role=role, jurisdiction=jurisdiction,
+            secret=self.settings.jwt_secret.get_secret_value(), clock=self.clock,
+        )  # fmt: skip
+        return {"Authorization": f"Bearer {token}"}
+
+    async def signal(self, handler: Any, payload: Payload, household: str) -> None:
+        event = new_event(
+            payload, household_id=household, source="test", correlation_id="c", clock=self.clock
+        )
+        async with self.runtime.uow() as uow:
+            await handler(uow=uow, event=event, settings=self.settings)
+
+    async def register(self, household: str, members: list[Member], income: float) -> None:
+        await self.signal(
+            handlers.on_registry_record,
+            RegistryRecordReceived(
+                submission_id="r", village_code=VILLAGE, baseline_status="formerly_poor",
+                per_capita_income=income, members=members,
+            ),
+            household,
+        )  # fmt: skip
+
+    async def declare(self, household: str, risks: list[str], **amounts: float) -> None:
+        await self.signal(
+            handlers.on_declaration,
+            DeclarationSubmitted(
+                submission_id=f"s-{household}", declarant_name="王秀英",
+                declarant_id_masked="530102***********1", village_code=VILLAGE,
+                risk_types=risks, **amounts,
+            ),
+            household,
+        )  # fmt: skip
+
+    async def events(self, event_type: str) -> list[Envelope[Any]]:
+        async with self.runtime.uow() as uow:
+            rows = (await uow.execute(select(outbox.c.value).order_by(outbox.c.id))).scalars()
+            decoded = [decode(v) for v in rows]
+        return [e for e in decoded if e.event_type == event_type]
+
+    async def open_case_id(self, household: str) -> str:
+        cases = (await self.http.get("/v1/cases", params={"household_id": household})).json()
+        return str(next(c["case_id"] for c in cases if c["status"] == "open"))
+
+    async def act(self, case_id: str, role: Role, action: str, **body: Any) -> httpx.Response:
+        return await self.http.post(
+            f"/v1/cases/{case_id}/actions", json={"action": action, **body}, headers=self.auth(role)
+        )
+
+    async def identify(self, case_id: str) -> dict[str, Any]:
+        """Walk a case through every step of rules §4 with the right roles."""
+        steps: list[tuple[Role, str, dict[str, Any]]] = [
+            ("village", "start_home_verification", {}),
+            ("village", "complete_home_verification", {"signed_form": True}),
+            ("county", "complete_data_comparison", {}),
+            ("village", "post_public_notice", {}),
+        ]
+        for role, action, body in steps:
+            assert (await self.act(case_id, role, action, **body)).status_code == 200, action
+        self.clock.advance(timedelta(days=self.settings.public_notice_days))
+        for role, action in (
+            ("village", "complete_village_appraisal"),
+            ("township", "approve_township_review"),
+            ("county", "approve_county"),
+        ):
+            answer = await self.act(case_id, role, action)  # type: ignore[arg-type]
+            assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+
+@pytest.fixture
+async def platform(pg_url: str) -> AsyncIterator[Platform]:
+    settings = RiskSettings(database_url=pg_url)
+    clock = FrozenClock(START)
+    app = create_app(settings, clock)
+    runtime: Runtime = app.state.runtime
+    await upgrade(pg_url, runtime.service_dir)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://risk"
+    ) as http:
+        yield Platform(runtime, http, clock)
+    await runtime.engine.dispose()
+
+
+async def test_rules_4_full_identification_through_the_api(platform: Platform) -> None:
+    await platform.register("hh-1", [WORKER, ELDER], income=5200)
+    await platform.declare("hh-1", ["illness"], medical_spending=3000)
+    case_id = await platform.open_case_id("hh-1")
+    url = f"/v1/cases/{case_id}"
+
+    assert (await platform.http.get(url)).status_code == 401
+    foreign = await platform.http.get(url, headers=platform.auth("village", "530102002"))
+    assert foreign.status_code == 403 and "village_code" in foreign.json()["detail"]
+    detail = (await platform.http.get(url, headers=platform.auth("village"))).json()
+    assert detail["stage"] == "risk_discovered"
+    assert detail["home_visit_due"].startswith("2026-03-04")  # rules §4.10: 2 working days
+    assert any(r["rule"] == "rules §2.1" and r["threshold"] == 8700 for r in detail["reasons"])
+
+    wrong_role = await platform.act(case_id, "township", "start_home_verification")
+    assert wrong_role.status_code == 403 and wrong_role.json()["detail"].startswith("role:")
+    assert (await platform.act(case_id, "village", "start_home_verification")).status_code == 200
+    unsigned = await platform.act(case_id, "village", "complete_home_verification")
+    assert unsigned.status_code == 409 and unsigned.json()["detail"].startswith("signed_form:")
+    assert (
+        await platform.act(case_id, "village", "complete_home_verification", signed_form=True)
+    ).status_code == 200
+    assert (await platform.act(case_id, "village", "post_public_notice")).status_code == 200
+    notice = await platform.http.get(f"{url}/public-notice", headers=platform.auth("village"))
+    assert "王秀英" in notice.json()["text"] and "illness" not in notice.json()["text"]
+
+    # rules §4.4: not before five days, and rules §4.3: not before data comparison
+    platform.clock.advance(timedelta(days=4, hours=23))
+    early = await platform.act(case_id, "village", "complete_village_appraisal")
+    assert early.status_code == 409 and "public notice runs until" in early.json()["detail"]
+    platform.clock.advance(timedelta(hours=1))
+    uncompared = await platform.act(case_id, "village", "complete_village_appraisal")
+    assert uncompared.status_code == 409 and "data comparison" in uncompared.json()["detail"]
+    assert (await platform.act(case_id, "county", "complete_data_comparison")).status_code == 200
+    for role, action in (
+        ("village", "complete_village_appraisal"),
+        ("township", "approve_township_review"),
+        ("county", "approve_county"),
+    ):
+        assert (await platform.act(case_id, role, action)).status_code == 200, action  # type: ignore[arg-type]
+
+    final = (await platform.http.get(url, headers=platform.auth("county"))).json()
+    assert final["status"] == "identified" and final["kind"] == "unstable"
+    assert [h["action"] for h in final["history"]] == [
+        "open", "start_home_verification", "complete_home_verification", "post_public_notice",
+        "complete_data_comparison", "complete_village_appraisal", "approve_township_review",
+        "approve_county",
+    ]  # fmt: skip
+    assert all(h["actor"] and h["at"] for h in final["history"])
+    [identified] = await platform.events("HouseholdIdentified")
+    assert identified.payload.kind == "unstable" and identified.payload.risk_types == ["illness"]
+    assert {r.rule for r in identified.payload.reasons} >= {"rules §2.1", "rules §1 unstable"}
+    steps = [e.payload.step for e in await platform.events("CaseStepCompleted")]
+    assert len(steps) == 6
+
+    ledger = await platform.http.get(
+        "/v1/ledger", params={"kind": "unstable", "risk_type": "illness"},
+        headers=platform.auth("county", "530102"),
+    )  # fmt: skip
+    assert [r["household_id"] for r in ledger.json()["items"]] == ["hh-1"]
+    outside = await platform.http.get(
+        "/v1/ledger", params={"region_prefix": "5301"}, headers=platform.auth("county", "530102")
+    )
+    assert outside.status_code == 403
+    counts = await platform.http.get(
+        "/v1/ledger/counts", params={"level": "township"}, headers=platform.auth("county", "530102")
+    )
+    assert counts.json() == [
+        {"region": TOWN, "by_status": {"monitoring": 1}, "by_kind": {"unstable": 1},
+         "open_cases": 0}
+    ]  # fmt: skip
+
+
+async def test_rules_4_8_signals_merge_and_rules_5_green_channel_rolls_back(
+    platform: Platform,
+) -> None:
+    await platform.declare("hh-2", ["disaster"], loss_amount=20_000)
+    await platform.declare("hh-2", ["illness"], medical_spending=500)
+    [opened] = await platform.events("CaseOpened")
+    [merged] = await platform.events("CaseMerged")
+    [green] = await platform.events("GreenChannelOpened")
+    assert merged.payload.risk_types == ["disaster", "illness"]
+    assert green.payload.provisional_measures == ["temporary_assistance"]
+    assert green.payload.reasons[0].rule == "rules §5.1"
+    case_id = opened.payload.case_id
+    detail = await platform.http.get(f"/v1/cases/{case_id}", headers=platform.auth("village"))
+    assert detail.json()["deadline"] == opened.payload.deadline.isoformat().replace("+00:00", "Z")
+    assert {f["rule"] for f in detail.json()["flags"]} == {"rules §3.4"}
+
+    for role, action, body in (
+        ("village", "start_home_verification", {}),
+        ("village", "complete_home_verification", {"signed_form": True}),
+    ):
+        assert (await platform.act(case_id, role, action, **body)).status_code == 200  # type: ignore[arg-type]
+    no_reason = await platform.act(case_id, "village", "reject")
+    assert no_reason.status_code == 409 and no_reason.json()["detail"].startswith("reason:")
+    rejected = await platform.act(case_id, "village", "reject", reason="loss not confirmed")
+    assert rejected.json()["status"] == "rejected"
+    [event] = await platform.events("CaseRejected")
+    assert event.payload.green_channel_rolled_back and event.payload.step == "village_appraisal"
+
+    # rules §4.7: a later signal opens a new case for the same household
+    await platform.declare("hh-2", ["accident"], loss_amount=100)
+    assert len(await platform.events("CaseOpened")) == 2
+
+
+async def test_rules_7_elimination_after_six_months_and_rollback(platform: Platform) -> None:
+    await platform.register("hh-3", [WORKER, ELDER], income=5200)
+    await platform.declare("hh-3", ["illness"], medical_spending=3000)
+    await platform.identify(await platform.open_case_id("hh-3"))
+    identified_on = platform.clock.now().date()
+
+    async def assistance(handler: Any, payload: Payload) -> None:
+        await platform.signal(handler, payload, "hh-3")
+
+    await assistance(
+        monitoring.on_income_updated,
+        IncomeUpdated(per_capita_income=9500, recorded_on=identified_on, source="visit"),
+    )
+    await assistance(
+        monitoring.on_measure_completed,
+        MeasureCompleted(measure_id="m1", plan_id="p1", code="medical_aid",
+                         completed_on=identified_on),
+    )  # fmt: skip
+    await assistance(
+        monitoring.on_visit_recorded,
+        VisitRecorded(visit_id="v1", cadre_id="c1", visited_on=identified_on),
+    )
+    assert await platform.events("CaseStepCompleted") and not [
+        e for e in await platform.events("CaseStepCompleted")
+        if e.payload.step == "elimination_proposed"
+    ]  # fmt: skip
+
+    # rules §7.1: six months later the same income proposes elimination
+    platform.clock.advance(timedelta(days=184))
+    await assistance(
+        monitoring.on_income_updated,
+        IncomeUpdated(per_capita_income=9600, recorded_on=platform.clock.now().date(),
+                      source="visit"),
+    )  # fmt: skip
+    proposals = [
+        e for e in await platform.events("CaseStepCompleted")
+        if e.payload.step == "elimination_proposed"
+    ]  # fmt: skip
+    assert len(proposals) == 1
+    case_id = proposals[0].payload.case_id
+    for role, action in (
+        ("village", "complete_home_verification"),
+        ("village", "post_public_notice"),
+    ):
+        assert (await platform.act(case_id, role, action)).status_code == 200  # type: ignore[arg-type]
+    platform.clock.advance(timedelta(days=5))
+    for role, action in (
+        ("village", "complete_village_appraisal"),
+        ("township", "approve_township_review"),
+        ("county", "approve_county"),
+    ):
+        assert (await platform.act(case_id, role, action)).status_code == 200, action  # type: ignore[arg-type]
+    [eliminated] = await platform.events("RiskEliminated")
+    assert {r.rule for r in eliminated.payload.reasons} >= {"rules §7.1 income"}
+
+    # rules §7.4: the risk comes back at a visit: the household is identified again through §4
+    opened_before = len(await platform.events("CaseOpened"))
+    await assistance(
+        monitoring.on_visit_recorded,
+        VisitRecorded(visit_id="v2", cadre_id="c1", visited_on=platform.clock.now().date(),
+                      new_risk_types=["disaster"]),
+    )  # fmt: skip
+    reopened = await platform.events("CaseOpened")
+    assert len(reopened) == opened_before + 1 and reopened[-1].payload.risk_types == ["disaster"]
+
+    rollback_url = "/v1/households/hh-3/elimination-rollback"
+    refused = await platform.http.post(
+        rollback_url, json={"reason": "x"}, headers=platform.auth("township")
+    )
+    assert refused.status_code == 403
+    done = await platform.http.post(
+        rollback_url, json={"reason": "income fell again"}, headers=platform.auth("county")
+    )
+    assert done.status_code == 200
+    [rolled] = await platform.events("EliminationRolledBack")
+    assert rolled.payload.case_id == case_id
+    household = await platform.http.get("/v1/households/hh-3", headers=platform.auth("county"))
+    assert household.json()["status"] == "monitoring"
+
+
+async def test_rules_7_3_no_labour_household_is_never_proposed(platform: Platform) -> None:
+    await platform.register("hh-4", [ELDER], income=3000)
+    await platform.signal(
+        handlers.on_feed_record,
+        FeedRecordReceived(
+            batch_id="b", department="civil_affairs", line=1, person_id_hash="p2",
+            person_id_masked="x", village_code=VILLAGE, recorded_on=date(2026, 3, 1),
+            facts={"dibao": True},
+        ),
+        "hh-4",
+    )  # fmt: skip
+    await platform.declare("hh-4", ["illness"], medical_spending=3000)
+    await platform.identify(await platform.open_case_id("hh-4"))
+    platform.clock.advance(timedelta(days=200))
+    for handler, payload in (
+        (monitoring.on_measure_completed, MeasureCompleted(
+            measure_id="m", plan_id="p", code="dibao", completed_on=date(2026, 4, 1))),
+        (monitoring.on_visit_recorded, VisitRecorded(
+            visit_id="v", cadre_id="c", visited_on=date(2026, 9, 1))),
+        (monitoring.on_income_updated, IncomeUpdated(
+            per_capita_income=20_000, recorded_on=date(2026, 3, 20), source="feed")),
+    ):  # fmt: skip
+        await platform.signal(handler, payload, "hh-4")
+    assert not [
+        e for e in await platform.events("CaseStepCompleted")
+        if e.payload.step == "elimination_proposed"
+    ]  # fmt: skip
+    household = await platform.http.get("/v1/households/hh-4", headers=platform.auth("village"))
+    assert household.json()["status"] == "no_labour_support"
+
+
+async def test_thresholds_read_api(platform: Platform) -> None:
+    everything = (await platform.http.get("/v1/thresholds")).json()
+    assert {t["label"]: t["annual_yuan"] for t in everything}["Dehua county, Fujian 2024"] == 19560
+    yunnan = await platform.http.get(
+        "/v1/thresholds", params={"region_code": VILLAGE, "on": "2025-06-01"}
+    )
+    assert [t["annual_yuan"] for t in yunnan.json()] == [8700]
+    missing = await platform.http.get(
+        "/v1/thresholds", params={"region_code": "110101001001", "on": "2025-06-01"}
+    )
+    assert missing.status_code == 404 and missing.json()["detail"].startswith("region_code:")

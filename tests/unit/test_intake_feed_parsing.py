@@ -1,0 +1,118 @@
+"""Feed parsing (rules §8): line splitting is chunk-proof; every department has a schema."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.intake.feeds import SCHEMAS, FeedHeaderError, FeedParser, LineSplitter, facts_of
+from shared.auth import DEPARTMENTS
+
+ID = "530102195003150018"
+EXAMPLES = {
+    "medical_insurance": {"out_of_pocket_spending": 1200},
+    "health": {"diagnosis": "尿毒症", "serious": True},
+    "education": {"schooling_stage": "junior", "dropped_out": True},
+    "housing": {"house_rating": "C"},
+    "water": {"supply_interrupted_days": 12, "water_quality_safe": False},
+    "human_resources": {"employment_status": "unemployed", "job_lost": True},
+    "civil_affairs": {"assistance_status": "dibao", "monthly_amount": 815},
+    "agriculture": {"project": "肉牛养殖", "failed": True, "loss_amount": 30000},
+    "public_security": {"change": "death"},
+    "disabled_persons_federation": {"disability_grade": 2},
+    "emergency_management": {"event": "disaster", "disaster_subtype": "flood"},
+}
+
+
+def test_rules_8_every_department_has_a_schema() -> None:
+    assert set(SCHEMAS) == set(DEPARTMENTS) == set(EXAMPLES)
+
+
+@pytest.mark.parametrize("department", sorted(EXAMPLES))
+def test_rules_8_a_typical_row_of_each_department_is_valid(department: str) -> None:
+    parser = FeedParser(department, "ndjson", 4096)
+    row = {"resident_id": ID, "recorded_on": "2026-10-01"} | EXAMPLES[department]
+    (parsed,) = list(parser.feed(json.dumps(row).encode() + b"\n"))
+    assert parsed.problems == [] and parsed.row is not None
+    facts = facts_of(parsed.row)
+    assert "resident_id" not in facts and set(EXAMPLES[department]) <= set(facts)
+
+
+@given(
+    lines=st.lists(st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"")), max_size=30),
+    cuts=st.lists(st.integers(0, 1000), max_size=10),
+)
+def test_lines_are_the_same_however_the_stream_is_chunked(
+    lines: list[bytes], cuts: list[int]
+) -> None:
+    body = b"\n".join(lines)
+    points = sorted({c % (len(body) + 1) for c in cuts})
+    chunks = [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
+    splitter = LineSplitter(max_line_bytes=1000)
+    got = [line for chunk in chunks for _, line in splitter.feed(chunk)]
+    got += [line for _, line in splitter.finish()]
+    expected = body.split(b"\n") if body else []
+    if expected and expected[-1] == b"":
+        expected = expected[:-1]
+    assert got == [e.rstrip(b"\r") for e in expected]
+
+
+def test_a_line_over_the_limit_is_reported_without_being_held() -> None:
+    splitter = LineSplitter(max_line_bytes=10)
+    out = list(splitter.feed(b"short\n" + b"x" * 25))
+    out += list(splitter.feed(b"y" * 25 + b"\nok\n"))
+    assert out == [(1, b"short"), (2, None), (3, b"ok")]
+    assert len(splitter._buf) == 0
+
+
+def test_csv_header_must_match_the_department_schema() -> None:
+    parser = FeedParser("housing", "csv", 4096)
+    with pytest.raises(FeedHeaderError) as caught:
+        list(parser.feed(b"resident_id,recorded_on,recorded_on,colour\n"))
+    assert caught.value.problems == [
+        ("colour", "unknown field"),
+        ("recorded_on", "appears twice"),
+        ("house_rating", "required column is missing"),
+    ]
+
+
+def test_csv_rows_validate_with_empty_cells_as_absent() -> None:
+    parser = FeedParser("water", "csv", 4096)
+    rows = list(
+        parser.feed(
+            b"resident_id,recorded_on,supply_interrupted_days,water_quality_safe\n"
+            + f"{ID},2026-10-01,,false\n{ID},2026-10-01,-3,true\n".encode()
+        )
+    )
+    assert rows[0].row is not None and facts_of(rows[0].row) == {
+        "supply_interrupted_days": 0, "water_quality_safe": False
+    }  # fmt: skip
+    assert rows[1].line == 3 and rows[1].problems[0][0] == "supply_interrupted_days"
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        (b"{not json", "is not valid JSON"),
+        (b"[1, 2]", "is not a JSON object"),
+        (b"[" * 5000 + b"]" * 5000, "is not valid JSON"),  # nesting deeper than any parser allows
+        (b"\xff\xfe", "is not valid UTF-8"),
+    ],
+)
+def test_a_line_that_is_not_a_json_object_is_rejected_alone(line: bytes, problem: str) -> None:
+    parser = FeedParser("housing", "ndjson", 1 << 20)
+    (parsed,) = list(parser.feed(line + b"\n"))
+    assert parsed.row is None and parsed.problems[0][0] == "line"
+    assert parsed.problems[0][1].startswith(problem)
+
+
+def test_a_csv_field_over_the_csv_module_limit_is_rejected_alone() -> None:
+    parser = FeedParser("housing", "csv", 1 << 20)
+    huge = b'"' + b"x" * 200_000 + b'",1,2\n'
+    rows = list(parser.feed(b"resident_id,recorded_on,house_rating\n" + huge))
+    assert rows[0].problems[0][0] == "line" and "CSV" in rows[0].problems[0][1]
+    with pytest.raises(FeedHeaderError):
+        list(FeedParser("housing", "csv", 1 << 20).feed(b'"' + b"h" * 200_000 + b'"\n'))

@@ -1,0 +1,130 @@
+"""Messages (rules §4.13, §9): short, naming household and deadline, never a full ID or phone."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.notify import templates
+from shared.identity import check_character
+
+ZONE = ZoneInfo("Asia/Shanghai")
+HOUSEHOLD = "hh-0123456789abcdef0123"  # the shape intake gives a household id
+RISKS = ["illness", "disability", "schooling", "disaster", "accident", "housing_unsafe"]
+
+
+@st.composite
+def resident_ids(draw: st.DrawFn) -> str:
+    region = draw(st.from_regex(r"[1-6]\d{5}", fullmatch=True))
+    born = draw(
+        st.dates(min_value=datetime(1930, 1, 1).date(), max_value=datetime(2020, 1, 1).date())
+    )
+    first17 = f"{region}{born:%Y%m%d}{draw(st.integers(0, 999)):03d}"
+    return first17 + check_character(first17)
+
+
+phones = st.from_regex(r"1[3-9]\d{9}", fullmatch=True)
+households = st.one_of(
+    st.just(HOUSEHOLD),
+    resident_ids(),  # a caller may use a resident ID as the household id
+    phones,
+    st.builds(lambda i, p: f"户{i}电话{p}", resident_ids(), phones),
+)
+
+
+@given(
+    household=households,
+    template=st.sampled_from(sorted(templates.TEMPLATES["zh-CN"])),
+    language=st.sampled_from(["zh-CN", "en"]),
+    risks=st.lists(st.sampled_from(RISKS), max_size=4),
+    extra=st.lists(st.one_of(resident_ids(), phones), max_size=3),
+)
+def test_no_message_ever_carries_an_unmasked_id_or_phone(
+    household: str, template: str, language: str, risks: list[str], extra: list[str]
+) -> None:
+    text = templates.render(
+        template,
+        language=language,
+        zone=ZONE,
+        household=household,
+        deadline=datetime(2026, 3, 17, 1, 30, tzinfo=UTC),
+        visit_due=datetime(2026, 3, 4, 1, 30, tzinfo=UTC),
+        risks=risks,
+        measures=extra,
+        households=[household, *extra],
+        count=3,
+    )
+    secrets = [household, *extra]
+    for secret in re.findall(r"\d{17}[\dX]|1\d{10}", " ".join(secrets)):
+        assert secret not in text, (secret, text)
+
+
+def test_masking_keeps_region_and_last_character() -> None:
+    assert templates.mask_text("身份证110101199003071234，电话13812345678") == (
+        "身份证110101***********4，电话138****5678"
+    )
+
+
+def test_masking_leaves_household_ids_alone() -> None:
+    assert templates.mask_text(HOUSEHOLD) == HOUSEHOLD
+
+
+def test_case_opened_names_household_visit_and_deadline_in_chinese() -> None:
+    text = templates.render(
+        "case_opened",
+        language="zh-CN",
+        zone=ZONE,
+        household=HOUSEHOLD,
+        # 2026-03-16 17:00 UTC is already the 17th in Beijing
+        deadline=datetime(2026, 3, 16, 17, 0, tzinfo=UTC),
+        visit_due=datetime(2026, 3, 4, 1, 0, tzinfo=UTC),
+        risks=["illness"],
+    )
+    assert text == f"【防返贫】农户{HOUSEHOLD}报因病风险，请3月4日前入户核实，3月17日前完成认定"
+
+
+def test_english_is_available() -> None:
+    text = templates.render("case_overdue", language="en", zone=ZONE, household=HOUSEHOLD,
+                            deadline=datetime(2026, 3, 17, 1, 0, tzinfo=UTC))  # fmt: skip
+    assert HOUSEHOLD in text and "2026-03-17" in text and "overdue" in text
+
+
+def test_unknown_language_falls_back_to_chinese() -> None:
+    text = templates.render("digest", language="fr", zone=ZONE, household=HOUSEHOLD, count=2)
+    assert text.startswith("【防返贫汇总】2条提醒")
+
+
+def test_every_template_fits_one_sms_segment() -> None:
+    for language, table in templates.TEMPLATES.items():
+        for name in table:
+            text = templates.render(
+                name,
+                language=language,
+                zone=ZONE,
+                household=HOUSEHOLD,
+                deadline=datetime(2026, 12, 17, 1, 0, tzinfo=UTC),
+                visit_due=datetime(2026, 12, 14, 1, 0, tzinfo=UTC),
+                risks=["business_failure", "unstable_employment", "illness"],
+                measures=["dangerous_house_renovation", "x"],
+                households=[HOUSEHOLD, HOUSEHOLD + "b"],
+                count=20,
+            )
+            assert len(text) <= templates.MAX_CHARS[language], (name, len(text), text)
+
+
+def test_each_template_names_the_household_and_a_deadline() -> None:
+    for table in templates.TEMPLATES.values():
+        for name, pattern in table.items():
+            assert "{deadline}" in pattern, name
+            assert "{household}" in pattern or "{households}" in pattern, name
+
+
+def test_ack_link_is_appended() -> None:
+    assert (
+        templates.with_ack_link("急", "http://h/v1/acks/t", "zh-CN") == "急 确认:http://h/v1/acks/t"
+    )
+    assert templates.with_ack_link("x", None, "en") == "x"
