@@ -51,7 +51,9 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        """Stop serving and release the port."""
         self.server.shutdown()
+        self.server.server_close()
 
 
 def resident_id(rng: random.Random, region: str) -> str:

@@ -14,9 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.demo import demo_declarations
+from services.demo import Receiver, demo_declarations
 from tests.conftest import new_database
-from tests.support import Receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.postgres]
 SERVICES = ("intake", "risk", "assistance", "notify")

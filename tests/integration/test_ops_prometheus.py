@@ -13,8 +13,8 @@ import httpx
 import pytest
 import yaml
 
-from services.demo import demo_declarations
-from tests.support import Platform, Receiver, free_port
+from services.demo import Receiver, demo_declarations, free_port
+from tests.support import Platform
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
