@@ -175,6 +175,8 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=settings.consumer_batch_size,
+            # notice new topics and partitions within seconds, not the default five minutes
+            metadata_max_age_ms=30_000,
         )
 
     async def start(self) -> None:

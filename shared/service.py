@@ -93,6 +93,10 @@ class Runtime:
             try:
                 await ensure_topics(self.settings, [self.settings.topic(t) for t in TOPICS])
                 await producer.start()
+                # a consumer that subscribes before its new topics reach the metadata would not
+                # see them until its next metadata refresh: wait until every topic is known
+                for short in TOPICS:
+                    await asyncio.wait_for(producer.partitions_for(self.settings.topic(short)), 30)
                 break
             except Exception as exc:
                 log.warning("kafka not reachable yet (%r); retrying in %.1fs", exc, delay)
