@@ -6,11 +6,14 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from shared import infra
+from shared.kafka import make_producer
 
 KAFKA = os.environ.get("HOLDLINE_KAFKA_BOOTSTRAP", f"127.0.0.1:{infra.kafka_port()}")
 PG_PORT = str(infra.InfraSettings.from_env().pg_port)
@@ -59,3 +62,12 @@ async def new_database() -> str:
 async def pg_url() -> AsyncIterator[str]:
     """A fresh PostgreSQL database for one test."""
     yield await new_database()
+
+
+@pytest.fixture
+async def producer(runtime: Any) -> AsyncIterator[AIOKafkaProducer]:
+    """An idempotent producer for the test module's `runtime` fixture."""
+    prod = make_producer(runtime.settings)
+    await prod.start()
+    yield prod
+    await prod.stop()

@@ -26,7 +26,7 @@ from shared.events import (
     decode,
     new_event,
 )
-from shared.kafka import EventConsumer, ensure_topics, make_producer
+from shared.kafka import EventConsumer, ensure_topics
 from shared.migrations import upgrade
 from shared.service import Runtime
 from tests.support import read_topic
@@ -50,14 +50,6 @@ async def runtime(kafka_bootstrap: str, pg_url: str, topic_prefix: str) -> Async
     await ensure_topics(settings, [settings.topic(t) for t in ("cases", "assistance")])
     yield rt
     await rt.engine.dispose()
-
-
-@pytest.fixture
-async def producer(runtime: Runtime) -> AsyncIterator[AIOKafkaProducer]:
-    prod = make_producer(runtime.settings)
-    await prod.start()
-    yield prod
-    await prod.stop()
 
 
 def _identified() -> HouseholdIdentified:

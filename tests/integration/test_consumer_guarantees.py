@@ -16,7 +16,8 @@ from services.risk import handlers
 from services.risk.config import RiskSettings
 from services.risk.models import cases, metadata
 from shared.events import decode
-from shared.kafka import EventConsumer, ensure_topics, make_producer
+from shared.kafka import EventConsumer, ensure_topics
+from shared.migrations import upgrade
 from shared.service import Runtime
 from tests.support import declaration_event, read_topic
 
@@ -35,20 +36,10 @@ async def runtime(kafka_bootstrap: str, pg_url: str, topic_prefix: str) -> Async
     rt = Runtime(
         settings=settings, metadata=metadata, service_dir=Path(services.risk.__file__).parent
     )
-    from shared.migrations import upgrade
-
     await upgrade(settings.database_url, rt.service_dir)
     await ensure_topics(settings, [settings.topic(t) for t in ("signals", "cases")])
     yield rt
     await rt.engine.dispose()
-
-
-@pytest.fixture
-async def producer(runtime: Runtime) -> AsyncIterator[AIOKafkaProducer]:
-    prod = make_producer(runtime.settings)
-    await prod.start()
-    yield prod
-    await prod.stop()
 
 
 def risk_consumer(runtime: Runtime, producer: AIOKafkaProducer, **overrides) -> EventConsumer:  # type: ignore[no-untyped-def]

@@ -30,7 +30,7 @@ from shared.events import (
     decode,
     new_event,
 )
-from shared.kafka import EventConsumer, ensure_topics, make_producer
+from shared.kafka import EventConsumer, ensure_topics
 from shared.migrations import upgrade
 from shared.service import Runtime
 from tests.support import read_topic
@@ -57,14 +57,6 @@ async def runtime(kafka_bootstrap: str, pg_url: str, topic_prefix: str) -> Async
     await ensure_topics(rt.settings, [rt.settings.topic(t) for t in ("signals", "cases")])
     yield rt
     await rt.engine.dispose()
-
-
-@pytest.fixture
-async def producer(runtime: Runtime) -> AsyncIterator[AIOKafkaProducer]:
-    prod = make_producer(runtime.settings)
-    await prod.start()
-    yield prod
-    await prod.stop()
 
 
 def declaration(n: int) -> DeclarationSubmitted:
