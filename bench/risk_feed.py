@@ -1,4 +1,4 @@
-"""Benchmark: the risk engine consuming a department feed from Kafka into PostgreSQL (issue §9).
+"""Benchmark: the risk engine consuming a department feed from Kafka into PostgreSQL.
 
 Prints records/s for the batched consumer (one transaction per polled batch, bulk reads and
 writes), and, measured in the same run on the same records, the raw aiokafka consume rate

@@ -20,6 +20,10 @@ class Payload(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
+    def units(self) -> int:
+        """How many units of work the event carries (a consumer bounds a transaction by it)."""
+        return 1
+
 
 P = TypeVar("P", bound=Payload)
 
@@ -168,6 +172,37 @@ class FeedRecordReceived(Payload):
     facts: dict[str, Any]  # the department's validated row, IDs removed
 
 
+class FeedRecord(BaseModel):
+    """One valid row of a department feed, as carried inside a FeedRecordsReceived slice."""
+
+    line: int
+    household_id: str
+    person_id_hash: str
+    person_id_masked: str
+    village_code: str | None = None
+    recorded_on: date
+    facts: dict[str, Any]
+
+
+class FeedRecordsReceived(Payload):
+    """A slice of one feed batch's valid rows (rules §8), one unit of work for the consumer.
+
+    A province's monthly feed has millions of rows; carrying a few hundred per message keeps the
+    outbox, the broker and the consumers' transactions at one step per slice instead of per row.
+    Intake puts all rows of a household in the same slice stream (`shard`), so a household's
+    rows of one batch stay in order.
+    """
+
+    batch_id: str
+    department: str
+    shard: int = 0
+    records: list[FeedRecord]
+
+    def units(self) -> int:
+        """Each record is evaluated on its own."""
+        return len(self.records)
+
+
 class RegistryRecordReceived(Payload):
     """A household of the baseline registry, upserted (rules §1)."""
 
@@ -238,6 +273,7 @@ class HouseholdIdentified(Payload):
     members: list[Member] = []
     per_capita_income: float | None = None
     green_channel: bool = False
+    opened_at: datetime | None = None  # when the case opened: time to identification
 
 
 class CaseRejected(Payload):
@@ -402,6 +438,7 @@ class NotificationAcknowledged(Payload):
     source_event_id: str
     recipient: str
     acknowledged_at: datetime
+    delivered_at: datetime | None = None  # of the acknowledged message: time to acknowledge
 
 
 EVENT_TYPES: dict[str, type[Payload]] = {
@@ -410,6 +447,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         DeclarationSubmitted,
         CadreReportSubmitted,
         FeedRecordReceived,
+        FeedRecordsReceived,
         RegistryRecordReceived,
         CaseOpened,
         CaseMerged,

@@ -233,16 +233,22 @@ class EventConsumer:
         """Runs of handled events go to the batch handler in one transaction, in order; the
         rest (and a run whose batch fails) take the per-event path with retries and the DLQ."""
         run: list[tuple[ConsumerRecord[Any, Any], Envelope[Any]]] = []
+        units = 0
         for record in records:
             try:
                 envelope: Envelope[Any] | None = decode(record.value)
             except EnvelopeError:
                 envelope = None
             if envelope is not None and envelope.event_type in self._handlers:
+                weight = envelope.payload.units()
+                if run and units + weight > self._settings.consumer_batch_units:
+                    await self._flush_run(run)
+                    run, units = [], 0
                 run.append((record, envelope))
+                units += weight
                 continue
             await self._flush_run(run)
-            run = []
+            run, units = [], 0
             await self._process(record)
         await self._flush_run(run)
 

@@ -36,6 +36,8 @@ class ServiceSettings(BaseSettings):
     consumer_max_retries: int = 3
     consumer_retry_backoff_seconds: float = 0.2
     consumer_batch_size: int = 200
+    # a batch handler's transaction holds at most this many units (a feed slice counts its rows)
+    consumer_batch_units: int = 2_000
     outbox_batch_size: int = 500
     outbox_poll_seconds: float = 0.5
     secret_key: SecretStr = SecretStr(DEV_SECRET)

@@ -19,7 +19,10 @@ class IntakeSettings(ServiceSettings):
     # department feeds are streamed: the body limit bounds the upload, not memory
     feed_max_bytes: int = 4 * 1024 * 1024 * 1024
     feed_max_line_bytes: int = 16 * 1024
-    feed_batch_rows: int = 2_000
+    feed_batch_rows: int = 5_000  # rows per commit
+    # valid rows travel to risk in slices (FeedRecordsReceived), grouped by household shard
+    feed_slice_records: int = 500
+    feed_shards: int = 16
     feed_errors_page: int = 1_000
     # mobile app abuse limits (rules §9 does not set them; these are operational defaults)
     rate_window_seconds: float = 60.0

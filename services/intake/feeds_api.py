@@ -120,6 +120,8 @@ async def post_feed(
         max_bytes=settings.feed_max_bytes,
         max_line_bytes=settings.feed_max_line_bytes,
         after_commit=runtime.relay.wake,
+        slice_records=settings.feed_slice_records,
+        shards=settings.feed_shards,
     )
     try:
         counts = await ingest_feed(ctx=ctx, chunks=request.stream())

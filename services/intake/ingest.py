@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,14 +13,24 @@ from sqlalchemy import func, insert, select, update
 
 from services.intake.feeds import FeedFormat, FeedParser, Parsed, facts_of
 from services.intake.models import feed_batches, feed_errors
-from services.intake.outbox import bulk_insert, outbox_row, record_many
+from services.intake.outbox import outbox_row, record_many
 from services.intake.pii import Vault, household_key
 from shared.clock import Clock
-from shared.db import UnitOfWork, utc
-from shared.events import SCHEMA_VERSION, Envelope, FeedRecordReceived
+from shared.db import UnitOfWork, bulk_insert, utc
+from shared.events import SCHEMA_VERSION, Envelope, FeedRecordsReceived
 from shared.identity import mask_resident_id
 
-FEED_ENVELOPE = Envelope[FeedRecordReceived]
+SLICE_ENVELOPE = Envelope[FeedRecordsReceived]
+
+
+def shard_of(household_id: str, shards: int) -> int:
+    """The slice stream a household's feed rows travel in (stable across batches and runs)."""
+    return zlib.crc32(household_id.encode()) % shards
+
+
+def slice_key(shard: int) -> str:
+    """The Kafka key of a shard's slices: every feed's rows of a household share a partition."""
+    return f"feed-shard-{shard:03d}"
 
 
 class FeedTooLarge(Exception):
@@ -35,7 +46,7 @@ class BatchCounts:
     accepted: int = 0
     rejected: int = 0
     created: bool = False
-    events: list[dict[str, Any]] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     pending_accepted: int = 0
     pending_rejected: int = 0
@@ -55,6 +66,8 @@ class FeedContext:
     max_bytes: int
     max_line_bytes: int
     after_commit: Callable[[], None]
+    slice_records: int = 500
+    shards: int = 16
 
 
 async def ingest_feed(*, ctx: FeedContext, chunks: AsyncIterator[bytes]) -> BatchCounts:
@@ -77,7 +90,7 @@ async def ingest_feed(*, ctx: FeedContext, chunks: AsyncIterator[bytes]) -> Batc
             now = ctx.clock.now()
             for parsed in parser.feed(chunk):
                 _take(ctx, counts, parsed, now)
-                if len(counts.events) + len(counts.errors) >= ctx.batch_rows:
+                if len(counts.records) + len(counts.errors) >= ctx.batch_rows:
                     await _flush(ctx, counts, parser)
         for parsed in parser.finish():
             _take(ctx, counts, parsed, ctx.clock.now())
@@ -105,28 +118,44 @@ def _take(ctx: FeedContext, counts: BatchCounts, parsed: Parsed, now: datetime) 
         return
     row = parsed.row
     id_hash = ctx.vault.hash(row.resident_id)
-    payload = FeedRecordReceived(
-        batch_id=counts.batch_id,
-        department=ctx.department,
-        line=parsed.line,
-        person_id_hash=id_hash,
-        person_id_masked=mask_resident_id(row.resident_id),
-        village_code=row.village_code,
-        recorded_on=row.recorded_on,
-        facts=facts_of(row),
-    )
-    envelope = FEED_ENVELOPE(
-        event_id=uuid4(),
-        event_type="FeedRecordReceived",
-        schema_version=SCHEMA_VERSION,
-        occurred_at=now,
-        household_id=row.household_id or household_key(id_hash),
-        source=f"intake.feed.{ctx.department}",
-        correlation_id=counts.batch_id,
-        payload=payload,
-    )
-    counts.events.append(outbox_row(envelope, ctx.topic, now))
+    counts.records.append(
+        {"line": parsed.line, "household_id": row.household_id or household_key(id_hash),
+         "person_id_hash": id_hash, "person_id_masked": mask_resident_id(row.resident_id),
+         "village_code": row.village_code, "recorded_on": row.recorded_on,
+         "facts": facts_of(row)}
+    )  # fmt: skip
     counts.pending_accepted += 1
+
+
+def slice_rows(
+    ctx: FeedContext, batch_id: str, records: list[dict[str, Any]], now: datetime
+) -> list[dict[str, Any]]:
+    """Outbox rows of the pending records: one event per shard and up to `slice_records` rows."""
+    by_shard: dict[int, list[dict[str, Any]]] = {}
+    for record in records:
+        by_shard.setdefault(shard_of(record["household_id"], ctx.shards), []).append(record)
+    rows = []
+    for shard in sorted(by_shard):
+        pending = by_shard[shard]
+        for start in range(0, len(pending), ctx.slice_records):
+            payload = FeedRecordsReceived(
+                batch_id=batch_id,
+                department=ctx.department,
+                shard=shard,
+                records=pending[start : start + ctx.slice_records],  # type: ignore[arg-type]
+            )
+            envelope = SLICE_ENVELOPE(
+                event_id=uuid4(),
+                event_type="FeedRecordsReceived",
+                schema_version=SCHEMA_VERSION,
+                occurred_at=now,
+                household_id=slice_key(shard),
+                source=f"intake.feed.{ctx.department}",
+                correlation_id=batch_id,
+                payload=payload,
+            )
+            rows.append(outbox_row(envelope, ctx.topic, now))
+    return rows
 
 
 def _text(value: str, limit: int) -> str:
@@ -171,11 +200,11 @@ async def _flush(
             )
         if counts.errors:
             await bulk_insert(uow, feed_errors, counts.errors)
-        await record_many(uow, counts.events)
+        await record_many(uow, slice_rows(ctx, counts.batch_id, counts.records, now))
     counts.created = True
-    if counts.events:
+    if counts.records:
         ctx.after_commit()
-    counts.events, counts.errors = [], []
+    counts.records, counts.errors = [], []
     counts.pending_accepted = counts.pending_rejected = 0
 
 

@@ -24,6 +24,7 @@ def signal_handlers(settings: RiskSettings) -> dict[str, Handler]:
         "DeclarationSubmitted": partial(handlers.on_declaration, settings=settings),
         "CadreReportSubmitted": partial(handlers.on_cadre_report, settings=settings),
         "FeedRecordReceived": partial(handlers.on_feed_record, settings=settings),
+        "FeedRecordsReceived": partial(handlers.on_feed_slice, settings=settings),
         "RegistryRecordReceived": partial(handlers.on_registry_record, settings=settings),
     }
 
@@ -50,7 +51,7 @@ def create_app(settings: RiskSettings | None = None, clock: Clock | None = None)
                 name="risk",
                 topics=["signals"],
                 handlers=signal_handlers(settings),
-                # issue §9: a polled batch of signals is evaluated in one transaction
+                # a polled batch of signals is evaluated in one transaction
                 batch_handler=partial(handlers.on_signal_batch, settings=settings),
             ),
             ConsumerSpec(

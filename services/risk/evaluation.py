@@ -64,7 +64,8 @@ class HouseholdFacts:
 
     def with_updates(self, **changes: object) -> HouseholdFacts:
         """A copy with some facts replaced (None values are ignored: unknown keeps the old)."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+        known = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, **known) if known else self  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 from services.risk.config import RiskSettings
-from services.risk.signal_batch import SignalBatch
+from services.risk.signal_batch import Origin, SignalBatch
 from services.risk.signals import (
     Signal,
     from_cadre_report,
     from_declaration,
     from_feed,
+    from_feed_record,
     from_registry,
 )
 from shared.db import UnitOfWork
@@ -20,6 +21,7 @@ from shared.events import (
     DeclarationSubmitted,
     Envelope,
     FeedRecordReceived,
+    FeedRecordsReceived,
     Payload,
     RegistryRecordReceived,
     new_event,
@@ -49,15 +51,15 @@ async def publish(
 
 
 async def process_signals(
-    *, uow: UnitOfWork, items: list[tuple[Envelope[Any], Signal]], settings: RiskSettings
+    *, uow: UnitOfWork, items: list[tuple[Origin, Signal]], settings: RiskSettings
 ) -> None:
     """rules §4: evaluate each signal's household in order; reads and writes in bulk."""
     if not items:
         return
     batch = SignalBatch(uow, settings)
-    await batch.load({event.household_id for event, _ in items})
-    for event, signal in items:
-        batch.process(event, signal)
+    await batch.load({origin.household_id for origin, _ in items})
+    for origin, signal in items:
+        batch.process(origin, signal)
     await batch.flush(settings.topic("cases"))
 
 
@@ -65,19 +67,35 @@ async def process_signal(
     *, uow: UnitOfWork, event: Envelope[Any], signal: Signal, settings: RiskSettings
 ) -> None:
     """One signal (a batch of one)."""
-    await process_signals(uow=uow, items=[(event, signal)], settings=settings)
+    await process_signals(uow=uow, items=[(Origin.of(event), signal)], settings=settings)
+
+
+def signals_of(event: Envelope[Any]) -> list[tuple[Origin, Signal]]:
+    """The signals an event carries: one, or one per record of a feed slice."""
+    if isinstance(event.payload, FeedRecordsReceived):
+        slice_ = event.payload
+        return [
+            (Origin.of_record(event, record), from_feed_record(slice_, record))
+            for record in slice_.records
+        ]
+    if event.event_type in SIGNAL_READERS:
+        return [(Origin.of(event), SIGNAL_READERS[event.event_type](event.payload))]
+    return []
 
 
 async def on_signal_batch(
     *, uow: UnitOfWork, events: list[Envelope[Any]], settings: RiskSettings
 ) -> None:
-    """A consumed batch of signals of any type, in order, in one transaction (issue §9)."""
-    items = [
-        (event, SIGNAL_READERS[event.event_type](event.payload))
-        for event in events
-        if event.event_type in SIGNAL_READERS
-    ]
+    """A consumed batch of signals of any type, in order, in one transaction."""
+    items = [item for event in events for item in signals_of(event)]
     await process_signals(uow=uow, items=items, settings=settings)
+
+
+async def on_feed_slice(
+    *, uow: UnitOfWork, event: Envelope[FeedRecordsReceived], settings: RiskSettings
+) -> None:
+    """rules §4 channel 3, §8: a slice of a department feed, its records in order."""
+    await process_signals(uow=uow, items=signals_of(event), settings=settings)
 
 
 async def on_declaration(

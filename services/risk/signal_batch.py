@@ -5,22 +5,23 @@ per record. A single event is a batch of one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4, uuid5
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import select
 
 from services.risk import repository as repo
 from services.risk.config import RiskSettings
-from services.risk.evaluation import Evaluation, evaluate
+from services.risk.evaluation import Evaluation, HouseholdFacts, evaluate
 from services.risk.models import (
     case_history,
     case_signals,
     cases,
     household_signals,
     households,
-    outbox,
 )
 from services.risk.rules import (
     add_working_days,
@@ -30,11 +31,12 @@ from services.risk.rules import (
 )
 from services.risk.signals import Signal, apply_signal
 from services.risk.thresholds import threshold_for
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, bulk_insert, bulk_update
 from shared.events import (
     CaseMerged,
     CaseOpened,
     Envelope,
+    FeedRecord,
     GreenChannelOpened,
     Payload,
     Reason,
@@ -55,24 +57,61 @@ def reason_rows(reasons: list[Reason]) -> Rows:
 
 
 def merge_rows(old: Rows | None, new: Rows) -> Rows:
-    """Append reasons not already kept, newest last, bounded."""
-    seen = {(r["rule"], r["detail"], str(r.get("value"))) for r in old or []}
-    merged = list(old or [])
+    """The case's reasons with the new ones: one per (rule, detail), the latest reading wins
+    and moves last. A monthly feed re-reads the same facts; the signal history keeps each."""
+    kept = {(r["rule"], r["detail"]): r for r in old or []}
     for r in new:
-        key = (r["rule"], r["detail"], str(r.get("value")))
-        if key not in seen:
-            seen.add(key)
-            merged.append(r)
-    return merged[-MAX_CASE_REASONS:]
+        key = (r["rule"], r["detail"])
+        kept.pop(key, None)
+        kept[key] = r
+    return list(kept.values())[-MAX_CASE_REASONS:]
 
 
-def _setters(columns: list[str]) -> dict[str, Any]:
-    # bind names must differ from column names in an executemany UPDATE
-    return {c: bindparam(f"b_{c}") for c in columns if c != "id"}
+@dataclass(frozen=True)
+class Origin:
+    """Where one signal came from: an event, or one record of a feed slice event."""
 
+    household_id: str
+    event_id: str  # unique per signal: a slice record gets a name-based id under its event
+    event_type: str
+    occurred_at: datetime
+    correlation_id: str
+    source_event_id: str  # the Kafka event; a slice's records share it
+    payload: dict[str, Any]
 
-def _bound(row: dict[str, Any]) -> dict[str, Any]:
-    return {f"b_{k}": v for k, v in row.items()}
+    @classmethod
+    def of(cls, event: Envelope[Any]) -> Origin:
+        """A whole event is one signal."""
+        return cls(
+            household_id=event.household_id,
+            event_id=str(event.event_id),
+            event_type=event.event_type,
+            occurred_at=event.occurred_at,
+            correlation_id=event.correlation_id,
+            source_event_id=str(event.event_id),
+            payload=event.payload.model_dump(mode="json"),
+        )
+
+    @classmethod
+    def of_record(cls, event: Envelope[Any], record: FeedRecord) -> Origin:
+        """One record of a FeedRecordsReceived slice, kept in the history as a feed record."""
+        slice_id: UUID = event.event_id
+        payload = {
+            "batch_id": event.payload.batch_id, "department": event.payload.department,
+            "line": record.line, "household_id": record.household_id,
+            "person_id_hash": record.person_id_hash, "person_id_masked": record.person_id_masked,
+            "village_code": record.village_code, "recorded_on": record.recorded_on.isoformat(),
+            "facts": record.facts,
+        }  # fmt: skip
+        return cls(
+            household_id=record.household_id,
+            event_id=str(uuid5(slice_id, str(record.line))),
+            event_type="FeedRecordReceived",
+            occurred_at=event.occurred_at,
+            correlation_id=event.correlation_id,
+            source_event_id=str(slice_id),
+            payload=payload,
+        )
 
 
 class SignalBatch:
@@ -88,10 +127,16 @@ class SignalBatch:
         self.dirty_households: set[str] = set()
         self.new_cases: set[str] = set()
         self.dirty_cases: dict[str, SimpleNamespace] = {}
+        # facts of the households touched, kept as objects until flush (a household's rows
+        # are parsed and dumped once per batch, not once per signal)
+        self.facts: dict[str, HouseholdFacts] = {}
         self.signal_rows: Rows = []
         self.case_signal_rows: Rows = []
         self.history_rows: Rows = []
-        self.outgoing: list[Envelope[Any]] = []
+        self.outgoing: list[Envelope[Any] | CaseMerged] = []
+        # records of one event (a feed slice) merging into a case give one CaseMerged
+        self.merged_at: dict[tuple[str, str], int] = {}
+        self.merge_origin: dict[int, Origin] = {}
 
     async def load(self, household_ids: set[str]) -> None:
         """Read the households and their open cases, locked, one query each."""
@@ -123,7 +168,10 @@ class SignalBatch:
             setattr(row, key, value)
         self.dirty_households.add(household_id)
 
-    def _event(self, payload: Payload, source_event: Envelope[Any]) -> None:
+    def _event(self, payload: Payload, source_event: Origin) -> None:
+        self.outgoing.append(self._envelope(payload, source_event))
+
+    def _envelope(self, payload: Payload, source_event: Origin) -> Envelope[Any]:
         # the same envelope new_event() builds; the parametrised class is looked up once per
         # payload type because pydantic's generic lookup dominates a large batch otherwise
         kind = type(payload)
@@ -134,16 +182,15 @@ class SignalBatch:
                     payload, household_id="", source="", correlation_id="", clock=self.uow.clock
                 )
             )
-        self.outgoing.append(
-            envelope_type(
-                event_type=kind.__name__,
-                occurred_at=self.now,
-                household_id=source_event.household_id,
-                source="risk",
-                correlation_id=source_event.correlation_id,
-                payload=payload,
-            )
+        envelope: Envelope[Any] = envelope_type(
+            event_type=kind.__name__,
+            occurred_at=self.now,
+            household_id=source_event.household_id,
+            source="risk",
+            correlation_id=source_event.correlation_id,
+            payload=payload,
         )
+        return envelope
 
     def _history(self, case_id: str, action: str, stage: str | None, to: str, note: str) -> None:
         self.history_rows.append(
@@ -151,18 +198,20 @@ class SignalBatch:
              "action": action, "from_stage": stage, "to_stage": to, "note": note}
         )  # fmt: skip
 
-    def _link(self, case_id: str, event: Envelope[Any], signal: Signal) -> None:
+    def _link(self, case_id: str, event: Origin, signal: Signal) -> None:
         # the payload itself is kept once, in household_signals (same event_id)
         self.case_signal_rows.append(
-            {"case_id": case_id, "event_id": str(event.event_id), "event_type": event.event_type,
+            {"case_id": case_id, "event_id": event.event_id, "event_type": event.event_type,
              "submission_id": signal.submission_id, "received_at": self.now, "payload": {}}
         )  # fmt: skip
 
-    def process(self, event: Envelope[Any], signal: Signal) -> None:
+    def process(self, event: Origin, signal: Signal) -> None:
         """rules §4: evaluate the household with this signal; open, merge or track its case."""
         household_id = event.household_id
         row = self.households.get(household_id)
-        facts = apply_signal(repo.facts_of(row), signal)
+        before = self.facts.get(household_id)
+        facts = apply_signal(before if before is not None else repo.facts_of(row), signal)
+        self.facts[household_id] = facts
         village = signal.village_code or (row.village_code if row else "")
         threshold = threshold_for(self.settings.thresholds, village, event.occurred_at.date())
         evaluation = evaluate(
@@ -172,13 +221,12 @@ class SignalBatch:
             policy=self.settings.policy(),
         )
         reasons = signal.reasons + evaluation.reasons
-        values = repo.facts_columns(facts) | {"village_code": village}
+        values: dict[str, Any] = {"village_code": village}
         if signal.head_name and not (row is not None and row.head_name):
             values["head_name"] = signal.head_name[:100]
-        payload = event.payload.model_dump(mode="json")
         self.signal_rows.append(
-            {"household_id": household_id, "event_id": str(event.event_id),
-             "event_type": event.event_type, "received_at": self.now, "payload": payload,
+            {"household_id": household_id, "event_id": event.event_id,
+             "event_type": event.event_type, "received_at": self.now, "payload": event.payload,
              "risk_types": evaluation.risk_types, "flags": reason_rows(evaluation.flags)}
         )  # fmt: skip
         current = self.open_cases.get(household_id)
@@ -204,7 +252,7 @@ class SignalBatch:
 
     def _merge(
         self,
-        event: Envelope[Any],
+        event: Origin,
         signal: Signal,
         evaluation: Evaluation,
         reasons: list[Reason],
@@ -221,18 +269,23 @@ class SignalBatch:
             self.dirty_cases[current.id] = current
         # a merge is not a transition: case_signals records it, case_history stays for steps
         self._link(current.id, event, signal)
-        self._event(
-            CaseMerged(
-                case_id=current.id, risk_types=risk_types, submission_id=signal.submission_id
-            ),
-            event,
+        # the envelope is built at flush, with the case's risk types after the last record
+        merged = CaseMerged.model_construct(
+            case_id=current.id, risk_types=risk_types, submission_id=signal.submission_id
         )
+        key = (current.id, event.source_event_id)
+        if key in self.merged_at:
+            self.outgoing[self.merged_at[key]] = merged
+        else:
+            self.merged_at[key] = len(self.outgoing)
+            self.merge_origin[len(self.outgoing)] = event
+            self.outgoing.append(merged)
         if evaluation.green_channel and not current.green_channel:
             self._green_channel(event, current, evaluation)
 
     def _open(
         self,
-        event: Envelope[Any],
+        event: Origin,
         signal: Signal,
         evaluation: Evaluation,
         reasons: list[Reason],
@@ -282,9 +335,7 @@ class SignalBatch:
         if evaluation.green_channel:
             self._green_channel(event, case, evaluation)
 
-    def _green_channel(
-        self, event: Envelope[Any], case: SimpleNamespace, evaluation: Evaluation
-    ) -> None:
+    def _green_channel(self, event: Origin, case: SimpleNamespace, evaluation: Evaluation) -> None:
         """rules §5.2-§5.3: flag the case and request provisional help now; paperwork follows."""
         due = add_working_days(self.now, self.settings.green_channel_paperwork_working_days)
         case.green_channel = True
@@ -309,42 +360,26 @@ class SignalBatch:
         )
 
     async def flush(self, cases_topic: str) -> None:
-        """Write everything in bulk: one statement per table, outbox rows in order."""
+        """Write everything in bulk: COPY and one UPDATE per table, outbox rows in order."""
         uow = self.uow
+        for household_id in self.dirty_households:
+            vars(self.households[household_id]).update(repo.facts_columns(self.facts[household_id]))
         new = [vars(self.households[h]) for h in sorted(self.new_households)]
-        if new:
-            await uow.execute(insert(households), new)
+        await bulk_insert(uow, households, new)
         changed = [
-            _bound(vars(self.households[h]))
-            for h in sorted(self.dirty_households - self.new_households)
+            vars(self.households[h]) for h in sorted(self.dirty_households - self.new_households)
         ]
-        if changed:
-            statement = update(households).where(households.c.id == bindparam("b_id"))
-            await uow.execute(statement.values(_setters(HOUSEHOLD_COLUMNS)), changed)
+        await bulk_update(uow, households, changed)
         opened = [vars(c) for c in self.open_cases.values() if c.id in self.new_cases]
-        if opened:
-            await uow.execute(insert(cases), opened)
-        if self.dirty_cases:
-            statement = update(cases).where(cases.c.id == bindparam("b_id"))
-            rows = [_bound(vars(c)) for c in self.dirty_cases.values()]
-            await uow.execute(statement.values(_setters(CASE_COLUMNS)), rows)
-        for table, rows in (
-            (household_signals, self.signal_rows),
-            (case_signals, self.case_signal_rows),
-            (case_history, self.history_rows),
-        ):
-            if rows:
-                await uow.execute(insert(table), rows)
-        if self.outgoing:
-            *bulk, last = self.outgoing
-            if bulk:
-                await uow.execute(
-                    insert(outbox),
-                    [
-                        {"event_id": str(e.event_id), "topic": cases_topic,
-                         "key": e.household_id, "value": e.to_bytes(), "created_at": self.now}
-                        for e in bulk
-                    ],
-                )  # fmt: skip
-            # the last one through the unit of work, so the relay is woken after commit
-            await uow.record(last, cases_topic)
+        await bulk_insert(uow, cases, opened)
+        await bulk_update(uow, cases, [vars(c) for c in self.dirty_cases.values()])
+        await bulk_insert(uow, household_signals, self.signal_rows)
+        await bulk_insert(uow, case_signals, self.case_signal_rows)
+        await bulk_insert(uow, case_history, self.history_rows)
+        outgoing = [
+            self._envelope(CaseMerged.model_validate(vars(e)), self.merge_origin[n])
+            if isinstance(e, CaseMerged)
+            else e
+            for n, e in enumerate(self.outgoing)
+        ]
+        await uow.record_many(outgoing, cases_topic)

@@ -10,7 +10,9 @@ from services.risk.feeds import map_feed
 from shared.events import (
     CadreReportSubmitted,
     DeclarationSubmitted,
+    FeedRecord,
     FeedRecordReceived,
+    FeedRecordsReceived,
     Guarantees,
     Reason,
     RegistryRecordReceived,
@@ -80,7 +82,18 @@ def from_cadre_report(payload: CadreReportSubmitted) -> Signal:
 
 def from_feed(payload: FeedRecordReceived) -> Signal:
     """rules §4 channel 3 and §8: a department data-comparison record."""
-    mapped = map_feed(payload.department, payload.facts)
+    return _feed_signal(payload.department, payload.batch_id, payload)
+
+
+def from_feed_record(slice_: FeedRecordsReceived, record: FeedRecord) -> Signal:
+    """rules §4 channel 3 and §8: one record of a feed slice."""
+    return _feed_signal(slice_.department, slice_.batch_id, record)
+
+
+def _feed_signal(
+    department: str, batch_id: str, payload: FeedRecord | FeedRecordReceived
+) -> Signal:
+    mapped = map_feed(department, payload.facts)
     updates: dict[str, Any] = {
         "disaster_subtype": mapped.disaster_subtype,
         "social_security": mapped.social_security,
@@ -89,7 +102,7 @@ def from_feed(payload: FeedRecordReceived) -> Signal:
         channel="department",
         village_code=payload.village_code,
         risk_types=mapped.risk_types,
-        submission_id=payload.batch_id,
+        submission_id=batch_id,
         reasons=mapped.reasons,
         updates=updates,
         spending={"medical_spending": mapped.medical_spending, "loss_amount": mapped.loss_amount},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import date
 from functools import partial
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import services.risk
 from services.risk import handlers
 from services.risk.config import RiskSettings
 from services.risk.models import cases, metadata
-from shared.events import decode
+from shared.clock import SystemClock
+from shared.events import FeedRecord, FeedRecordsReceived, decode, new_event
 from shared.kafka import EventConsumer, ensure_topics
 from shared.migrations import upgrade
 from shared.service import Runtime
@@ -190,3 +192,51 @@ async def test_handler_that_keeps_failing_is_retried_then_dead_lettered(
     dead = await read_topic(runtime.settings.kafka_bootstrap, f"{topic}.dlq", expect=1)
     assert [decode(r.value).event_id for r in dead] == [bad.event_id]
     assert dict(dead[0].headers)["attempts"] == b"3"
+
+
+async def test_a_batch_transaction_is_bounded_by_units_not_messages(
+    runtime: Runtime, producer: AIOKafkaProducer
+) -> None:
+    """Feed slices carry many rows each: a run is cut before it passes consumer_batch_units,
+    so one poll of large slices never becomes one huge transaction."""
+    runtime.settings.consumer_batch_units = 5
+    slices = [feed_slice(rows=3, batch=f"b{n}") for n in range(3)] + [declaration_event()]
+    topic = runtime.settings.topic("signals")
+    for event in slices:
+        await producer.send_and_wait(topic, event.to_bytes(), key=b"one-partition")
+    transactions: list[list[str]] = []
+
+    async def batch(*, uow, events):  # type: ignore[no-untyped-def]
+        transactions.append([e.event_type for e in events])
+
+    consumer = EventConsumer(
+        name="risk", topics=[topic], handlers={"FeedRecordsReceived": batch,
+        "DeclarationSubmitted": batch}, uow_factory=runtime.uow, producer=producer,
+        settings=runtime.settings, batch_handler=batch,
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        assert await drain(consumer, until=4) == 4
+    finally:
+        await consumer.close()
+    # 3 + 3 > 5: each slice alone; the declaration (1 unit) joins the last slice (3 + 1 <= 5)
+    assert transactions == [
+        ["FeedRecordsReceived"],
+        ["FeedRecordsReceived"],
+        ["FeedRecordsReceived", "DeclarationSubmitted"],
+    ]
+
+
+def feed_slice(*, rows: int, batch: str):  # type: ignore[no-untyped-def]
+    records = [
+        FeedRecord(line=n, household_id=f"hh-{batch}-{n}", person_id_hash=f"p{n}",
+                   person_id_masked="x", recorded_on=date(2026, 3, 1), facts={})
+        for n in range(rows)
+    ]  # fmt: skip
+    return new_event(
+        FeedRecordsReceived(batch_id=batch, department="housing", records=records),
+        household_id="feed-shard-000",
+        source="t",
+        correlation_id=batch,
+        clock=SystemClock(),
+    )

@@ -76,13 +76,16 @@ async def test_mixed_feed_gives_exact_counts_lines_and_publishes_the_valid_rows(
     assert "future" in problems[(8, "recorded_on")]
     lines = MIXED.split("\n")
     assert rejected.text.splitlines() == [lines[i - 1] for i in (2, 4, 5, 7, 8, 9)]
+    # each commit (two rows here) sends its valid rows as one slice event
     records = await read_topic(kafka_bootstrap, f"{topic_prefix}signals.v1", expect=2)
-    events = sorted((decode(r.value) for r in records), key=lambda e: e.payload.line)
-    assert [e.payload.line for e in events] == [1, 6]
-    assert events[0].payload.facts == {
+    slices = [decode(r.value) for r in records]
+    assert {e.event_type for e in slices} == {"FeedRecordsReceived"}
+    rows = sorted((row for e in slices for row in e.payload.records), key=lambda r: r.line)
+    assert [r.line for r in rows] == [1, 6]
+    assert rows[0].facts == {
         "out_of_pocket_spending": 23800.5, "total_spending": None, "serious_illness_claim": False
     }  # fmt: skip
-    assert all(e.payload.batch_id == batch["batch_id"] for e in events)
+    assert all(e.payload.batch_id == batch["batch_id"] for e in slices)
     assert all(ID_A not in r.value.decode() and ID_B not in r.value.decode() for r in records)
 
 

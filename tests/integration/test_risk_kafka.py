@@ -24,7 +24,9 @@ from shared.clock import FrozenClock
 from shared.events import (
     CadreReportSubmitted,
     DeclarationSubmitted,
+    FeedRecord,
     FeedRecordReceived,
+    FeedRecordsReceived,
     Payload,
     RegistryRecordReceived,
     decode,
@@ -135,6 +137,54 @@ async def test_signals_in_cases_out_and_a_duplicate_changes_nothing(
             )
         ).scalar_one()
     assert history == 3, "the duplicate declaration must not enter the signal history"
+
+
+async def test_a_feed_slice_is_one_unit_of_work_with_one_merge_per_case(
+    runtime: Runtime, producer: AIOKafkaProducer
+) -> None:
+    """rules §8: every record of a slice is evaluated and kept in the history; a case that
+    several records of the slice merge into gets one CaseMerged; a redelivery changes nothing."""
+    settings = runtime.settings
+    assert isinstance(settings, RiskSettings)
+    rows = [("hh-c", "D"), ("hh-c", "C"), ("hh-c", "D"), ("hh-d", "D"), ("hh-e", "A")]
+    records = [
+        FeedRecord(line=n, household_id=h, person_id_hash=f"p{n}", person_id_masked="x",
+                   village_code=VILLAGE, recorded_on=date(2026, 3, 1), facts={"house_rating": r})
+        for n, (h, r) in enumerate(rows, start=1)
+    ]  # fmt: skip
+    slice_ = new_event(
+        FeedRecordsReceived(batch_id="b", department="housing", shard=3, records=records),
+        household_id="feed-shard-003", source="t", correlation_id="b", clock=runtime.clock,
+    )  # fmt: skip
+    topic = settings.topic("signals")
+    for _ in range(2):  # delivered twice
+        await producer.send_and_wait(topic, slice_.to_bytes(), key=b"feed-shard-003")
+    consumer = EventConsumer(
+        name="risk", topics=[topic], handlers=signal_handlers(settings),
+        uow_factory=runtime.uow, producer=producer, settings=settings,
+        batch_handler=partial(handlers.on_signal_batch, settings=settings),
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        seen = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while seen < 2 and loop.time() < deadline:
+            seen += await consumer.poll_once()
+        await consumer.commit_pending()
+    finally:
+        await consumer.close()
+    await runtime.relay.publish_pending(producer)
+    out = [decode(r.value) for r in await read_topic(
+        settings.kafka_bootstrap, settings.topic("cases"), expect=3)]  # fmt: skip
+    assert Counter((e.event_type, e.household_id) for e in out) == {
+        ("CaseOpened", "hh-c"): 1, ("CaseMerged", "hh-c"): 1, ("CaseOpened", "hh-d"): 1,
+    }  # fmt: skip
+    async with runtime.uow() as uow:
+        history = Counter((await uow.execute(select(household_signals.c.household_id))).scalars())
+        assert history == {"hh-c": 3, "hh-d": 1, "hh-e": 1}
+        kinds = (await uow.execute(select(household_signals.c.payload))).scalars().all()
+        assert all(p["department"] == "housing" and p["batch_id"] == "b" for p in kinds)
 
 
 async def test_two_replicas_emit_each_deadline_event_once(
