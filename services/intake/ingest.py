@@ -9,18 +9,17 @@ from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
+import orjson
 from sqlalchemy import func, insert, select, update
 
 from services.intake.feeds import FeedFormat, FeedParser, Parsed, facts_of
 from services.intake.models import feed_batches, feed_errors
-from services.intake.outbox import outbox_row, record_many
+from services.intake.outbox import record_many
 from services.intake.pii import Vault, household_key
 from shared.clock import Clock
 from shared.db import UnitOfWork, bulk_insert, utc
-from shared.events import SCHEMA_VERSION, Envelope, FeedRecordsReceived
+from shared.events import SCHEMA_VERSION
 from shared.identity import mask_resident_id
-
-SLICE_ENVELOPE = Envelope[FeedRecordsReceived]
 
 
 def shard_of(household_id: str, shards: int) -> int:
@@ -130,7 +129,12 @@ def _take(ctx: FeedContext, counts: BatchCounts, parsed: Parsed, now: datetime) 
 def slice_rows(
     ctx: FeedContext, batch_id: str, records: list[dict[str, Any]], now: datetime
 ) -> list[dict[str, Any]]:
-    """Outbox rows of the pending records: one event per shard and up to `slice_records` rows."""
+    """Outbox rows of the pending records: one event per shard and up to `slice_records` rows.
+
+    The rows were validated one by one already; the slice envelope is serialised directly
+    (the same JSON as `Envelope[FeedRecordsReceived]`, tested) instead of being validated a
+    second time, which cost as much as parsing the row.
+    """
     by_shard: dict[int, list[dict[str, Any]]] = {}
     for record in records:
         by_shard.setdefault(shard_of(record["household_id"], ctx.shards), []).append(record)
@@ -138,23 +142,19 @@ def slice_rows(
     for shard in sorted(by_shard):
         pending = by_shard[shard]
         for start in range(0, len(pending), ctx.slice_records):
-            payload = FeedRecordsReceived(
-                batch_id=batch_id,
-                department=ctx.department,
-                shard=shard,
-                records=pending[start : start + ctx.slice_records],  # type: ignore[arg-type]
-            )
-            envelope = SLICE_ENVELOPE(
-                event_id=uuid4(),
-                event_type="FeedRecordsReceived",
-                schema_version=SCHEMA_VERSION,
-                occurred_at=now,
-                household_id=slice_key(shard),
-                source=f"intake.feed.{ctx.department}",
-                correlation_id=batch_id,
-                payload=payload,
-            )
-            rows.append(outbox_row(envelope, ctx.topic, now))
+            event_id = str(uuid4())
+            envelope = {
+                "event_id": event_id, "event_type": "FeedRecordsReceived",
+                "schema_version": SCHEMA_VERSION, "occurred_at": now,
+                "household_id": slice_key(shard), "source": f"intake.feed.{ctx.department}",
+                "correlation_id": batch_id,
+                "payload": {"batch_id": batch_id, "department": ctx.department, "shard": shard,
+                            "records": pending[start : start + ctx.slice_records]},
+            }  # fmt: skip
+            rows.append(
+                {"event_id": event_id, "topic": ctx.topic, "key": slice_key(shard),
+                 "value": orjson.dumps(envelope), "created_at": now}
+            )  # fmt: skip
     return rows
 
 

@@ -61,3 +61,9 @@ def test_masks_hide_the_middle(body: str) -> None:
     masked = mask_resident_id(rid)
     assert masked[:6] == rid[:6] and masked[-1] == rid[-1] and rid[6:17] not in masked
     assert mask_phone("13812345678") == "138****5678"
+
+
+def test_only_ascii_digits_make_a_resident_id() -> None:
+    """rules §9: other scripts' digits are not GB 11643 digits, even if Python calls them digits."""
+    arabic = "٥٣٠١٠٢١٩٨٠٠١٠١١٢٣٤"  # the same digits, Arabic-Indic
+    assert resident_id_problem(arabic) == "must be 17 digits followed by a digit or X"
