@@ -19,7 +19,7 @@ RISKS = ["illness", "disability", "schooling", "disaster", "accident", "housing_
 
 @st.composite
 def resident_ids(draw: st.DrawFn) -> str:
-    region = draw(st.from_regex(r"[1-6]\d{5}", fullmatch=True))
+    region = draw(st.from_regex(r"[1-6][0-9]{5}", fullmatch=True))
     born = draw(
         st.dates(min_value=datetime(1930, 1, 1).date(), max_value=datetime(2020, 1, 1).date())
     )
