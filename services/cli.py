@@ -15,6 +15,7 @@ from rich.console import Console
 
 from services.assistance.cli import cadres_app
 from services.intake.cli import feed_app
+from shared.dlq import dlq_app
 from shared.infra import infra_app
 
 SERVICES = ("intake", "risk", "assistance", "notify")
@@ -22,6 +23,7 @@ app = typer.Typer(help="Holdline: catch households before they fall back into po
 app.add_typer(infra_app, name="infra", help="Local Kafka and PostgreSQL for development and tests.")
 app.add_typer(feed_app, name="feed", help="Department data-comparison feeds.")
 app.add_typer(cadres_app, name="cadres", help="The responsible-cadre roster.")
+app.add_typer(dlq_app, name="dlq", help="Dead-letter topics: list and replay.")
 err = Console(stderr=True)
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter as CounterOf
 from collections.abc import Iterable
-from typing import Any
+from datetime import datetime
+from typing import Any, get_args
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from shared.auth import DEPARTMENTS
+from shared.events import MonitoringKind
 
 EVENTS_CONSUMED = Counter(
     "holdline_events_consumed_total",
@@ -44,18 +49,117 @@ DOMAIN_EVENTS = Counter(
     ["source", "event_type", "county", "kind", "channel"],
 )
 
+DAY = 86_400.0
+IDENTIFICATION_SECONDS = Histogram(
+    "holdline_identification_duration_seconds",
+    "Time from a case opening to the household's identification (rules §4.9: 15 days)",
+    ["kind", "county"],
+    buckets=(600, 3600, DAY / 4, DAY, 2 * DAY, 3 * DAY, 5 * DAY, 7 * DAY, 10 * DAY, 15 * DAY,
+             20 * DAY, 30 * DAY, 45 * DAY),
+)  # fmt: skip
+ACK_SECONDS = Histogram(
+    "holdline_notification_ack_seconds",
+    "Time from an urgent message's delivery to its recipient's acknowledgement",
+    ["service"],
+    buckets=(10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14_400, 28_800, DAY),
+)
+# channel label of events that carry no channel or department of their own
+DEFAULT_CHANNEL = {"CadreReportSubmitted": "cadre", "RegistryRecordReceived": "registry"}
+# events each service commits, so their series exist (at zero) from start-up
+EMITTED: dict[str, tuple[str, ...]] = {
+    "intake": ("DeclarationSubmitted", "CadreReportSubmitted", "FeedRecordReceived",
+               "RegistryRecordReceived"),
+    "risk": ("CaseOpened", "CaseMerged", "CaseStepCompleted", "GreenChannelOpened",
+             "HouseholdIdentified", "CaseRejected", "CaseDeadlineApproaching", "CaseOverdue",
+             "RiskEliminated", "EliminationRolledBack"),
+    "assistance": ("CadreRegistered", "PlanCreated", "MeasureAssigned", "CadreAssigned",
+                   "VisitRecorded", "VisitOverdue", "MeasureCompleted", "IncomeUpdated"),
+    "notify": ("NotificationDelivered", "NotificationFailed", "NotificationAcknowledged"),
+}  # fmt: skip
+NOTIFY_CHANNELS = ("webhook", "robot", "email", "sms")
+
+
+def preinit_domain_events(source: str) -> None:
+    """Create the zero series of the events a service commits (county and kind left empty).
+
+    A counter series that first appears at 1 hides that increment from increase(); created at
+    zero on start-up, every panel and alert sees the first event and has data before it.
+    """
+    for event_type in EMITTED.get(source, ()):
+        channels: Iterable[str] = (DEFAULT_CHANNEL.get(event_type, ""),)
+        kinds: Iterable[str] = ("",)
+        if event_type == "DeclarationSubmitted":
+            channels = ("app",)
+        elif event_type == "FeedRecordReceived":
+            channels = DEPARTMENTS
+        elif event_type in ("NotificationDelivered", "NotificationFailed"):
+            channels = NOTIFY_CHANNELS
+        elif event_type == "HouseholdIdentified":
+            kinds = get_args(MonitoringKind)
+        for channel in channels:
+            for kind in kinds:
+                DOMAIN_EVENTS.labels(source, event_type, "", kind, channel)
+    if source == "notify":
+        ACK_SECONDS.labels(source)
+
+
+_DURATION_EVENTS = frozenset({"CaseOpened", "HouseholdIdentified", "NotificationAcknowledged"})
+_COUNTIES_STARTED: set[str] = set()  # counties whose identification series exist already
+
 
 def count_domain_events(events: Iterable[Any]) -> None:
     """Count committed events by type with their bounded business labels."""
+    # summed first: a batch commits thousands of events over a handful of label sets
+    counts: CounterOf[tuple[str, str, str, str, str]] = CounterOf()
     for event in events:
         payload = event.payload
         village = getattr(payload, "village_code", None) or ""
-        channel = getattr(payload, "department", None) or getattr(payload, "channel", None) or ""
-        DOMAIN_EVENTS.labels(
-            event.source,
-            event.event_type,
-            village[:6],
-            # monitoring kind, or the measure code for measure events (a catalogue of ~25)
-            getattr(payload, "kind", None) or getattr(payload, "code", None) or "",
-            channel,
-        ).inc()
+        channel = (
+            getattr(payload, "department", None)
+            or getattr(payload, "channel", None)
+            or DEFAULT_CHANNEL.get(event.event_type, "")
+        )
+        # monitoring kind, or the measure code for measure events (a catalogue of ~25)
+        kind = getattr(payload, "kind", None) or getattr(payload, "code", None) or ""
+        counts[(event.source, event.event_type, village[:6], kind, channel)] += 1
+        if event.event_type in _DURATION_EVENTS:
+            _observe_durations(event, kind=kind, county=village[:6])
+    for labels, n in counts.items():
+        DOMAIN_EVENTS.labels(*labels).inc(n)
+
+
+def count_feed_rows(department: str, villages: Iterable[str | None]) -> None:
+    """Count committed feed rows as intake signals of their department, by county.
+
+    Feed rows travel many to a message (FeedRecordsReceived), so they are counted here, one per
+    row, under the event type a single row has always had.
+    """
+    counts = CounterOf((village or "")[:6] for village in villages)
+    for county, n in counts.items():
+        DOMAIN_EVENTS.labels("intake", "FeedRecordReceived", county, "", department).inc(n)
+
+
+def _observe_durations(event: Any, *, kind: str, county: str) -> None:
+    """Durations carried by committed events, observed once (the event is recorded once)."""
+    payload = event.payload
+    if event.event_type == "CaseOpened":
+        if county in _COUNTIES_STARTED:
+            return
+        _COUNTIES_STARTED.add(county)
+        # the county's identification series start at zero now, so increase() over the
+        # dashboard's range sees its first identification too
+        for monitoring_kind in get_args(MonitoringKind):
+            IDENTIFICATION_SECONDS.labels(monitoring_kind, county)
+            DOMAIN_EVENTS.labels(event.source, "HouseholdIdentified", county, monitoring_kind, "")
+    elif event.event_type == "HouseholdIdentified" and payload.opened_at is not None:
+        IDENTIFICATION_SECONDS.labels(kind, county).observe(
+            _seconds(payload.opened_at, event.occurred_at)
+        )
+    elif event.event_type == "NotificationAcknowledged" and payload.delivered_at is not None:
+        ACK_SECONDS.labels(event.source).observe(
+            _seconds(payload.delivered_at, payload.acknowledged_at)
+        )
+
+
+def _seconds(start: datetime, end: datetime) -> float:
+    return max((end - start).total_seconds(), 0.0)

@@ -169,6 +169,7 @@ def create_service_app(runtime: Runtime, *, title: str, routers: list[Any]) -> F
     app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
     service = runtime.settings.service_name
+    metrics.preinit_domain_events(service)
 
     @app.middleware("http")
     async def _measure(request: Request, call_next: Any) -> Response:
@@ -194,7 +195,10 @@ def create_service_app(runtime: Runtime, *, title: str, routers: list[Any]) -> F
     @app.get("/readyz", tags=["ops"])
     async def readyz() -> JSONResponse:
         checks = await runtime.readiness()
-        ready = all(v == "ok" for v in checks.values())
+        needed = checks if runtime.settings.readiness_requires_kafka else {
+            k: v for k, v in checks.items() if k != "kafka"
+        }  # fmt: skip
+        ready = all(v == "ok" for v in needed.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["ops"])

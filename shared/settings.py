@@ -33,6 +33,8 @@ class ServiceSettings(BaseSettings):
     topic_prefix: str = "holdline."
     # a bounded send so an outage shows up in logs and readiness instead of hanging silently
     kafka_request_timeout_ms: int = 10_000
+    # intake accepts into its outbox while Kafka is away: its readiness can leave Kafka out
+    readiness_requires_kafka: bool = True
     consumer_max_retries: int = 3
     consumer_retry_backoff_seconds: float = 0.2
     consumer_batch_size: int = 200

@@ -23,7 +23,10 @@ def events(event_type: str, by: str = "county", window: str = "$__range") -> str
     )
 
 
-OPERATIONS = [
+# (title, panel type, one expression or (legend, expression) pairs)
+Panel = tuple[str, str, str | list[tuple[str, str]]]
+
+OPERATIONS: list[Panel] = [
     ("Services up", "stat", 'up{job="holdline", ' + SVC + "}"),
     ("HTTP requests/s", "timeseries",
      f"sum by (service) (rate(holdline_http_requests_total{{{SVC}}}[{RI}]))"),
@@ -50,53 +53,64 @@ OPERATIONS = [
      f"max by (service) (holdline_outbox_oldest_age_seconds{{{SVC}}})"),
 ]  # fmt: skip
 
-MONITORING = [
-    ("Cases opened by county", "timeseries", events("CaseOpened") + " or vector(0)"),
+
+def quantiles(metric: str, selector: str = "", scale: float = 1.0) -> list[tuple[str, str]]:
+    """p50 and p90 of a histogram over the dashboard's range (rare events: not a short rate)."""
+    per = f" / {scale:g}" if scale != 1 else ""
+    return [
+        (f"p{q}", f"histogram_quantile(0.{q}, sum by (le) (increase({metric}_bucket{selector}"
+                  f"[$__range]))){per}")
+        for q in (50, 90)
+    ]  # fmt: skip
+
+
+def total(event_type: str, county: bool = True) -> str:
+    """How many events of one type were committed over the dashboard's range."""
+    where = f'event_type="{event_type}", {CTY}' if county else f'event_type="{event_type}"'
+    return f"sum(increase(holdline_domain_events_total{{{where}}}[$__range]))"
+
+
+MONITORING: list[Panel] = [
+    ("Cases opened by county", "timeseries", events("CaseOpened")),
     ("Signals by channel or department", "bargauge",
      f'sum by (channel) (increase(holdline_domain_events_total{{source="intake", {CTY}}}'
      "[$__range]))"),
-    ("Households identified by kind", "bargauge",
-     events("HouseholdIdentified", by="kind") + " or vector(0)"),
+    ("Households identified by kind", "bargauge", events("HouseholdIdentified", by="kind")),
+    ("Identification time, days (p50, p90)", "timeseries",
+     quantiles("holdline_identification_duration_seconds", f"{{{CTY}}}", 86400)),
     ("Deadline compliance % (not overdue)", "stat",
-     f'100 * (1 - (sum(increase(holdline_domain_events_total{{event_type="CaseOverdue", {CTY}}}'
-     "[$__range])) or vector(0))"
-     f' / clamp_min(sum(increase(holdline_domain_events_total{{event_type="CaseOpened", {CTY}}}'
-     "[$__range])), 1))"),
+     f"100 * (1 - {total('CaseOverdue')} / clamp_min({total('CaseOpened')}, 1))"),
     ("Deadline warnings and overdue cases", "timeseries",
-     events("CaseDeadlineApproaching|CaseOverdue", by="event_type") + " or vector(0)"),
-    ("Green-channel openings", "stat",
-     f'sum(increase(holdline_domain_events_total{{event_type="GreenChannelOpened", {CTY}}}'
-     "[$__range])) or vector(0)"),
-    ("Cases rejected", "stat",
-     f'sum(increase(holdline_domain_events_total{{event_type="CaseRejected", {CTY}}}'
-     "[$__range])) or vector(0)"),
-    ("Risk eliminations", "stat",
-     f'sum(increase(holdline_domain_events_total{{event_type="RiskEliminated", {CTY}}}'
-     "[$__range])) or vector(0)"),
+     events("CaseDeadlineApproaching|CaseOverdue", by="event_type")),
+    ("Green-channel openings", "stat", total("GreenChannelOpened")),
+    ("Cases rejected", "stat", total("CaseRejected")),
+    ("Risk eliminations", "stat", total("RiskEliminated")),
 ]  # fmt: skip
 
-ASSISTANCE = [
-    ("Plans created", "stat",
-     f'sum(increase(holdline_domain_events_total{{event_type="PlanCreated", {CTY}}}'
-     "[$__range])) or vector(0)"),
+ASSISTANCE: list[Panel] = [
+    ("Plan events (pending, green channel, identified)", "stat", total("PlanCreated")),
     ("Measures assigned by type", "bargauge",
      'sum by (kind) (increase(holdline_domain_events_total{event_type="MeasureAssigned"}'
-     "[$__range])) or vector(0)"),
-    ("Responsible cadres assigned", "stat",
-     f'sum(increase(holdline_domain_events_total{{event_type="CadreAssigned", {CTY}}}'
-     "[$__range])) or vector(0)"),
+     "[$__range]))"),
+    ("Responsible cadres assigned", "stat", total("CadreAssigned")),
+    ('Cadre load, % of "321" capacity', "bargauge",
+     f"100 * max by (county) (holdline_cadre_load_ratio{{{CTY}}})"),
+    ("Households held, by cadre rank", "bargauge",
+     f"sum by (rank) (holdline_cadre_households{{{CTY}}})"),
+    ("Monitored households without a cadre", "stat",
+     f"sum(holdline_households_without_cadre{{{CTY}}}) or vector(0)"),
     ("Visits recorded and overdue", "timeseries",
-     events("VisitRecorded|VisitOverdue", by="event_type") + " or vector(0)"),
+     events("VisitRecorded|VisitOverdue", by="event_type")),
     ("Notifications by channel and outcome", "timeseries",
      "sum by (channel, event_type) (increase(holdline_domain_events_total"
-     '{event_type=~"NotificationDelivered|NotificationFailed"}[$__range])) or vector(0)'),
+     '{event_type=~"NotificationDelivered|NotificationFailed"}[$__range]))'),
     ("Delivery success %", "stat",
-     '100 * sum(increase(holdline_domain_events_total{event_type="NotificationDelivered"}'
-     "[$__range])) / clamp_min(sum(increase(holdline_domain_events_total"
-     '{event_type=~"NotificationDelivered|NotificationFailed"}[$__range])), 1) or vector(0)'),
-    ("Urgent alerts acknowledged", "stat",
-     'sum(increase(holdline_domain_events_total{event_type="NotificationAcknowledged"}'
-     "[$__range])) or vector(0)"),
+     f"100 * {total('NotificationDelivered', county=False)} / clamp_min(sum(increase("
+     'holdline_domain_events_total{event_type=~"NotificationDelivered|NotificationFailed"}'
+     "[$__range])), 1)"),
+    ("Urgent alerts acknowledged", "stat", total("NotificationAcknowledged", county=False)),
+    ("Acknowledgement time, minutes (p50, p90)", "timeseries",
+     quantiles("holdline_notification_ack_seconds", scale=60)),
 ]  # fmt: skip
 
 VARIABLES = [
@@ -105,7 +119,16 @@ VARIABLES = [
 ]
 
 
-def dashboard(uid: str, title: str, panels: list[tuple[str, str, str]]) -> dict[str, object]:
+def targets(query: str | list[tuple[str, str]]) -> list[dict[str, str]]:
+    """Grafana targets of one panel, refIds A, B, ..."""
+    pairs = [("__auto", query)] if isinstance(query, str) else query
+    return [
+        {"refId": chr(ord("A") + n), "expr": expr, "legendFormat": legend}
+        for n, (legend, expr) in enumerate(pairs)
+    ]
+
+
+def dashboard(uid: str, title: str, panels: list[Panel]) -> dict[str, object]:
     """A Grafana dashboard with the region and service variables and one panel per query."""
     return {
         "uid": uid,
@@ -137,9 +160,11 @@ def dashboard(uid: str, title: str, panels: list[tuple[str, str, str]]) -> dict[
                 "type": kind,
                 "datasource": {"type": "prometheus", "uid": "prometheus"},
                 "gridPos": {"h": 8, "w": 8, "x": (n % 3) * 8, "y": (n // 3) * 8},
-                "targets": [{"refId": "A", "expr": expr, "legendFormat": "__auto"}],
+                "targets": targets(query),
+                # stat and bar-gauge panels show counts and percentages: whole numbers
+                **({"fieldConfig": {"defaults": {"decimals": 0}}} if kind != "timeseries" else {}),
             }
-            for n, (panel_title, kind, expr) in enumerate(panels)
+            for n, (panel_title, kind, query) in enumerate(panels)
         ],
     }
 

@@ -15,6 +15,7 @@ from services.assistance.api_roster import router as roster_router
 from services.assistance.config import AssistanceSettings
 from services.assistance.models import metadata
 from services.assistance.visiting import raise_overdue_visits
+from services.assistance.workload_metrics import workload_job
 from shared.clock import Clock, SystemClock
 from shared.service import ConsumerSpec, Runtime, create_service_app
 
@@ -56,6 +57,6 @@ def create_app(settings: AssistanceSettings | None = None, clock: Clock | None =
         service_dir=Path(__file__).parent,
         consumers=[consumer_spec(settings)],
         clock=clock or SystemClock(),
-        background=[overdue_visits],
+        background=[overdue_visits, workload_job(settings.capacities(), settings.workload_seconds)],
     )
     return create_service_app(runtime, title="Holdline assistance", routers=[router, roster_router])

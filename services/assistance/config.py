@@ -22,6 +22,7 @@ class AssistanceSettings(ServiceSettings):
     # rules §6.10: a visit still missing this many days after the due date reaches the township
     visit_township_escalation_days: int = 7
     visit_check_seconds: float = 300.0  # how often the overdue-visit job looks
+    workload_seconds: float = 30.0  # how often the cadre-workload gauges are recomputed
     # rules §6.11 "low income": per-capita yuan/year under which a household is a must-visit one
     must_visit_low_income_yuan: float = 6000.0
 

@@ -20,6 +20,7 @@ from shared.clock import Clock
 from shared.db import UnitOfWork, bulk_insert, utc
 from shared.events import SCHEMA_VERSION
 from shared.identity import mask_resident_id
+from shared.metrics import count_feed_rows
 
 
 def shard_of(household_id: str, shards: int) -> int:
@@ -203,6 +204,7 @@ async def _flush(
         await record_many(uow, slice_rows(ctx, counts.batch_id, counts.records, now))
     counts.created = True
     if counts.records:
+        count_feed_rows(ctx.department, (r["village_code"] for r in counts.records))
         ctx.after_commit()
     counts.records, counts.errors = [], []
     counts.pending_accepted = counts.pending_rejected = 0

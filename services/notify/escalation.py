@@ -51,6 +51,7 @@ async def acknowledge(
                 source_event_id=row.source_event_id,
                 recipient=row.recipient,
                 acknowledged_at=now,
+                delivered_at=utc(row.delivered_at) if row.delivered_at else None,
             ),
             household_id=row.household_id,
             source="notify",

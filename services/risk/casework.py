@@ -24,7 +24,7 @@ from services.risk.workflow import (
     apply,
 )
 from shared.auth import Official
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, utc
 from shared.events import (
     CaseRejected,
     CaseStepCompleted,
@@ -213,6 +213,7 @@ def _identification(
         members=[Member.model_validate(m.model_dump()) for m in facts.members],
         per_capita_income=facts.per_capita_income,
         green_channel=bool(row.green_channel),
+        opened_at=utc(row.opened_at),
     )
     extra = {
         "status": "identified",

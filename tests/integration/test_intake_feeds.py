@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from services.demo import free_port, resident_id
 from shared.events import decode
@@ -22,6 +23,12 @@ from tests.support import read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 MEDICAL = {"X-API-Key": "dev-medical_insurance-key", "Content-Type": "application/x-ndjson"}
+
+
+def feed_signals(county: str) -> float:
+    labels = {"source": "intake", "event_type": "FeedRecordReceived", "county": county,
+              "kind": "", "channel": "medical_insurance"}  # fmt: skip
+    return REGISTRY.get_sample_value("holdline_domain_events_total", labels) or 0.0
 
 
 def _row(**fields: object) -> str:
@@ -49,6 +56,7 @@ async def test_mixed_feed_gives_exact_counts_lines_and_publishes_the_valid_rows(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     """rules §8: valid rows are published even when others are rejected; errors name the line."""
+    counted = {"": feed_signals(""), "530102": feed_signals("530102")}
     async with running_intake(kafka=kafka_bootstrap, prefix=topic_prefix, feed_batch_rows=2) as (
         http,
         _,
@@ -86,6 +94,9 @@ async def test_mixed_feed_gives_exact_counts_lines_and_publishes_the_valid_rows(
         "out_of_pocket_spending": 23800.5, "total_spending": None, "serious_illness_claim": False
     }  # fmt: skip
     assert all(e.payload.batch_id == batch["batch_id"] for e in slices)
+    # each valid row is one department signal on the dashboards, by county (row 1 has none)
+    assert feed_signals("") - counted[""] == 1
+    assert feed_signals("530102") - counted["530102"] == 1
     assert all(ID_A not in r.value.decode() and ID_B not in r.value.decode() for r in records)
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from services.demo import Receiver, demo_declarations, free_port
+from services.demo import Receiver, free_port
 from tests.support import Platform
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e]
@@ -21,6 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((ROOT / "deploy/grafana/dashboards").glob("*.json"))
 ALERTS = ROOT / "deploy/prometheus/alerts.yml"
 VARIABLES = {"$service": ".*", "$county": ".*", "$__rate_interval": "1m", "$__range": "1h"}
+sys.path.insert(0, str(ROOT / "deploy/grafana"))
+try:
+    import build  # type: ignore[import-not-found]
+    import render  # type: ignore[import-not-found]
+    import traffic  # type: ignore[import-not-found]
+finally:
+    sys.path.pop(0)
 
 
 def _promtool() -> str:
@@ -39,11 +46,6 @@ def test_promtool_accepts_config_and_rules() -> None:
 
 
 def test_dashboards_are_generated_from_build_py() -> None:
-    sys.path.insert(0, str(ROOT / "deploy/grafana"))
-    try:
-        import build  # type: ignore[import-not-found]
-    finally:
-        sys.path.pop(0)
     rendered = build.render()
     assert sorted(rendered) == [p.name for p in DASHBOARDS]
     for path in DASHBOARDS:
@@ -79,6 +81,9 @@ async def test_every_panel_returns_data_and_every_alert_evaluates(
         kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, logs=tmp_path,
         webhook_url=receiver.url,
     )  # fmt: skip
+    # the public notice ends at once, so a case can be walked to identification (rules §4.4)
+    platform.env["HOLDLINE_RISK_PUBLIC_NOTICE_DAYS"] = "0"
+    platform.env["HOLDLINE_ASSISTANCE_WORKLOAD_SECONDS"] = "1"
     await platform.start()
     port = free_port()
     config = {
@@ -104,28 +109,38 @@ async def test_every_panel_returns_data_and_every_alert_evaluates(
     api = f"http://127.0.0.1:{port}/api/v1"
     try:
         async with httpx.AsyncClient(timeout=10) as http:
-            for body in demo_declarations(4, seed=3):
-                answer = await http.post(
-                    f"{platform.urls['intake']}/v1/declarations", json=body,
-                    headers={"X-App-Key": "holdline-dev-app-key"},
-                )  # fmt: skip
-                assert answer.status_code == 202, answer.text
-            for _ in range(150):  # traffic flows through all four services, then is scraped
-                up = await _query(http, api, 'sum(up{job="holdline"})')
-                done = await _query(
-                    http, api, 'sum(holdline_domain_events_total{event_type="CaseOpened"})'
-                )
-                if up and float(up[0]["value"][1]) == 4 and done:
-                    break
-                await asyncio.sleep(0.2)
+            urls = platform.urls
+            await traffic.register_cadres(http, urls, receiver.url)
+            assert await traffic.declare(http, urls, households=4, seed=3) == 6
+            await _until(http, api, 'sum(up{job="holdline"}) == 4')
+            # traffic flows through all four services, then is scraped
+            await _until(
+                http, api, 'sum(holdline_domain_events_total{event_type="CaseOpened"}) > 0'
+            )
+            assert await traffic.identify_one(http, urls) is not None
+            assert await traffic.acknowledge_one(http, urls) is not None
+            for expr in ("sum(holdline_identification_duration_seconds_count) > 0",
+                         "sum(holdline_notification_ack_seconds_count) > 0",
+                         "sum(holdline_cadre_households) > 0"):  # fmt: skip
+                await _until(http, api, expr)
             await asyncio.sleep(3)  # a few more scrapes so rates have two samples
             empty = []
             for title, expr in panel_queries():
-                if not await _query(http, api, expr):
+                # NaN is what a quantile of an empty histogram gives: no data either
+                values = [r["value"][1] for r in await _query(http, api, expr)]  # type: ignore[index]
+                if not [v for v in values if v != "NaN"]:
                     empty.append(title)
             assert empty == [], f"panels with no data: {empty}"
             for _alert, expr in alert_queries():
                 await _query(http, api, expr)  # parses and evaluates; firing is not expected
+        # the README's pictures come from render.py: it draws every dashboard from this data
+        with httpx.Client(timeout=30) as sync_http:
+            for path in DASHBOARDS:
+                png = render.render_dashboard(
+                    sync_http, f"http://127.0.0.1:{port}", path, tmp_path, minutes=5, step=2
+                )
+                assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+                assert png.stat().st_size < 400_000
     finally:
         prom.terminate()
         prom.wait(20)
@@ -139,3 +154,12 @@ async def _query(http: httpx.AsyncClient, api: str, expr: str) -> list[dict[str,
     assert answer.status_code == 200 and body["status"] == "success", (expr, body)
     result: list[dict[str, object]] = body["data"]["result"]
     return result
+
+
+async def _until(http: httpx.AsyncClient, api: str, expr: str, tries: int = 150) -> None:
+    """Wait until a query returns a series (Prometheus scrapes every second)."""
+    for _ in range(tries):
+        if await _query(http, api, expr):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"never true: {expr}")

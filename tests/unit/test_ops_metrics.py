@@ -1,0 +1,125 @@
+"""Business metrics: durations from committed events, zero series at start-up, DLQ names."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from prometheus_client import REGISTRY
+
+from shared import metrics
+from shared.clock import FrozenClock
+from shared.dlq import topic_names
+from shared.events import (
+    CaseOpened,
+    HouseholdIdentified,
+    NotificationAcknowledged,
+    Payload,
+    new_event,
+)
+from shared.settings import ServiceSettings
+
+NOW = datetime(2026, 3, 20, 9, 0, tzinfo=UTC)
+COUNTY = "530199"  # a county no other test uses, so the series start empty
+
+
+def sample(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+def commit(payload: Payload, source: str = "risk") -> None:
+    """What UnitOfWork does after a commit."""
+    event = new_event(
+        payload, household_id="hh-1", source=source, correlation_id="c", clock=FrozenClock(NOW)
+    )
+    metrics.count_domain_events([event])
+
+
+def identified(opened_at: datetime | None, kind: str = "sudden") -> HouseholdIdentified:
+    return HouseholdIdentified(
+        case_id="c1", village_code=COUNTY + "001001", kind=kind,  # type: ignore[arg-type]
+        risk_types=["illness"], reasons=[], opened_at=opened_at,
+    )  # fmt: skip
+
+
+def test_rules_4_9_identification_time_from_opening_to_identification() -> None:
+    name = "holdline_identification_duration_seconds"
+    before = sample(f"{name}_count", kind="sudden", county=COUNTY) or 0
+    commit(identified(NOW - timedelta(days=3)))
+    assert sample(f"{name}_count", kind="sudden", county=COUNTY) == before + 1
+    assert sample(f"{name}_bucket", kind="sudden", county=COUNTY, le="172800.0") == 0
+    assert sample(f"{name}_bucket", kind="sudden", county=COUNTY, le="259200.0") == before + 1
+    commit(identified(None))  # an event from before the field existed: nothing to observe
+    assert sample(f"{name}_count", kind="sudden", county=COUNTY) == before + 1
+
+
+def test_case_opening_creates_the_county_identification_series_at_zero() -> None:
+    county = "530198"
+    assert sample("holdline_identification_duration_seconds_count", kind="marginal",
+                  county=county) is None  # fmt: skip
+    commit(
+        CaseOpened(
+            case_id="c2", village_code=county + "001001", risk_types=["illness"], channel="app",
+            opened_at=NOW, deadline=NOW + timedelta(days=15),
+        )
+    )  # fmt: skip
+    for kind in ("unstable", "marginal", "sudden"):
+        assert sample("holdline_identification_duration_seconds_count", kind=kind,
+                      county=county) == 0  # fmt: skip
+        labels = {"source": "risk", "event_type": "HouseholdIdentified", "county": county,
+                  "kind": kind, "channel": ""}  # fmt: skip
+        assert sample("holdline_domain_events_total", **labels) == 0
+
+
+def test_acknowledgement_time_from_delivery() -> None:
+    before = sample("holdline_notification_ack_seconds_sum", service="notify") or 0
+    commit(
+        NotificationAcknowledged(
+            notification_id="n1", source_event_id="e1", recipient="cadre-1",
+            acknowledged_at=NOW, delivered_at=NOW - timedelta(minutes=7),
+        ),
+        source="notify",
+    )  # fmt: skip
+    assert sample("holdline_notification_ack_seconds_sum", service="notify") == before + 420
+
+
+@pytest.mark.parametrize(
+    ("source", "event_type", "channel", "kind"),
+    [
+        ("intake", "DeclarationSubmitted", "app", ""),
+        ("intake", "FeedRecordReceived", "medical_insurance", ""),
+        ("intake", "CadreReportSubmitted", "cadre", ""),
+        ("risk", "CaseOverdue", "", ""),
+        ("risk", "GreenChannelOpened", "", ""),
+        ("risk", "HouseholdIdentified", "", "unstable"),
+        ("assistance", "MeasureAssigned", "", ""),
+        ("notify", "NotificationFailed", "sms", ""),
+    ],
+)
+def test_each_service_starts_its_event_series_at_zero(
+    source: str, event_type: str, channel: str, kind: str
+) -> None:
+    metrics.preinit_domain_events(source)
+    labels = {"source": source, "event_type": event_type, "county": "", "kind": kind,
+              "channel": channel}  # fmt: skip
+    assert sample("holdline_domain_events_total", **labels) is not None
+
+
+def test_a_service_does_not_start_the_series_of_another() -> None:
+    metrics.preinit_domain_events("risk")
+    labels = {"source": "risk", "event_type": "PlanCreated", "county": "", "kind": "",
+              "channel": ""}  # fmt: skip
+    assert sample("holdline_domain_events_total", **labels) is None
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("holdline.signals.v1", ("holdline.signals.v1", "holdline.signals.v1.dlq")),
+        ("holdline.signals.v1.dlq", ("holdline.signals.v1", "holdline.signals.v1.dlq")),
+        ("signals", ("holdline.signals.v1", "holdline.signals.v1.dlq")),
+        ("cases.dlq", ("holdline.cases.v1", "holdline.cases.v1.dlq")),
+    ],
+)
+def test_dlq_topic_names(given: str, expected: tuple[str, str]) -> None:
+    assert topic_names(given, ServiceSettings(topic_prefix="holdline.")) == expected
