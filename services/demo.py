@@ -20,7 +20,10 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from shared.auth import Role, mint_token
+from shared.clock import SystemClock
 from shared.identity import check_character
+from shared.settings import ServiceSettings
 
 SERVICES = ("intake", "risk", "assistance", "notify")
 SURNAMES = "王李张刘陈杨黄赵吴周"
@@ -174,11 +177,24 @@ def run_demo(*, households: int, keep_kafka: bool) -> int:
             infra.stop_kafka()
 
 
+def official_headers(role: Role = "admin", jurisdiction: str = "") -> dict[str, str]:
+    """A bearer token signed with the configured JWT secret (the development one by default)."""
+    token = mint_token(
+        subject="demo",
+        role=role,
+        jurisdiction=jurisdiction,
+        secret=ServiceSettings().jwt_secret.get_secret_value(),
+        clock=SystemClock(),
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
 def _post_and_report(
     http: httpx.Client, url: dict[str, str], receiver: Receiver, households: int
 ) -> int:
     bodies = demo_declarations(households)
     app_key = {"X-App-Key": "holdline-dev-app-key"}  # the development app key
+    admin = official_headers()  # case and notification reads need an official's token
     accepted = 0
     for body in bodies:
         answer = http.post(f"{url['intake']}/v1/declarations", json=body, headers=app_key)
@@ -194,13 +210,17 @@ def _post_and_report(
     wait_for(lambda: len(receiver.calls) >= households, 60, "a webhook call per household")
 
     def all_delivered() -> bool:
-        notes = http.get(f"{url['notify']}/v1/notifications", params={"limit": 1000}).json()
+        notes = http.get(
+            f"{url['notify']}/v1/notifications", params={"limit": 1000}, headers=admin
+        ).json()
         return sum(n["status"] == "delivered" for n in notes) >= households
 
     wait_for(all_delivered, 30, "notify to record every delivery")
-    cases = http.get(f"{url['risk']}/v1/cases", params={"limit": 1000}).json()
-    plans = http.get(f"{url['assistance']}/v1/plans", params={"limit": 1000}).json()
-    notes = http.get(f"{url['notify']}/v1/notifications", params={"limit": 1000}).json()
+    cases = http.get(f"{url['risk']}/v1/cases", params={"limit": 1000}, headers=admin).json()
+    plans = http.get(f"{url['assistance']}/v1/plans", params={"limit": 1000}, headers=admin).json()
+    notes = http.get(
+        f"{url['notify']}/v1/notifications", params={"limit": 1000}, headers=admin
+    ).json()
     table = Table(title="Holdline demo")
     table.add_column("what")
     table.add_column("count", justify="right")

@@ -1,18 +1,45 @@
-"""JSON logs, one object per line, carrying the correlation id of the work in hand."""
+"""JSON logs, one object per line, carrying the correlation id of the work in hand.
+
+rules §9: a resident ID or a phone number never reaches a log line in clear; every line is
+masked on its way out, whichever service or library wrote it.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+from shared.identity import mask_phone, mask_resident_id
+
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+# 17 digits and an optional check character: an ID cut before its check character is one too
+_RESIDENT_ID = re.compile(r"(?<![\dXx])\d{17}[\dXx]?(?![\dXx])")
+_PHONE = re.compile(r"(?<!\d)1\d{10}(?!\d)")
+
+
+def redact(text: str) -> str:
+    """Mask every resident-ID-shaped and phone-shaped number in `text`."""
+    text = _RESIDENT_ID.sub(lambda m: mask_resident_id(m.group()), text)
+    return _PHONE.sub(lambda m: mask_phone(m.group()), text)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record's message with IDs and phones masked (for handlers of any format)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
 
 
 class JsonFormatter(logging.Formatter):
-    """Formats records as JSON with service, level, message and correlation id."""
+    """Formats records as JSON with service, level, message and correlation id, all masked."""
 
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -24,18 +51,20 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "service": self.service,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
             "correlation_id": correlation_id.get(),
         }
         if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
+            # tracebacks quote the values in hand, so they are masked like messages
+            line["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(line, ensure_ascii=False)
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
-    """Route the root logger to stderr as JSON lines."""
+    """Route the root logger to stderr as masked JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -28,9 +28,15 @@ from services.assistance.workflow import transition_problem
 from shared.auth import Official, ensure_within, require_role
 from shared.db import UnitOfWork, utc
 from shared.events import Member
+from shared.inputs import PROBLEM_RESPONSES, reject_nul_in_url
 from shared.service import Runtime, runtime_of
 
-router = APIRouter(prefix="/v1", tags=["assistance"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["assistance"],
+    responses=PROBLEM_RESPONSES,
+    dependencies=[Depends(reject_nul_in_url)],
+)
 Village = Annotated[Official, Depends(require_role("village"))]
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 
@@ -82,11 +88,14 @@ async def get_measure_spec(code: str, runtime: RuntimeDep) -> dict[str, Any]:
 @router.get("/plans", response_model=list[PlanRead])
 async def list_plans(
     runtime: RuntimeDep,
+    official: Village,
     household_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[PlanRead]:
-    """Plans, newest first, optionally for one household (codes only; details need a token)."""
+    """Plans in the caller's jurisdiction, newest first, optionally for one household."""
     query = select(plans).order_by(plans.c.created_at.desc()).limit(limit)
+    if official.role != "admin":
+        query = query.where(plans.c.village_code.startswith(official.jurisdiction, autoescape=True))
     if household_id:
         query = query.where(plans.c.household_id == household_id)
     async with runtime.uow() as uow:

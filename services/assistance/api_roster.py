@@ -20,9 +20,15 @@ from services.assistance.schemas import (
 )
 from services.assistance.visiting import VisitRefused, record_visit
 from shared.auth import Official, current_official, ensure_within, require_role
+from shared.inputs import PROBLEM_RESPONSES, reject_nul_in_url
 from shared.service import Runtime, runtime_of
 
-router = APIRouter(prefix="/v1", tags=["roster", "visits"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["roster", "visits"],
+    responses=PROBLEM_RESPONSES,
+    dependencies=[Depends(reject_nul_in_url)],
+)
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 County = Annotated[Official, Depends(require_role("county"))]
 Village = Annotated[Official, Depends(require_role("village"))]
@@ -63,12 +69,16 @@ async def put_cadre(
 ) -> CadreRead:
     """Register or update a cadre (county or admin, inside their jurisdiction)."""
     ensure_within(official, body.township_code, "township_code")
+    for known in await _cadres(runtime, "", body.cadre_id):
+        # a cadre of another jurisdiction may not be moved or retired from here
+        ensure_within(official, known.township_code, "cadre_id")
     async with runtime.uow() as uow:
         outcome = await register_cadre(
             uow, cadre=body, actor=official.subject, settings=settings_of(runtime)
         )
     response.status_code = status.HTTP_201_CREATED if outcome == "created" else status.HTTP_200_OK
-    return (await _cadres(runtime, body.township_code, body.cadre_id))[0]
+    # as stored: a cadre who leaves keeps the township they left (see register_cadre)
+    return (await _cadres(runtime, "", body.cadre_id))[0]
 
 
 @router.get("/cadres", response_model=list[CadreRead])

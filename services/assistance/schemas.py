@@ -9,13 +9,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.events import Guarantees
+from shared.inputs import CleanInput
 
 Rank = Literal["county_leader", "section", "general", "township", "village"]
 CHANNELS = ("webhook", "robot", "sms", "email")
 MOBILE = re.compile(r"^1\d{10}$")  # rules §9.3
 
 
-class CadreIn(BaseModel):
+class CadreIn(CleanInput):
     """A cadre of the roster, as posted or imported (rules §6.8-6.9)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -24,8 +25,8 @@ class CadreIn(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     rank: Rank
     township_code: str = Field(pattern=r"^\d{9}$")
-    village_codes: list[str] = []
-    contacts: dict[str, str] = {}
+    village_codes: list[str] = Field(default_factory=list)
+    contacts: dict[str, str] = Field(default_factory=dict)
     active: bool = True
 
     @field_validator("village_codes")
@@ -128,7 +129,7 @@ class PlanDetail(BaseModel):
     created_at: datetime
 
 
-class MeasureIn(BaseModel):
+class MeasureIn(CleanInput):
     """A measure added to a plan by hand; the consistency checker reports what it breaks."""
 
     model_config = ConfigDict(extra="forbid")
@@ -138,7 +139,7 @@ class MeasureIn(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-class TransitionIn(BaseModel):
+class TransitionIn(CleanInput):
     """Move a measure along its lifecycle (planned -> in_progress -> completed | cancelled)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -147,7 +148,7 @@ class TransitionIn(BaseModel):
     note: str = Field("", max_length=500)
 
 
-class VisitIn(BaseModel):
+class VisitIn(CleanInput):
     """A responsible cadre's home visit with what they found (rules §6.10)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -156,7 +157,7 @@ class VisitIn(BaseModel):
     visited_on: date
     per_capita_income: float | None = Field(None, ge=0)
     guarantees: Guarantees = Guarantees()
-    new_risk_types: list[str] = []
+    new_risk_types: list[str] = Field(default_factory=list)
     note: str = Field("", max_length=2000)
 
 

@@ -21,9 +21,15 @@ from services.intake.schemas import (
 )
 from shared.auth import Official, current_app_client, ensure_within, require_role
 from shared.identity import keyed_hash
+from shared.inputs import PROBLEM_RESPONSES, reject_nul_in_url
 from shared.service import Runtime, runtime_of
 
-router = APIRouter(prefix="/v1", tags=["intake"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["intake"],
+    responses=PROBLEM_RESPONSES,
+    dependencies=[Depends(reject_nul_in_url)],
+)
 T = TypeVar("T")
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no or unknown credentials"},
@@ -37,8 +43,9 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _limit(size: Callable[[IntakeSettings], int]) -> Callable[[Request], None]:
-    def body_within_limit(request: Request) -> None:
+def _limit(size: Callable[[IntakeSettings], int]) -> Callable[[Request], Awaitable[None]]:
+    # async: FastAPI runs a plain-def dependency in a worker thread, a hop per request
+    async def body_within_limit(request: Request) -> None:
         """Refuse oversized bodies before parsing them."""
         limit = size(request.app.state.runtime.settings)
         length = request.headers.get("content-length")

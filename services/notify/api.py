@@ -7,17 +7,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, true, update
 
 from services.notify.breaker import BreakerBoard
 from services.notify.config import NotifySettings
 from services.notify.models import delivery_attempts, notifications
-from shared.auth import Official, ensure_within, require_role
+from shared.auth import Official, current_official, ensure_within, require_role
 from shared.db import utc
+from shared.inputs import PROBLEM_RESPONSES, reject_nul_in_url
 from shared.service import Runtime, runtime_of
 
-router = APIRouter(prefix="/v1", tags=["notify"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["notify"],
+    responses=PROBLEM_RESPONSES,
+    dependencies=[Depends(reject_nul_in_url)],
+)
 CHANNELS = ("webhook", "robot", "sms", "email")
+Reader = Annotated[Official, Depends(current_official)]
 
 
 class NotificationRead(BaseModel):
@@ -80,6 +87,21 @@ def _opt(value: datetime | None) -> datetime | None:
     return utc(value) if value else None
 
 
+def _visible(official: Official) -> Any:
+    """Rows an official may read: inside their jurisdiction; rows with no region, admins only."""
+    if official.role == "admin":
+        return true()
+    return notifications.c.village_code.startswith(official.jurisdiction, autoescape=True)
+
+
+def _ensure_visible(official: Official, row: Any) -> None:
+    """403 unless the notification lies in the official's jurisdiction."""
+    if row.village_code:
+        ensure_within(official, row.village_code)
+    elif official.role != "admin":
+        raise HTTPException(403, "notification_id: has no region; only an admin may see it")
+
+
 def _read(r: Any) -> NotificationRead:
     return NotificationRead(
         notification_id=r.id,
@@ -104,12 +126,18 @@ def _read(r: Any) -> NotificationRead:
 @router.get("/notifications", response_model=list[NotificationRead])
 async def list_notifications(
     runtime: Annotated[Runtime, Depends(runtime_of)],
+    official: Reader,
     household_id: str | None = None,
     status_is: Annotated[str | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[NotificationRead]:
-    """Notifications, newest first, optionally for one household or in one status."""
-    query = select(notifications).order_by(notifications.c.created_at.desc()).limit(limit)
+    """Notifications in the caller's jurisdiction, newest first, by household or status."""
+    query = (
+        select(notifications)
+        .where(_visible(official))
+        .order_by(notifications.c.created_at.desc())
+        .limit(limit)
+    )
     if household_id:
         query = query.where(notifications.c.household_id == household_id)
     if status_is:
@@ -121,15 +149,16 @@ async def list_notifications(
 
 @router.get("/notifications/{notification_id}", response_model=NotificationDetail)
 async def get_notification(
-    notification_id: str, runtime: Annotated[Runtime, Depends(runtime_of)]
+    notification_id: str, runtime: Annotated[Runtime, Depends(runtime_of)], official: Reader
 ) -> NotificationDetail:
-    """One notification with its delivery log."""
+    """One notification with its delivery log (officials, in jurisdiction)."""
     async with runtime.uow() as uow:
         row = (
             await uow.execute(select(notifications).where(notifications.c.id == notification_id))
         ).first()
         if row is None:
             raise HTTPException(404, f"notification_id: {notification_id} not found")
+        _ensure_visible(official, row)
         log = (
             await uow.execute(
                 select(delivery_attempts)
@@ -148,10 +177,12 @@ async def get_notification(
 async def recipient_status(
     recipient: str,
     runtime: Annotated[Runtime, Depends(runtime_of)],
+    official: Reader,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> RecipientStatus:
-    """Counts by status and the latest notifications of one recipient (e.g. `cadre:c-17`)."""
-    where = notifications.c.recipient == recipient
+    """Counts by status and the latest notifications of one recipient (e.g. `cadre:c-17`),
+    as far as they lie in the caller's jurisdiction."""
+    where = and_(notifications.c.recipient == recipient, _visible(official))
     async with runtime.uow() as uow:
         counts = (
             await uow.execute(
@@ -195,7 +226,7 @@ async def recipient_status(
 async def resend(
     notification_id: str,
     runtime: Annotated[Runtime, Depends(runtime_of)],
-    official: Annotated[Official, Depends(require_role("village"))],
+    official: Annotated[Official, Depends(require_role("township"))],
 ) -> NotificationRead:
     """Deliver again (a dead one, or one the recipient lost), with a fresh attempt budget."""
     settings: NotifySettings = runtime.settings  # type: ignore[assignment]
@@ -205,10 +236,7 @@ async def resend(
         ).first()
         if row is None:
             raise HTTPException(404, f"notification_id: {notification_id} not found")
-        if row.village_code:
-            ensure_within(official, row.village_code)
-        elif official.role != "admin":
-            raise HTTPException(403, "notification_id: has no region; only an admin may resend")
+        _ensure_visible(official, row)
         if row.status in ("held", "digested"):
             raise HTTPException(
                 409, f"notification_id: is {row.status}; it goes out with its digest"
@@ -230,9 +258,11 @@ async def resend(
 
 @router.get("/channels/health", response_model=list[ChannelHealth])
 async def channel_health(
-    request: Request, runtime: Annotated[Runtime, Depends(runtime_of)]
+    request: Request, runtime: Annotated[Runtime, Depends(runtime_of)], official: Reader
 ) -> list[ChannelHealth]:
-    """Each channel: circuit breakers per gateway, attempts and failures in the last hour."""
+    """Each channel: circuit breakers per gateway, attempts and failures in the last hour.
+
+    Any official may read it: it holds counts and gateway states, no household data."""
     board: BreakerBoard = request.app.state.breakers
     since = runtime.clock.now() - timedelta(hours=1)
     n = notifications

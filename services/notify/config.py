@@ -60,6 +60,10 @@ class NotifySettings(ServiceSettings):
     public_base_url: str = "http://127.0.0.1:8004"
     ack_link_ttl_hours: int = 168
     ack_timeout_minutes: float = 120.0
+    # acknowledgement links need no login: attempts per client address and window stay few, so
+    # guessing tokens is slow
+    ack_rate_per_client: int = 30
+    ack_rate_window_seconds: float = 60.0
     # quiet hours (local time): non-urgent alerts to cadres wait until the end; equal = off
     timezone: str = "Asia/Shanghai"
     quiet_hours_start: int = 20

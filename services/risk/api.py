@@ -23,9 +23,15 @@ from services.risk.workflow import allowed_actions
 from shared.auth import Official, current_official, ensure_within
 from shared.db import UnitOfWork, utc
 from shared.events import Reason
+from shared.inputs import PROBLEM_RESPONSES, reject_nul_in_url
 from shared.service import Runtime, runtime_of
 
-router = APIRouter(prefix="/v1", tags=["risk"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["risk"],
+    responses=PROBLEM_RESPONSES,
+    dependencies=[Depends(reject_nul_in_url)],
+)
 
 
 def _dt(value: Any) -> Any:
@@ -54,12 +60,15 @@ def _case(row: Any, signals: int) -> CaseRead:
 @router.get("/cases", response_model=list[CaseRead])
 async def list_cases(
     runtime: Annotated[Runtime, Depends(runtime_of)],
+    official: Annotated[Official, Depends(current_official)],
     household_id: str | None = None,
     case_status: Annotated[str | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[CaseRead]:
-    """Cases, newest first, optionally for one household or one status (no personal data)."""
+    """Cases in the caller's jurisdiction, newest first, optionally for one household or status."""
     query = select(cases).order_by(cases.c.opened_at.desc()).limit(limit)
+    if official.role != "admin":
+        query = query.where(cases.c.village_code.startswith(official.jurisdiction, autoescape=True))
     if household_id:
         query = query.where(cases.c.household_id == household_id)
     if case_status:

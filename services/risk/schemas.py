@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.risk.workflow import Action
 from shared.events import Reason
+from shared.inputs import CleanInput
 
 
 class CaseRead(BaseModel):
@@ -58,7 +59,7 @@ class CaseDetail(CaseRead):
     history: list[HistoryRead]
 
 
-class ActionCreate(BaseModel):
+class ActionCreate(CleanInput):
     """A workflow action (rules §4.2-§4.7)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -71,7 +72,7 @@ class ActionCreate(BaseModel):
     annual_income: float | None = Field(None, ge=0)
 
 
-class RollbackCreate(BaseModel):
+class RollbackCreate(CleanInput):
     """Take a risk elimination back (rules §7.4)."""
 
     model_config = ConfigDict(extra="forbid")

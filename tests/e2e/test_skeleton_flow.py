@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.demo import Receiver, demo_declarations
+from services.demo import Receiver, demo_declarations, official_headers
 from tests.conftest import new_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.postgres]
@@ -106,7 +106,11 @@ async def test_declaration_reaches_the_cadre_webhook_exactly_once(platform) -> N
         assert len(calls) == 1, receiver.calls
         assert household in calls[0]["text"]
         case = (
-            await http.get(f"{urls['risk']}/v1/cases", params={"household_id": household})
+            await http.get(
+                f"{urls['risk']}/v1/cases",
+                params={"household_id": household},
+                headers=official_headers("village", body["village_code"]),
+            )
         ).json()
         assert len(case) == 1
         assert calls[0]["deadline"] == case[0]["deadline"].replace("Z", "+00:00")

@@ -229,3 +229,14 @@ async def test_an_upload_over_the_size_limit_stops_and_says_so(
         report = (await http.get(f"/v1/feeds/batches/{batch_id}", headers=MEDICAL)).json()
     assert report["status"] == "aborted"
     assert report["accepted"] == 10 and "limit" in report["detail"]
+
+
+async def test_a_nul_in_a_batch_id_is_refused_as_input(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """PostgreSQL text cannot hold NUL: the path is refused with a 422 naming it, never a 500."""
+    async with running_intake(kafka=kafka_bootstrap, prefix=topic_prefix) as (http, _):
+        for path in ("/v1/feeds/batches/a%00b", "/v1/feeds/batches/a%00b/rejected"):
+            answer = await http.get(path, headers=MEDICAL)
+            assert answer.status_code == 422, answer.text
+            assert "NUL" in answer.text

@@ -265,10 +265,14 @@ async def test_dead_letter_after_the_last_attempt_then_resend(
 
         api = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
         async with api:
-            dead = (await api.get("/v1/notifications", params={"status": "failed"})).json()
+            listing = "/v1/notifications"
+            assert (await api.get(listing)).status_code == 401
+            assert (await api.get(listing, headers=_token(settings, "440101"))).json() == []
+            api.headers.update(_token(settings, "530102"))
+            dead = (await api.get(listing, params={"status": "failed"})).json()
             assert [d["notification_id"] for d in dead] == [row.id]
             resend = f"/v1/notifications/{row.id}/resend"
-            assert (await api.post(resend)).status_code == 401
+            assert (await api.post(resend, headers={"Authorization": ""})).status_code == 401
             outsider = _token(settings, "440101")
             answer = await api.post(resend, headers=outsider)
             assert answer.status_code == 403 and answer.json()["detail"].startswith("village_code")

@@ -94,7 +94,11 @@ class Platform:
         return [e for e in decoded if e.event_type == event_type]
 
     async def open_case_id(self, household: str) -> str:
-        cases = (await self.http.get("/v1/cases", params={"household_id": household})).json()
+        cases = (
+            await self.http.get(
+                "/v1/cases", params={"household_id": household}, headers=self.auth("village")
+            )
+        ).json()
         return str(next(c["case_id"] for c in cases if c["status"] == "open"))
 
     async def act(self, case_id: str, role: Role, action: str, **body: Any) -> httpx.Response:
