@@ -13,9 +13,10 @@ KIND_NAMES = {
 # rules §4.13: health conditions are never shown, so health risk types are generalised
 HEALTH_RISKS = frozenset({"illness", "disability"})
 _PATTERNS = (
+    # whole digit runs first: a 19-digit card number must not lose only its first 18 digits
+    re.compile(r"(?<!\d)\d{12,19}(?!\d)"),  # bank accounts and card numbers
     re.compile(r"\d{6}[\d*]{8,11}[\dXx*]"),  # resident IDs, clear or masked (rules §4.13)
     re.compile(r"(?<!\d)1\d{2}[\d*]{4}\d{4}(?!\d)"),  # mobile numbers, clear or masked
-    re.compile(r"(?<!\d)\d{12,19}(?!\d)"),  # bank accounts and card numbers
 )
 _HEALTH_WORDS = re.compile(
     r"(illness|disease|diagnos\w*|disab\w*|cancer|chronic|serious|hospital\w*|"

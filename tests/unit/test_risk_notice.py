@@ -25,6 +25,7 @@ from services.risk.notice import public_notice_text, redact
 def test_rules_4_13_redact_removes_protected_details(secret: str) -> None:
     text = redact(f"王秀英 {secret} 户")
     assert secret not in text
+    assert not any(c.isdigit() for c in text), f"a digit of {secret} is left: {text}"
     assert "王秀英" in text
 
 
