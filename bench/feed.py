@@ -11,7 +11,7 @@ scaling  The risk service alone draining pre-loaded feed slices from a 4-partiti
          processes (two partitions each) against one, records/s; target >= 1.6x.
 
     .venv/bin/python bench/run.py --only feed           # 1,000,000 records
-    .venv/bin/python bench/run.py --only feed --quick   # 20,000 records, a smoke test
+    .venv/bin/python bench/run.py --only feed --quick   # 5,000 records, a smoke test
 """
 
 from __future__ import annotations
@@ -352,8 +352,8 @@ async def drain(records: int, data: list[tuple[bytes, bytes]], replicas: int, wo
 
 async def run(quick: bool) -> list[Result]:
     """The feed figure with its baseline, peak RSS by service, and risk scaling 1 -> 2."""
-    rows = 20_000 if quick else 1_000_000
-    scale_records = 20_000 if quick else 200_000
+    rows = 5_000 if quick else 1_000_000
+    scale_records = 5_000 if quick else 200_000
     with tempfile.TemporaryDirectory(prefix="holdline-bench-feed-") as tmp:
         work = Path(tmp)
         rate, accepted, peak, details = await feed_run(rows, work)

@@ -22,8 +22,8 @@ class IntakeParts:
     per_ip: RateLimiter
 
 
-def parts_of(request: Request) -> IntakeParts:
-    """FastAPI dependency: intake's helpers."""
+async def parts_of(request: Request) -> IntakeParts:
+    """FastAPI dependency: intake's helpers (async, so it costs no worker-thread hop)."""
     parts: IntakeParts = request.app.state.intake
     return parts
 

@@ -28,6 +28,9 @@ from shared.events import (
 )
 from shared.identity import mask_phone
 
+# built once and run with parameters: building `.values(...)` per request showed in profiles
+INSERT_SUBMISSION = insert(submissions)
+
 
 class IdempotencyConflict(Exception):
     """The same Idempotency-Key was used with a different body."""
@@ -74,7 +77,8 @@ async def accept_declaration(
     signals_topic: str,
 ) -> Accepted:
     """Store a self-declaration and its DeclarationSubmitted event in one transaction."""
-    digest = body_hash(declaration, vault)
+    dumped = declaration.model_dump(mode="json")  # once: for the digest and the stored copy
+    digest = vault.hash(json.dumps(dumped, sort_keys=True))
     previous = await replay(uow, "declaration", idempotency_key, digest)
     if previous is not None:
         return previous
@@ -104,7 +108,7 @@ async def accept_declaration(
         clock=uow.clock,
     )
     # never keep a resident ID or phone in clear: hash for matching, mask, ciphertext (rules §9)
-    stored = declaration.model_dump(mode="json", exclude={"member_id"}) | {
+    stored = {k: v for k, v in dumped.items() if k != "member_id"} | {
         "declarant_id": declarant.masked,
         "declarant_id_hash": declarant.hash,
         "declarant_id_ciphertext": declarant.ciphertext,
@@ -241,17 +245,18 @@ async def store(
 ) -> None:
     """Keep the submission (PII protected) for audit, replay and status look-up."""
     await uow.execute(
-        insert(submissions).values(
-            id=submission_id,
-            kind=kind,
-            household_id=household_id,
-            event_id=event_id,
-            idempotency_key=idempotency_key,
-            body_hash=digest,
-            body=stored,
-            received_at=uow.clock.now(),
-            village_code=village_code,
-        )
+        INSERT_SUBMISSION,
+        {
+            "id": submission_id,
+            "kind": kind,
+            "household_id": household_id,
+            "event_id": event_id,
+            "idempotency_key": idempotency_key,
+            "body_hash": digest,
+            "body": stored,
+            "received_at": uow.clock.now(),
+            "village_code": village_code,
+        },
     )
 
 

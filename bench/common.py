@@ -1,0 +1,352 @@
+"""What every benchmark shares: the Result row, processes, databases and a light HTTP client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from shared import infra  # noqa: E402
+
+APP_KEY = "holdline-dev-app-key"  # the development app key every service accepts
+
+
+@dataclass
+class Result:
+    """One row of the results table: a figure beside its baseline from the same run.
+
+    `ratio` is oriented so that the target reads naturally: figure/baseline for throughput
+    (higher is better), figure/baseline for latency too (lower is better); `target` says which.
+    """
+
+    name: str
+    figure: float | None
+    unit: str
+    baseline: float | None = None
+    baseline_label: str = ""
+    ratio: float | None = None
+    target: str = ""
+    met: bool | None = None
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def failed(cls, name: str, error: str) -> Result:
+        """A benchmark that could not produce its figure."""
+        return cls(name=name, figure=None, unit="", met=False, notes=f"FAILED: {error}")
+
+
+def judge(ratio: float | None, target: str) -> bool | None:
+    """Whether `ratio` meets a target written as '>= 0.5' or '<= 3'."""
+    if ratio is None or not target:
+        return None
+    op, _, bound = target.partition(" ")
+    value = float(bound.rstrip("x"))
+    return ratio >= value if op == ">=" else ratio <= value
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) by nearest rank; nan when there are no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+# ---------------------------------------------------------------- processes and machine facts
+
+
+def rss_kb(pid: int) -> int:
+    """Resident set size of a process, from /proc (0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def kafka_version() -> str:
+    """The broker version, from the jar `holdline infra up` runs."""
+    jars = sorted((infra.KAFKA_HOME / "lib").glob("kafka-server-[0-9]*.jar"))
+    return jars[0].stem.removeprefix("kafka-server-") if jars else "unknown"
+
+
+def git_revision() -> str:
+    """The checked-out commit, read from .git without running git."""
+    git = REPO / ".git"
+    try:
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head
+        ref = head.removeprefix("ref: ")
+        if (git / ref).exists():
+            return (git / ref).read_text().strip()
+        for line in (git / "packed-refs").read_text().splitlines():
+            if line.endswith(" " + ref):
+                return line.split()[0]
+    except OSError:
+        pass
+    return "unknown"
+
+
+def machine_facts() -> dict[str, Any]:
+    """What the figures depend on: cores, load, versions, revision."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "kafka": kafka_version(),
+        "platform": platform.platform(),
+        "git_revision": git_revision(),
+    }
+
+
+class Process:
+    """A child process with its output in a log file; stopped with SIGTERM, then SIGKILL."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self.proc = subprocess.Popen(
+            argv, env=env, cwd=REPO, stdout=log.open("wb"), stderr=subprocess.STDOUT
+        )
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        return self.proc.pid
+
+    async def wait_http(self, url: str, timeout: float = 90) -> None:
+        """Wait until GET `url` answers 200 (or fail with the log's tail)."""
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=3) as http:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                try:
+                    if (await http.get(url)).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+        raise RuntimeError(f"{url} never answered 200:\n{self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        """Stop it and wait."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def pg_dsn() -> str:
+    """The PostgreSQL server `holdline infra up` runs, as an asyncpg DSN without a database."""
+    return f"postgresql://holdline:holdline@127.0.0.1:{infra.InfraSettings.from_env().pg_port}"
+
+
+async def new_database() -> str:
+    """A fresh, empty database; returns its SQLAlchemy URL."""
+    name = f"holdline_bench_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(f"{pg_dsn()}/postgres", timeout=5)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return f"postgresql+asyncpg://{pg_dsn().removeprefix('postgresql://')}/{name}"
+
+
+async def drop_database(url: str) -> None:
+    """Drop a database made by new_database()."""
+    name = url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(f"{pg_dsn()}/postgres", timeout=5)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def fetch_value(url: str, query: str) -> Any:
+    """One value from a database made by new_database()."""
+    conn = await asyncpg.connect(f"{pg_dsn()}/{url.rsplit('/', 1)[1]}", timeout=5)
+    try:
+        return await conn.fetchval(query)
+    finally:
+        await conn.close()
+
+
+# ---------------------------------------------------------------- a light HTTP/1.1 client
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams.
+
+    The load generator must not be the bottleneck on a 2-core machine; a full client library
+    costs several times more CPU per request than the server under test spends on a bare
+    endpoint, so requests are written and answers parsed by hand.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._closing = False  # the server said `Connection: close`
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._reader is None or self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        return self._reader, self._writer
+
+    async def post(self, path: str, body: bytes, headers: bytes = b"") -> tuple[int, bytes]:
+        """POST a JSON body; returns the status and the answer's body. A kept-alive connection
+        the server closed meanwhile (uvicorn drops idle ones after 5 s) is reopened once."""
+        reused = self._reader is not None
+        try:
+            return await self._post(path, body, headers)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            if not reused:
+                raise
+        return await self._post(path, body, headers)
+
+    async def _post(self, path: str, body: bytes, headers: bytes) -> tuple[int, bytes]:
+        reader, writer = await self._open()
+        writer.write(
+            b"POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n%s\r\n%s"
+            % (path.encode(), self.host.encode(), self.port, len(body), headers, body)
+        )
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self.close()
+            raise
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+            elif name.lower() == b"connection" and value.strip().lower() == b"close":
+                self._closing = True
+        answer = await reader.readexactly(length) if length else b""
+        if self._closing:
+            self.close()
+        return status, answer
+
+    def close(self) -> None:
+        """Drop the connection (the next post opens a new one)."""
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
+        self._closing = False
+
+
+@dataclass
+class LoadOutcome:
+    """What a closed-loop run measured."""
+
+    sent: int
+    statuses: dict[int, int]
+    latencies: list[float]  # seconds, of the answers with the expected status
+    elapsed: float
+    client_cpu: float  # CPU seconds the generator (this process) used meanwhile
+    server_cpu: float  # CPU seconds the server process used meanwhile
+
+    def rate(self) -> float:
+        """Expected answers per second."""
+        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
+
+
+async def saturate(
+    *,
+    port: int,
+    path: str,
+    bodies: Iterator[bytes],
+    headers: bytes,
+    expect: int,
+    concurrency: int,
+    seconds: float,
+    server_pid: int,
+) -> LoadOutcome:
+    """Closed loop: `concurrency` connections each send the next body as soon as the last
+    answer came back, for `seconds`; every request carries a distinct body."""
+    statuses: dict[int, int] = {}
+    latencies: list[float] = []
+    sent = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+
+    async def worker() -> None:
+        nonlocal sent
+        conn = Connection("127.0.0.1", port)
+        try:
+            while loop.time() < deadline:
+                body = next(bodies, None)
+                if body is None:
+                    return
+                sent += 1
+                started = time.perf_counter()
+                try:
+                    status, _ = await conn.post(path, body, headers)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    status = 0
+                statuses[status] = statuses.get(status, 0) + 1
+                if status == expect:
+                    latencies.append(time.perf_counter() - started)
+        finally:
+            conn.close()
+
+    cpu0, server0, wall0 = time.process_time(), cpu_seconds(server_pid), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - wall0
+    return LoadOutcome(
+        sent=sent,
+        statuses=statuses,
+        latencies=latencies,
+        elapsed=elapsed,
+        client_cpu=time.process_time() - cpu0,
+        server_cpu=cpu_seconds(server_pid) - server0,
+    )
+
+
+def dumps(body: dict[str, Any]) -> bytes:
+    """Compact JSON bytes, as an app would send them."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
