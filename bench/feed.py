@@ -60,7 +60,7 @@ SLICE = 500
 
 
 def people(count: int, seed: int = 11) -> list[tuple[str, str]]:
-    """(resident id, village code) of `count` made-up people in 20 counties of one province."""
+    """(resident id, village code) of `count` made-up people in 180 counties of one province."""
     rng = random.Random(seed)
     out = []
     for _ in range(count):
