@@ -43,9 +43,8 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _limit(size: Callable[[IntakeSettings], int]) -> Callable[[Request], Awaitable[None]]:
-    # async: FastAPI runs a plain-def dependency in a worker thread, a hop per request
-    async def body_within_limit(request: Request) -> None:
+def _limit(size: Callable[[IntakeSettings], int]) -> Callable[[Request], None]:
+    def body_within_limit(request: Request) -> None:
         """Refuse oversized bodies before parsing them."""
         limit = size(request.app.state.runtime.settings)
         length = request.headers.get("content-length")
