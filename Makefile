@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test prometheus lint typecheck unit infra-up infra-down infra-status clean
+.PHONY: install demo test prometheus lint typecheck unit infra-up infra-down infra-status clean bench chaos
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ test: install prometheus
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+## bench: starts Kafka and PostgreSQL, runs the benchmarks, prints and records their tables
+bench: install
+	$(BIN)/holdline infra up
+	$(BIN)/python bench/run.py
 
 ## prometheus and promtool from Debian's packages, for the operations tests
 prometheus:
@@ -51,3 +56,8 @@ infra-status: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+## chaos: 100,000 signals through the platform on a private Kafka and PostgreSQL while the broker,
+## each service, PostgreSQL and the webhook receiver are crashed and restarted; prints the checks
+chaos: install
+	$(BIN)/python bench/chaos.py

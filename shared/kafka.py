@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -170,7 +171,8 @@ class EventConsumer:
         self._stopping = False
         self.kafka = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,
-            group_id=name,
+            # the topic prefix names the deployment: stacks sharing a broker never share a group
+            group_id=f"{settings.topic_prefix}{name}",
             client_id=f"holdline-{name}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -213,21 +215,44 @@ class EventConsumer:
         )
         count = 0
         for tp, records in batch.items():
-            if self._batch_handler is not None:
-                await self._process_batch(records)
-                self._pending[tp] = records[-1].offset + 1
-                count += len(records)
-            else:
-                for record in records:
-                    await self._process(record)
-                    self._pending[tp] = record.offset + 1
-                    count += 1
+            next_offset = records[0].offset
+            try:
+                if self._batch_handler is not None:
+                    await self._process_batch(records)
+                    next_offset = records[-1].offset + 1
+                    self._pending[tp] = next_offset
+                    count += len(records)
+                else:
+                    for record in records:
+                        await self._process(record)
+                        next_offset = record.offset + 1
+                        self._pending[tp] = next_offset
+                        count += 1
+            except BaseException:
+                self._rewind(batch, tp, next_offset)
+                raise
             highwater = self.kafka.highwater(tp)
             if highwater is not None:
                 metrics.CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(
                     max(highwater - self._pending[tp], 0)
                 )
         return count
+
+    def _rewind(
+        self,
+        batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]],
+        failed: TopicPartition,
+        offset: int,
+    ) -> None:
+        """Seek back to the first unprocessed record of the failed partition and of every
+        partition after it: getmany() already moved past the whole batch, so without this a
+        later commit would skip those records (e.g. a DLQ send failing while Kafka is down)."""
+        reached = False
+        for tp, records in batch.items():
+            reached = reached or tp == failed
+            if reached:
+                with contextlib.suppress(Exception):  # the partition may be revoked meanwhile
+                    self.kafka.seek(tp, offset if tp == failed else records[0].offset)
 
     async def _process_batch(self, records: list[ConsumerRecord[Any, Any]]) -> None:
         """Runs of handled events go to the batch handler in one transaction, in order; the
@@ -313,7 +338,8 @@ class EventConsumer:
         self, record: ConsumerRecord[Any, Any], envelope: Envelope[Any], handler: Handler
     ) -> str:
         attempts = self._settings.consumer_max_retries
-        for attempt in range(1, attempts + 1):
+        attempt = outage = 0
+        while True:
             try:
                 async with self._uow_factory() as uow:
                     if not await uow.first_delivery(self.name, str(envelope.event_id)):
@@ -321,6 +347,17 @@ class EventConsumer:
                     await handler(uow=uow, event=envelope)
                 return "processed"
             except Exception as exc:
+                if not await self._database_answers():
+                    # the database is down (a restart, a failover): not the event's fault, so
+                    # the attempt does not count and nothing goes to the DLQ; wait for it
+                    outage += 1
+                    log.warning(
+                        "%s: database unavailable on %s (%r); waiting", self.name,
+                        envelope.event_type, exc,
+                    )  # fmt: skip
+                    await asyncio.sleep(min(0.2 * 2 ** min(outage, 5), 5.0))
+                    continue
+                attempt += 1
                 log.warning(
                     "%s failed on %s (attempt %d/%d): %r",
                     self.name,
@@ -335,7 +372,15 @@ class EventConsumer:
                 await asyncio.sleep(
                     self._settings.consumer_retry_backoff_seconds * 2 ** (attempt - 1)
                 )
-        raise AssertionError("unreachable")
+
+    async def _database_answers(self) -> bool:
+        """Whether the database takes a trivial query right now."""
+        try:
+            async with self._uow_factory() as uow:
+                await uow.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
 
     async def _dead_letter(
         self, record: ConsumerRecord[Any, Any], exc: BaseException, *, attempts: int
@@ -366,6 +411,13 @@ class _CommitOnRevoke(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self._consumer.commit_pending(set(revoked))
+        # the lag of a partition now read by another replica is that replica's to report;
+        # a stale value left here would keep the lag alert firing
+        for tp in revoked:
+            try:
+                metrics.CONSUMER_LAG.remove(self._consumer.name, tp.topic, str(tp.partition))
+            except KeyError:
+                pass
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         return None

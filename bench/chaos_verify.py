@@ -1,0 +1,380 @@
+"""After the chaos: wait until the platform is quiescent, then check what happened, from the
+services' own databases, the topics and the receiver's call log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from bench.chaos_load import Sent, Traffic
+
+Say = Callable[[str], None]
+# consumer group -> the short topic names it reads (services/*/app.py)
+GROUPS = {
+    "risk": ["signals"],
+    "risk-assistance": ["assistance"],
+    "assistance": ["cases"],
+    "notify": ["cases", "assistance"],
+    "intake-case-status": ["cases"],
+}
+# routed events whose route falls back to the county office's webhook when nobody is on the roster
+# (services/notify/routing.py): without a roster each one is exactly one office notification
+OFFICE_ROUTED = ("CaseOpened", "GreenChannelOpened", "CaseDeadlineApproaching", "CaseOverdue")
+SERVICES = ("intake", "risk", "assistance", "notify")
+
+
+def plain_dsn(sqlalchemy_url: str) -> str:
+    """asyncpg's DSN for a postgresql+asyncpg URL."""
+    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def _fetch(dsn: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(plain_dsn(dsn), timeout=10)
+    try:
+        return list(await conn.fetch(query, *args))
+    finally:
+        await conn.close()
+
+
+async def consumer_lag(bootstrap: str, prefix: str) -> dict[str, int]:
+    """Group -> messages not yet committed, over every partition of the group's topics."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    await admin.start()
+    await probe.start()
+    try:
+        lag = {}
+        cluster = await probe._client.fetch_all_metadata()
+        for group, shorts in GROUPS.items():
+            partitions = []
+            for short in shorts:
+                topic = f"{prefix}{short}.v1"
+                for p in cluster.partitions_for_topic(topic) or set():
+                    partitions.append(TopicPartition(topic, p))
+            ends = await probe.end_offsets(partitions)
+            committed: dict[TopicPartition, int] = {}
+            # the group id is the consumer's name, with or without the topic prefix in front
+            for group_id in (group, f"{prefix}{group}"):
+                for tp, meta in (await admin.list_consumer_group_offsets(group_id)).items():
+                    committed[tp] = max(committed.get(tp, 0), meta.offset)
+            lag[group] = sum(max(end - committed.get(tp, 0), 0) for tp, end in ends.items())
+        return lag
+    finally:
+        await probe.stop()
+        await admin.close()
+
+
+async def snapshot(dsns: dict[str, str], bootstrap: str, prefix: str) -> dict[str, Any]:
+    """What is still in flight: unpublished outbox rows, lag, undelivered notifications."""
+    state: dict[str, Any] = {}
+    for name in SERVICES:
+        rows = await _fetch(dsns[name], "SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        state[f"outbox_{name}"] = rows[0][0]
+    state["lag"] = await consumer_lag(bootstrap, prefix)
+    rows = await _fetch(
+        dsns["notify"], "SELECT status, count(*) FROM notifications GROUP BY status"
+    )
+    state["notifications"] = {r[0]: r[1] for r in rows}
+    rows = await _fetch(dsns["risk"], "SELECT count(*) FROM case_signals")
+    state["case_signals"] = rows[0][0]
+    return state
+
+
+def _busy(state: dict[str, Any]) -> bool:
+    outbox = any(state[f"outbox_{n}"] for n in SERVICES)
+    lag = any(state["lag"].values())
+    pending = state["notifications"].get("pending", 0) + state["notifications"].get("held", 0)
+    return bool(outbox or lag or pending)
+
+
+async def wait_quiescent(
+    dsns: dict[str, str], bootstrap: str, prefix: str, *, timeout: float, say: Say
+) -> tuple[bool, dict[str, Any]]:
+    """Until nothing is in flight twice in a row (3 s apart), or `timeout`; (quiet, state)."""
+    deadline = time.monotonic() + timeout
+    quiet_passes, last_report = 0, 0.0
+    state: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        try:
+            state = await snapshot(dsns, bootstrap, prefix)
+        except Exception as exc:  # a broker or cluster still coming back: look again
+            state = {"error": repr(exc)}
+            quiet_passes = 0
+        else:
+            quiet_passes = 0 if _busy(state) else quiet_passes + 1
+            if quiet_passes >= 2:
+                return True, state
+        if time.monotonic() - last_report > 15:
+            say(f"drain: {state}")
+            last_report = time.monotonic()
+        await asyncio.sleep(3)
+    return False, state
+
+
+@dataclass
+class Check:
+    """One line of the table: a figure, and whether it is what it must be."""
+
+    what: str
+    value: Any
+    expected: Any = None  # None: informational
+    ok: bool = True
+
+
+@dataclass
+class Verdict:
+    """Every line of the table, and the evidence behind the failed ones."""
+
+    checks: list[Check] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """True when every check holds."""
+        return all(c.ok for c in self.checks)
+
+    def info(self, what: str, value: Any) -> None:
+        """A figure to show."""
+        self.checks.append(Check(what, value))
+
+    def expect(self, what: str, value: Any, expected: Any) -> None:
+        """A figure that must equal `expected`."""
+        self.checks.append(Check(what, value, expected, value == expected))
+
+
+def receiver_calls(path: Path) -> list[dict[str, Any]]:
+    """The receiver's call log (a line cut short by a kill is skipped)."""
+    calls = []
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                calls.append(json.loads(line))
+            except ValueError:
+                continue
+    return calls
+
+
+async def verify(
+    *,
+    dsns: dict[str, str],
+    bootstrap: str,
+    prefix: str,
+    traffic: Traffic,
+    sent: Sent,
+    calls_log: Path,
+) -> Verdict:
+    """Every check of the chaos run, from the stores of record."""
+    v = Verdict()
+    signals_topic = f"{prefix}signals.v1"
+    v.info("signals sent: declarations", len(traffic.declarations))
+    v.info("signals sent: feed records", traffic.feed_rows)
+    v.info("invalid feed lines sent", traffic.invalid_rows)
+    v.info("poison messages injected", len(sent.poison_sent))
+    v.info("client retries (declarations / feed uploads)",
+           f"{sent.declaration_retries} / {sent.upload_retries}")  # fmt: skip
+
+    # --- intake: what the client was told, and what intake holds durably
+    subs = await _fetch(dsns["intake"], "SELECT id, event_id, case_id FROM submissions")
+    sub_by_id = {r["id"]: r for r in subs}
+    missing_decl = [s for s in sent.declarations.values() if s not in sub_by_id]
+    v.expect("declarations accepted (202)", len(sent.declarations), len(traffic.declarations))
+    v.expect("declarations refused", len(sent.refused), 0)
+    v.expect("accepted declarations missing in intake", len(missing_decl), 0)
+    batches = await _fetch(
+        dsns["intake"], "SELECT id, status, accepted, rejected FROM feed_batches"
+    )
+    batch_by_id = {r["id"]: r for r in batches}
+    client_rows = sum(a for a, _ in sent.batches.values())
+    v.expect("feed records accepted (202 uploads)", client_rows, traffic.feed_rows)
+    accepted_keys = await intake_signals(dsns["intake"], signals_topic)
+    per_batch = Counter(k[1] for k in accepted_keys if k[0] == "feed")
+    short_batches = [
+        b for b, (acc, _) in sent.batches.items()
+        if b not in batch_by_id or batch_by_id[b]["status"] != "complete" or per_batch[b] != acc
+    ]  # fmt: skip
+    v.expect("accepted uploads not fully on intake's outbox", len(short_batches), 0)
+    errors = await _fetch(
+        dsns["intake"], "SELECT batch_id, count(DISTINCT line) AS n FROM feed_errors GROUP BY 1"
+    )
+    recorded = sum(r["n"] for r in errors if r["batch_id"] in sent.batches)
+    v.expect("rejected feed lines, recorded", recorded, traffic.invalid_rows)
+    aborted = sum(1 for r in batches if r["status"] != "complete")
+    v.info("accepted signals on intake's outbox (incl. retried uploads)", len(accepted_keys))
+    v.info("feed batches interrupted by a kill (kept as aborted/receiving)", aborted)
+
+    # --- risk: every accepted signal reached its household's case
+    linked, evaluated = await risk_signals(dsns["risk"])
+    case_keys = Counter(linked)
+    reached = accepted_keys & case_keys.keys()
+    lost = accepted_keys - case_keys.keys()
+    v.info("signals that reached a case", len(reached))
+    v.expect("LOST (accepted, no case)", len(lost), 0)
+    v.info("  of which evaluated but no case", len(lost & evaluated))
+    if lost:
+        v.evidence["lost_signals"] = sorted(lost)[:50]
+    v.expect("signals linked to a case twice", sum(n - 1 for n in case_keys.values()), 0)
+    no_status = [
+        s for s in sent.declarations.values() if s in sub_by_id and not sub_by_id[s]["case_id"]
+    ]
+    v.expect("declarations whose status never showed the case", len(no_status), 0)
+    cases = await _fetch(dsns["risk"], "SELECT id, household_id, status FROM cases")
+    open_per_household = Counter(r["household_id"] for r in cases if r["status"] == "open")
+    with_case = {r["household_id"] for r in cases}
+    v.info("cases opened", len(cases))
+    v.expect("households with a case", len(with_case), len(set(traffic.households)))
+    v.expect("duplicate cases (cases - households)", len(cases) - len(with_case), 0)
+    v.expect(
+        "households with >1 open case", sum(1 for n in open_per_household.values() if n > 1), 0
+    )
+
+    # --- notify: one notification per routed event, delivered; the receiver's view
+    routed = await _fetch(
+        dsns["risk"],
+        "SELECT event_id FROM outbox WHERE convert_from(value, 'UTF8')::jsonb->>'event_type'"
+        " = ANY($1::text[])",
+        list(OFFICE_ROUTED),
+    )
+    visits = await _fetch(
+        dsns["assistance"],
+        "SELECT event_id FROM outbox WHERE convert_from(value, 'UTF8')::jsonb->>'event_type'"
+        " = 'VisitOverdue'",
+    )
+    expected_events = {r["event_id"] for r in routed} | {r["event_id"] for r in visits}
+    notes = await _fetch(
+        dsns["notify"],
+        "SELECT id, source_event_id, recipient, channel, status, attempts FROM notifications",
+    )
+    triples = Counter((r["source_event_id"], r["recipient"], r["channel"]) for r in notes)
+    delivered = {r["id"] for r in notes if r["status"] == "delivered"}
+    v.info("notifications expected (routed events)", len(expected_events))
+    v.expect("notification rows", len(notes), len(expected_events))
+    v.expect("routed events without a notification",
+             len(expected_events - {r["source_event_id"] for r in notes}), 0)  # fmt: skip
+    v.expect("duplicate (event, recipient, channel) rows", sum(n - 1 for n in triples.values()), 0)
+    v.expect("notifications delivered", len(delivered), len(notes))
+    v.expect("notifications failed (dead)", sum(1 for r in notes if r["status"] == "failed"), 0)
+    v.info("delivery attempts (mean per notification)",
+           round(sum(r["attempts"] for r in notes) / max(len(notes), 1), 2))  # fmt: skip
+    calls = receiver_calls(calls_log)
+    ok_calls = [c for c in calls if c["ok"]]
+    accepted_ids = Counter(c["key"] for c in ok_calls)
+    v.info("receiver: raw calls (incl. its 500s)", len(calls))
+    v.info("receiver: calls answered 200", len(ok_calls))
+    v.expect("receiver: distinct notifications accepted", len(accepted_ids), len(delivered))
+    v.expect(
+        "delivered but never accepted by the receiver", len(delivered - accepted_ids.keys()), 0
+    )
+    v.expect("calls whose Idempotency-Key != notification_id",
+             sum(1 for c in calls if c["key"] != c["id"]), 0)  # fmt: skip
+    v.info("receiver: re-sent after a 200 (at-least-once HTTP; deduped by Idempotency-Key)",
+           sum(n - 1 for n in accepted_ids.values()))  # fmt: skip
+    per_event: dict[tuple[Any, ...], set[str]] = defaultdict(set)
+    for c in ok_calls:
+        per_event[(c["case_id"], c["event_type"], c["recipient"])].add(c["key"])
+    doubled = {k: ids for k, ids in per_event.items() if len(ids) > 1}
+    v.expect("receiver: (event, recipient, channel) with >1 notification", len(doubled), 0)
+    if doubled:
+        v.evidence["doubled_at_receiver"] = {
+            str(k): sorted(i) for k, i in list(doubled.items())[:20]
+        }
+
+    # --- DLQs: exactly the poison
+    dlq = await read_dlqs(bootstrap, prefix)
+    keys = Counter(k for k, _ in dlq)
+    poison = set(sent.poison_sent)
+    strangers = [(k, h) for k, h in dlq if k not in poison]
+    v.info("DLQ messages (all topics)", len(dlq))
+    v.expect("poison messages found in the DLQ", len(poison & keys.keys()), len(poison))
+    v.expect("DLQ messages that are not poison", len(strangers), 0)
+    if strangers:
+        v.evidence["dlq_strangers"] = strangers[:30]
+    return v
+
+
+Key = tuple[str, ...]
+
+
+async def intake_signals(dsn: str, topic: str) -> set[Key]:
+    """Every signal intake accepted durably: ("decl", submission) or ("feed", batch, line).
+
+    A feed record travels alone (FeedRecordReceived) or in a slice (FeedRecordsReceived).
+    """
+    rows = await _fetch(dsn, "SELECT value FROM outbox WHERE topic = $1", topic)
+    keys: set[Key] = set()
+    for row in rows:
+        event = json.loads(row["value"])
+        payload = event.get("payload") or {}
+        if event.get("event_type") == "FeedRecordsReceived":
+            keys.update(("feed", payload["batch_id"], str(r["line"])) for r in payload["records"])
+        elif event.get("event_type") == "FeedRecordReceived":
+            keys.add(("feed", payload["batch_id"], str(payload["line"])))
+        elif payload.get("submission_id"):
+            keys.add(("decl", payload["submission_id"]))
+    return keys
+
+
+async def risk_signals(dsn: str) -> tuple[list[Key], set[Key]]:
+    """The signals linked to a case (one entry per link), and every signal risk evaluated."""
+
+    def key(r: asyncpg.Record) -> Key:
+        if r["batch"] is not None and r["line"] is not None:
+            return ("feed", r["batch"], r["line"])
+        return ("decl", r["submission"])
+
+    linked = await _fetch(
+        dsn,
+        "SELECT cs.submission_id AS submission, hs.payload->>'batch_id' AS batch,"
+        " hs.payload->>'line' AS line"
+        " FROM case_signals cs LEFT JOIN household_signals hs ON hs.event_id = cs.event_id",
+    )
+    evaluated = await _fetch(
+        dsn,
+        "SELECT payload->>'submission_id' AS submission, payload->>'batch_id' AS batch,"
+        " payload->>'line' AS line FROM household_signals",
+    )
+    return [key(r) for r in linked], {key(r) for r in evaluated}
+
+
+async def read_dlqs(bootstrap: str, prefix: str) -> list[tuple[str, dict[str, str]]]:
+    """(key, headers) of every message on every DLQ topic of the run."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )  # fmt: skip
+    await consumer.start()
+    out: list[tuple[str, dict[str, str]]] = []
+    try:
+        cluster = await consumer._client.fetch_all_metadata()
+        topics = [t for t in cluster.topics() if t.startswith(prefix) and t.endswith(".dlq")]
+        partitions = [
+            TopicPartition(t, p) for t in topics for p in cluster.partitions_for_topic(t) or ()
+        ]
+        if not partitions:
+            return out
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        while True:
+            behind = [tp for tp, end in ends.items() if await consumer.position(tp) < end]
+            if not behind:
+                break
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                for r in records:
+                    headers = {k: v.decode(errors="replace")[:300] for k, v in r.headers}
+                    key = r.key.decode(errors="replace") if r.key else ""
+                    out.append((key, headers | {"topic": r.topic}))
+    finally:
+        await consumer.stop()
+    return out
