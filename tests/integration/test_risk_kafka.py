@@ -61,6 +61,28 @@ async def runtime(kafka_bootstrap: str, pg_url: str, topic_prefix: str) -> Async
     await rt.engine.dispose()
 
 
+async def consume_signals(runtime: Runtime, producer: AIOKafkaProducer, *, until: int) -> int:
+    """The risk signal consumer (batched) until `until` records are processed, offsets committed."""
+    settings = runtime.settings
+    assert isinstance(settings, RiskSettings)
+    consumer = EventConsumer(
+        name="risk", topics=[settings.topic("signals")], handlers=signal_handlers(settings),
+        uow_factory=runtime.uow, producer=producer, settings=settings,
+        batch_handler=partial(handlers.on_signal_batch, settings=settings),
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        seen = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while seen < until and loop.time() < deadline:
+            seen += await consumer.poll_once()
+        await consumer.commit_pending()
+    finally:
+        await consumer.close()
+    return seen
+
+
 def declaration(n: int) -> DeclarationSubmitted:
     return DeclarationSubmitted(
         submission_id=f"s{n}", declarant_name="李四", declarant_id_masked="530102***********1",
@@ -103,21 +125,7 @@ async def test_signals_in_cases_out_and_a_duplicate_changes_nothing(
     topic = settings.topic("signals")
     for e in (registry, declared, report, feed, declared):  # the declaration twice
         await producer.send_and_wait(topic, e.to_bytes(), key=e.household_id.encode())
-    consumer = EventConsumer(
-        name="risk", topics=[topic], handlers=signal_handlers(settings),
-        uow_factory=runtime.uow, producer=producer, settings=settings,
-        batch_handler=partial(handlers.on_signal_batch, settings=settings),
-    )  # fmt: skip
-    await consumer.start()
-    try:
-        seen = 0
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while seen < 5 and loop.time() < deadline:
-            seen += await consumer.poll_once()
-        await consumer.commit_pending()
-    finally:
-        await consumer.close()
+    seen = await consume_signals(runtime, producer, until=5)
     assert seen == 5
     await runtime.relay.publish_pending(producer)
     out = [decode(r.value) for r in await read_topic(
@@ -159,21 +167,7 @@ async def test_a_feed_slice_is_one_unit_of_work_with_one_merge_per_case(
     topic = settings.topic("signals")
     for _ in range(2):  # delivered twice
         await producer.send_and_wait(topic, slice_.to_bytes(), key=b"feed-shard-003")
-    consumer = EventConsumer(
-        name="risk", topics=[topic], handlers=signal_handlers(settings),
-        uow_factory=runtime.uow, producer=producer, settings=settings,
-        batch_handler=partial(handlers.on_signal_batch, settings=settings),
-    )  # fmt: skip
-    await consumer.start()
-    try:
-        seen = 0
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while seen < 2 and loop.time() < deadline:
-            seen += await consumer.poll_once()
-        await consumer.commit_pending()
-    finally:
-        await consumer.close()
+    assert await consume_signals(runtime, producer, until=2) == 2
     await runtime.relay.publish_pending(producer)
     out = [decode(r.value) for r in await read_topic(
         settings.kafka_bootstrap, settings.topic("cases"), expect=3)]  # fmt: skip
@@ -271,21 +265,7 @@ async def test_a_failing_record_in_a_batch_is_isolated_and_dead_lettered(
     )
     for e in (good[0], bad, good[1], good[2]):
         await producer.send_and_wait(topic, e.to_bytes(), key=b"one-partition")
-    consumer = EventConsumer(
-        name="risk", topics=[topic], handlers=signal_handlers(settings),
-        uow_factory=runtime.uow, producer=producer, settings=settings,
-        batch_handler=partial(handlers.on_signal_batch, settings=settings),
-    )  # fmt: skip
-    await consumer.start()
-    try:
-        seen = 0
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while seen < 4 and loop.time() < deadline:
-            seen += await consumer.poll_once()
-        await consumer.commit_pending()
-    finally:
-        await consumer.close()
+    assert await consume_signals(runtime, producer, until=4) == 4
     async with runtime.uow() as uow:
         opened = (
             await uow.execute(select(cases.c.household_id).where(cases.c.status == "open"))
