@@ -352,8 +352,9 @@ async def drain(records: int, data: list[tuple[bytes, bytes]], replicas: int, wo
 
 async def run(quick: bool) -> list[Result]:
     """The feed figure with its baseline, peak RSS by service, and risk scaling 1 -> 2."""
-    rows = 5_000 if quick else 1_000_000
-    scale_records = 5_000 if quick else 200_000
+    # sizes can be lowered for a shorter run (the row names say which size was measured)
+    rows = int(os.environ.get("BENCH_FEED_ROWS", 5_000 if quick else 1_000_000))
+    scale_records = int(os.environ.get("BENCH_SCALE_ROWS", 5_000 if quick else 200_000))
     with tempfile.TemporaryDirectory(prefix="holdline-bench-feed-") as tmp:
         work = Path(tmp)
         rate, accepted, peak, details = await feed_run(rows, work)

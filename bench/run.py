@@ -35,7 +35,7 @@ BENCHMARKS = {
     "feed": "bench.feed",
     "e2e": "bench.end_to_end",
 }
-TIMEOUT = {False: 45 * 60.0, True: 5 * 60.0}  # seconds per benchmark (full, quick)
+TIMEOUT = {False: 120 * 60.0, True: 5 * 60.0}  # seconds per benchmark (full, quick)
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 HERE = Path(__file__).resolve().parent
 
