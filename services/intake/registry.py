@@ -18,11 +18,10 @@ from services.intake.handlers import (
     stored_members,
 )
 from services.intake.models import registry_households, submissions
-from services.intake.outbox import outbox_row, record_many
 from services.intake.pii import Vault, household_key
 from services.intake.schemas import RegistryHousehold, RegistrySync
 from shared.db import UnitOfWork
-from shared.events import RegistryRecordReceived, new_event
+from shared.events import Envelope, RegistryRecordReceived, new_event
 
 
 @dataclass
@@ -79,7 +78,7 @@ async def sync_registry(
     outcome = SyncOutcome(Accepted(submission_id, next(iter(latest))), household_ids=list(latest))
     creates: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
+    events: list[Envelope[RegistryRecordReceived]] = []
     last_event_id: str | None = None
     for hid, (household, h) in latest.items():
         if known.get(hid) == h:
@@ -102,7 +101,7 @@ async def sync_registry(
             correlation_id=submission_id,
             clock=uow.clock,
         )
-        events.append(outbox_row(envelope, signals_topic, now))
+        events.append(envelope)
         last_event_id = str(envelope.event_id)
     outcome.created, outcome.updated = len(creates), len(updates)
     if creates:
@@ -148,5 +147,6 @@ async def sync_registry(
         stored=stored,
         village_code=None,
     )
-    await record_many(uow, events)
+    # through the unit of work: one statement, and the events are counted once committed
+    await uow.record_many(events, signals_topic)
     return outcome
