@@ -33,24 +33,42 @@ ROUTED = (
 )
 
 
-def consumer_spec(settings: NotifySettings) -> ConsumerSpec:
-    """The notify consumer group: the roster projection and every routed event."""
+def consumer_spec(settings: NotifySettings, wake: Callable[[], None] | None = None) -> ConsumerSpec:
+    """The notify consumer group: the roster projection and every routed event. Runs of
+    events are handled in one transaction; the one-event handlers are the fallback."""
     routed: Handler = partial(handlers.on_routed_event, settings=settings)
     table: dict[str, Handler] = {name: routed for name in ROUTED}
     table["CadreRegistered"] = partial(handlers.on_cadre_registered, settings=settings)
     table["CadreAssigned"] = partial(handlers.on_cadre_assigned, settings=settings)
-    return ConsumerSpec(name="notify", topics=["cases", "assistance"], handlers=table)
+    return ConsumerSpec(
+        name="notify",
+        topics=["cases", "assistance"],
+        handlers=table,
+        batch_handler=partial(handlers.on_events, settings=settings, wake=wake),
+    )
 
 
-async def _loop(name: str, every: float, job: Callable[[], Awaitable[int]]) -> None:
+async def _loop(
+    name: str, every: float, job: Callable[[], Awaitable[int]], wake: asyncio.Event | None = None
+) -> None:
+    """Run `job` until cancelled; when it finds nothing, wait `every` seconds or until woken."""
     while True:
+        if wake is not None:
+            wake.clear()
         try:
             busy = await job()
         except Exception:
             log.exception("%s pass failed", name)
             busy = 0
-        if not busy:
+        if busy:
+            continue
+        if wake is None:
             await asyncio.sleep(every)
+            continue
+        try:
+            await asyncio.wait_for(wake.wait(), every)
+        except TimeoutError:
+            pass
 
 
 def breaker_board(settings: NotifySettings) -> BreakerBoard:
@@ -71,6 +89,7 @@ def create_app(
     """The notify service: cases and assistance events in, messages out."""
     settings = settings or NotifySettings()
     breakers = breaker_board(settings)
+    new_notifications = asyncio.Event()
 
     async def dispatcher(runtime: Runtime) -> None:
         rng = random.Random()
@@ -87,6 +106,7 @@ def create_app(
                     settings=settings,
                     rng=rng,
                 ),
+                new_notifications,
             )
 
     async def scheduler(runtime: Runtime) -> None:
@@ -101,7 +121,7 @@ def create_app(
         settings=settings,
         metadata=metadata,
         service_dir=Path(__file__).parent,
-        consumers=[consumer_spec(settings)],
+        consumers=[consumer_spec(settings, wake=new_notifications.set)],
         clock=clock or SystemClock(),
         background=[dispatcher, scheduler],
     )

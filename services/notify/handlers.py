@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -20,6 +21,97 @@ from shared.db import UnitOfWork
 from shared.events import CadreAssigned, CadreRegistered, Envelope
 
 log = logging.getLogger(__name__)
+# a multi-row insert of notifications stays well under the driver's bind-parameter limit
+NOTIFICATION_ROWS_PER_STATEMENT = 500
+
+
+@dataclass
+class Lookups:
+    """What routing reads from the projections, kept for one batch of events in one
+    transaction: each household's responsible cadre and each county's roster are read once,
+    and the batch's notifications are inserted together at the end."""
+
+    responsible: dict[str, str | None] = field(default_factory=dict)
+    rosters: dict[str, list[Cadre]] = field(default_factory=dict)
+    named: dict[str, Cadre | None] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    async def prefetch(self, uow: UnitOfWork, household_ids: Sequence[str]) -> None:
+        """Read the responsible cadres of many households in one query."""
+        wanted = [h for h in dict.fromkeys(household_ids) if h not in self.responsible]
+        if not wanted:
+            return
+        query = select(responsibilities.c.household_id, responsibilities.c.cadre_id).where(
+            responsibilities.c.household_id.in_(wanted)
+        )
+        found = {row.household_id: row.cadre_id for row in (await uow.execute(query)).all()}
+        for household in wanted:
+            self.responsible[household] = found.get(household)
+
+    async def responsible_for(self, uow: UnitOfWork, household_id: str) -> str | None:
+        """The household's responsible cadre."""
+        if household_id not in self.responsible:
+            self.responsible[household_id] = await responsible_cadre(uow, household_id)
+        return self.responsible[household_id]
+
+    async def roster(self, uow: UnitOfWork, region_code: str, also: Sequence[str]) -> list[Cadre]:
+        """As load_roster: the county's cadres plus the named ones wherever they are."""
+        county = routing.county_of(region_code)
+        if county not in self.rosters:
+            query = select(recipients).where(recipients.c.township_code.startswith(county))
+            self.rosters[county] = [cadre_of(r) for r in (await uow.execute(query)).all()]
+        cadres = self.rosters[county]
+        present = {c.cadre_id for c in cadres}
+        missing = [c for c in also if c not in present and c not in self.named]
+        if missing:
+            query = select(recipients).where(recipients.c.cadre_id.in_(missing))
+            rows = {r.cadre_id: cadre_of(r) for r in (await uow.execute(query)).all()}
+            for cadre_id in missing:
+                self.named[cadre_id] = rows.get(cadre_id)
+        extra = [self.named[c] for c in dict.fromkeys(also) if c not in present]
+        return cadres + [c for c in extra if c is not None]
+
+    def roster_changed(self) -> None:
+        """A cadre was registered or changed: read the rosters again."""
+        self.rosters.clear()
+        self.named.clear()
+
+    async def flush(self, uow: UnitOfWork) -> None:
+        """Insert the collected notifications; an (event, recipient, channel) that already
+        has one is skipped, as on the one-event path."""
+        for start in range(0, len(self.rows), NOTIFICATION_ROWS_PER_STATEMENT):
+            chunk = self.rows[start : start + NOTIFICATION_ROWS_PER_STATEMENT]
+            await uow.execute(
+                _insert(uow)(notifications)
+                .values(chunk)
+                .on_conflict_do_nothing(index_elements=["source_event_id", "recipient", "channel"])
+            )
+        self.rows.clear()
+
+
+async def on_events(
+    *,
+    uow: UnitOfWork,
+    events: list[Envelope[Any]],
+    settings: NotifySettings,
+    wake: Callable[[], None] | None = None,
+) -> None:
+    """A run of consumed events in one transaction, in order, as the one-event handlers would
+    take them one by one (a CadreAssigned is seen by the events after it). `wake` is called
+    once the new notifications are committed, so the dispatcher need not wait for its poll."""
+    lookups = Lookups()
+    await lookups.prefetch(uow, [e.household_id for e in events])
+    for event in events:
+        if event.event_type == "CadreRegistered":
+            await on_cadre_registered(uow=uow, event=event, settings=settings)
+            lookups.roster_changed()
+        elif event.event_type == "CadreAssigned":
+            await on_cadre_assigned(uow=uow, event=event, settings=settings, lookups=lookups)
+        else:
+            await on_routed_event(uow=uow, event=event, settings=settings, lookups=lookups)
+    if lookups.rows and wake is not None:
+        uow.after_commit(wake)
+    await lookups.flush(uow)
 
 
 def _insert(uow: UnitOfWork) -> Any:
@@ -45,7 +137,11 @@ async def on_cadre_registered(
 
 
 async def on_cadre_assigned(
-    *, uow: UnitOfWork, event: Envelope[CadreAssigned], settings: NotifySettings
+    *,
+    uow: UnitOfWork,
+    event: Envelope[CadreAssigned],
+    settings: NotifySettings,
+    lookups: Lookups | None = None,
 ) -> None:
     """rules §6.8: remember the household's responsible cadre, then tell that cadre."""
     assigned = event.payload
@@ -57,11 +153,17 @@ async def on_cadre_assigned(
     }
     stmt = _insert(uow)(responsibilities).values(household_id=event.household_id, **values)
     await uow.execute(stmt.on_conflict_do_update(index_elements=["household_id"], set_=values))
-    await on_routed_event(uow=uow, event=event, settings=settings)
+    if lookups is not None:
+        lookups.responsible[event.household_id] = assigned.cadre_id
+    await on_routed_event(uow=uow, event=event, settings=settings, lookups=lookups)
 
 
 async def on_routed_event(
-    *, uow: UnitOfWork, event: Envelope[Any], settings: NotifySettings
+    *,
+    uow: UnitOfWork,
+    event: Envelope[Any],
+    settings: NotifySettings,
+    lookups: Lookups | None = None,
 ) -> None:
     """Route an event by the table in routing.py: one notification per recipient and channel."""
     payload = event.payload
@@ -71,9 +173,14 @@ async def on_routed_event(
     if route is None:
         return
     village_code: str = payload.village_code
-    responsible = await responsible_cadre(uow, event.household_id)
     named = getattr(payload, "cadre_id", None)
-    roster = await load_roster(uow, village_code, also=[c for c in (responsible, named) if c])
+    if lookups is None:
+        responsible = await responsible_cadre(uow, event.household_id)
+        roster = await load_roster(uow, village_code, also=[c for c in (responsible, named) if c])
+    else:
+        responsible = await lookups.responsible_for(uow, event.household_id)
+        also = [c for c in (responsible, named) if c]
+        roster = await lookups.roster(uow, village_code, also)
     targets = routing.targets_for(
         route.targets,
         roster,
@@ -106,7 +213,7 @@ async def on_routed_event(
         "correlation_id": event.correlation_id,
     }
     for target in targets:
-        await create_notification(
+        row = notification_row(
             uow=uow,
             settings=settings,
             source_event_id=str(event.event_id),
@@ -117,6 +224,10 @@ async def on_routed_event(
             text=text,
             body=body,
         )
+        if lookups is None:
+            await _insert_notification(uow, row)
+        else:
+            lookups.rows.append(row)
 
 
 async def create_notification(
@@ -132,6 +243,42 @@ async def create_notification(
     body: dict[str, Any],
 ) -> str | None:
     """Insert one notification unless (event, recipient, channel) already has one; its id."""
+    row = notification_row(
+        uow=uow,
+        settings=settings,
+        source_event_id=source_event_id,
+        event_type=event_type,
+        household_id=household_id,
+        target=target,
+        priority=priority,
+        text=text,
+        body=body,
+    )
+    return row["id"] if await _insert_notification(uow, row) else None
+
+
+async def _insert_notification(uow: UnitOfWork, row: dict[str, Any]) -> bool:
+    stmt = (
+        _insert(uow)(notifications)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=["source_event_id", "recipient", "channel"])
+    )
+    return bool((await uow.execute(stmt)).rowcount == 1)
+
+
+def notification_row(
+    *,
+    uow: UnitOfWork,
+    settings: NotifySettings,
+    source_event_id: str,
+    event_type: str,
+    household_id: str,
+    target: Target,
+    priority: Priority,
+    text: str,
+    body: dict[str, Any],
+) -> dict[str, Any]:
+    """The row of one notification: ack link for urgent ones, quiet hours for people."""
     now = uow.clock.now()
     notification_id = str(uuid4())
     link = None
@@ -159,30 +306,24 @@ async def create_notification(
         "priority": priority,
         "ack_url": link,
     }
-    stmt = (
-        _insert(uow)(notifications)
-        .values(
-            id=notification_id,
-            source_event_id=source_event_id,
-            event_type=event_type,
-            household_id=household_id,
-            recipient=target.recipient,
-            recipient_level=target.level,
-            channel=target.channel,
-            address=target.address,
-            village_code=body.get("village_code"),
-            priority=priority,
-            body=full_body,
-            status="held" if held else "pending",
-            attempts=0,
-            attempt_limit=settings.max_attempts,
-            next_attempt_at=release,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["source_event_id", "recipient", "channel"])
-    )
-    result = await uow.execute(stmt)
-    return notification_id if result.rowcount == 1 else None
+    return {
+        "id": notification_id,
+        "source_event_id": source_event_id,
+        "event_type": event_type,
+        "household_id": household_id,
+        "recipient": target.recipient,
+        "recipient_level": target.level,
+        "channel": target.channel,
+        "address": target.address,
+        "village_code": body.get("village_code"),
+        "priority": priority,
+        "body": full_body,
+        "status": "held" if held else "pending",
+        "attempts": 0,
+        "attempt_limit": settings.max_attempts,
+        "next_attempt_at": release,
+        "created_at": now,
+    }
 
 
 async def responsible_cadre(uow: UnitOfWork, household_id: str) -> str | None:

@@ -1,0 +1,150 @@
+"""Notify's batch path: a run of events in one transaction routes exactly as one by one."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from services.notify import handlers
+from shared.clock import FrozenClock
+from shared.events import CaseOpened, Envelope, GreenChannelOpened, PlanCreated
+from shared.migrations import upgrade
+from tests.conftest import new_database
+from tests.integration.test_notify_escalation import (
+    NOON_BEIJING,
+    VILLAGE,
+    Platform,
+    Recorder,
+    assigned,
+    roster,
+)
+
+pytestmark = [pytest.mark.postgres]
+OTHER_COUNTY_VILLAGE = "530202001001"
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[Recorder]:
+    rec = Recorder()
+    yield rec
+    rec.server.shutdown()
+    rec.server.server_close()
+
+
+async def _platform(recorder: Recorder) -> Platform:
+    p = Platform(await new_database(), recorder, FrozenClock(NOON_BEIJING))
+    await upgrade(p.settings.database_url, p.runtime.service_dir)
+    return p
+
+
+def _events(p: Platform) -> list[Envelope[Any]]:
+    """Cadres, assignments and routed events for several households and two counties; one
+    household's CaseOpened comes before its CadreAssigned, another's after."""
+
+    def opened(household: str, village: str = VILLAGE) -> Envelope[Any]:
+        return p.event(
+            CaseOpened(
+                case_id=f"case-{household}",
+                village_code=village,
+                risk_types=["illness"],
+                channel="declaration",
+                opened_at=NOON_BEIJING,
+                deadline=NOON_BEIJING + timedelta(days=15),
+            ),
+            household,
+        )
+
+    green = p.event(
+        GreenChannelOpened(
+            case_id="case-g",
+            village_code=VILLAGE,
+            risk_types=["illness"],
+            provisional_measures=["medical_aid"],
+            paperwork_due=NOON_BEIJING + timedelta(days=14),
+            reasons=[],
+        ),
+        "hh-g",
+    )
+    plan = p.event(
+        PlanCreated(
+            plan_id="plan-a", case_id="case-hh-a", village_code=VILLAGE, measures=["medical_aid"]
+        ),
+        "hh-a",
+    )
+    return [
+        *roster(p, p.settings.webhook_url.rsplit("/", 1)[0]),
+        opened("hh-a"),
+        assigned(p, "hh-a"),
+        assigned(p, "hh-b"),
+        opened("hh-b"),
+        green,
+        plan,
+        opened("hh-far", OTHER_COUNTY_VILLAGE),
+    ]
+
+
+def _shape(rows: list[Any]) -> list[tuple[Any, ...]]:
+    """What a recipient gets, without the per-row ids (ack links carry them: only whether
+    there is one counts)."""
+
+    def body(b: dict[str, Any]) -> tuple[Any, ...]:
+        return (
+            b["household_id"],
+            b["event_type"],
+            b["case_id"],
+            b["priority"],
+            b["ack_url"] is None,
+        )
+
+    return sorted(
+        (r.event_type, r.household_id, r.recipient, r.recipient_level, r.channel, r.address,
+         r.priority, r.status, r.next_attempt_at, body(r.body))
+        for r in rows
+    )  # fmt: skip
+
+
+async def test_a_run_in_one_transaction_routes_like_one_event_at_a_time(
+    recorder: Recorder,
+) -> None:
+    one_by_one, batched = await _platform(recorder), await _platform(recorder)
+    try:
+        events = _events(one_by_one)
+        await one_by_one.feed(*events)
+        woken: list[int] = []
+        async with batched.runtime.uow() as uow:
+            await handlers.on_events(
+                uow=uow, events=events, settings=batched.settings, wake=lambda: woken.append(1)
+            )
+            assert woken == []  # not before the commit
+        assert woken == [1]
+        expected = _shape(await one_by_one.rows())
+        got = _shape(await batched.rows())
+        # rules §6.8: hh-a's plan reaches its responsible cadre, assigned earlier in the run
+        assert ("PlanCreated", "hh-a", "cadre:r1", "responsible") in [r[:4] for r in got]
+        assert got == expected and len(got) >= 8
+
+        # a redelivered run adds nothing: (event, recipient, channel) already has its row
+        async with batched.runtime.uow() as uow:
+            await handlers.on_events(uow=uow, events=events, settings=batched.settings)
+        assert len(await batched.rows()) == len(got)
+    finally:
+        await one_by_one.runtime.engine.dispose()
+        await batched.runtime.engine.dispose()
+
+
+async def test_a_failed_run_wakes_nobody_and_leaves_nothing(recorder: Recorder) -> None:
+    p = await _platform(recorder)
+    try:
+        woken: list[int] = []
+        with pytest.raises(RuntimeError):
+            async with p.runtime.uow() as uow:
+                await handlers.on_events(
+                    uow=uow, events=_events(p), settings=p.settings, wake=lambda: woken.append(1)
+                )
+                raise RuntimeError("the transaction fails after the handler")
+        assert woken == [] and await p.rows() == []
+    finally:
+        await p.runtime.engine.dispose()
