@@ -140,6 +140,22 @@ class BatchHandler(Protocol):
     def __call__(self, *, uow: UnitOfWork, events: list[Envelope[Any]]) -> Awaitable[None]: ...
 
 
+def in_one_transaction(handlers: dict[str, Handler]) -> BatchHandler:
+    """A batch handler that runs each event's own handler in turn, all in the run's single
+    transaction: one BEGIN, one dedup statement and one COMMIT per run instead of per event.
+    Later events see what earlier ones wrote; a failure sends the run down the per-event path."""
+
+    async def handle(*, uow: UnitOfWork, events: list[Envelope[Any]]) -> None:
+        for event in events:
+            token = correlation_id.set(event.correlation_id)
+            try:
+                await handlers[event.event_type](uow=uow, event=event)
+            finally:
+                correlation_id.reset(token)
+
+    return handle
+
+
 class EventConsumer:
     """Consumes topics with auto-commit off: DB commit first, then the Kafka offset.
 
@@ -256,7 +272,8 @@ class EventConsumer:
 
     async def _process_batch(self, records: list[ConsumerRecord[Any, Any]]) -> None:
         """Runs of handled events go to the batch handler in one transaction, in order; the
-        rest (and a run whose batch fails) take the per-event path with retries and the DLQ."""
+        undecodable (and a run whose batch fails) take the per-event path with retries and the
+        DLQ; events of types this consumer does not handle are counted and skipped."""
         run: list[tuple[ConsumerRecord[Any, Any], Envelope[Any]]] = []
         units = 0
         for record in records:
@@ -264,7 +281,11 @@ class EventConsumer:
                 envelope: Envelope[Any] | None = decode(record.value)
             except EnvelopeError:
                 envelope = None
-            if envelope is not None and envelope.event_type in self._handlers:
+            if envelope is not None and envelope.event_type not in self._handlers:
+                # an event this consumer has no interest in does not break the run
+                metrics.EVENTS_CONSUMED.labels(self.name, envelope.event_type, "ignored").inc()
+                continue
+            if envelope is not None:
                 weight = envelope.payload.units()
                 if run and units + weight > self._settings.consumer_batch_units:
                     await self._flush_run(run)

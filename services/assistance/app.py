@@ -17,24 +17,28 @@ from services.assistance.models import metadata
 from services.assistance.visiting import raise_overdue_visits
 from services.assistance.workload_metrics import workload_job
 from shared.clock import Clock, SystemClock
+from shared.kafka import Handler, in_one_transaction
 from shared.service import ConsumerSpec, Runtime, create_service_app
 
 log = logging.getLogger(__name__)
 
 
 def consumer_spec(settings: AssistanceSettings) -> ConsumerSpec:
-    """The `cases` consumer: every case event assistance acts on."""
+    """The `cases` consumer: every case event assistance acts on, runs of them in one
+    transaction (the one-event path stays for retries and the DLQ)."""
+    table: dict[str, Handler] = {
+        "CaseOpened": partial(handlers.on_case_opened, settings=settings),
+        "GreenChannelOpened": partial(handlers.on_green_channel_opened, settings=settings),
+        "HouseholdIdentified": partial(handlers.on_household_identified, settings=settings),
+        "CaseRejected": partial(closing.on_case_rejected, settings=settings),
+        "RiskEliminated": partial(closing.on_risk_eliminated, settings=settings),
+        "EliminationRolledBack": partial(closing.on_elimination_rolled_back, settings=settings),
+    }
     return ConsumerSpec(
         name="assistance",
         topics=["cases"],
-        handlers={
-            "CaseOpened": partial(handlers.on_case_opened, settings=settings),
-            "GreenChannelOpened": partial(handlers.on_green_channel_opened, settings=settings),
-            "HouseholdIdentified": partial(handlers.on_household_identified, settings=settings),
-            "CaseRejected": partial(closing.on_case_rejected, settings=settings),
-            "RiskEliminated": partial(closing.on_risk_eliminated, settings=settings),
-            "EliminationRolledBack": partial(closing.on_elimination_rolled_back, settings=settings),
-        },
+        handlers=table,
+        batch_handler=in_one_transaction(table),
     )
 
 

@@ -18,7 +18,7 @@ from services.risk.config import RiskSettings
 from services.risk.models import cases, metadata
 from shared.clock import SystemClock
 from shared.events import FeedRecord, FeedRecordsReceived, decode, new_event
-from shared.kafka import EventConsumer, ensure_topics
+from shared.kafka import EventConsumer, ensure_topics, in_one_transaction
 from shared.migrations import upgrade
 from shared.service import Runtime
 from tests.support import declaration_event, read_topic
@@ -240,3 +240,43 @@ def feed_slice(*, rows: int, batch: str):  # type: ignore[no-untyped-def]
         correlation_id=batch,
         clock=SystemClock(),
     )
+
+
+async def test_a_run_in_one_transaction_skips_foreign_events_and_isolates_a_poison_one(
+    runtime: Runtime, producer: AIOKafkaProducer
+) -> None:
+    """in_one_transaction: events of types the consumer does not handle neither break the
+    run nor reach a handler; a run holding a failing event is rolled back and replayed one
+    by one, so the good events take effect once and only the bad one is dead-lettered."""
+    good = [declaration_event() for _ in range(3)]
+    bad = declaration_event()
+    foreign = new_event(
+        FeedRecordsReceived(batch_id="x", department="housing", records=[]),
+        household_id="feed-shard-001", source="t", correlation_id="x", clock=SystemClock(),
+    )  # fmt: skip
+    topic = runtime.settings.topic("signals")
+    for event in [good[0], foreign, good[1], bad, good[2]]:
+        await producer.send_and_wait(topic, event.to_bytes(), key=b"one-partition")
+    real = partial(handlers.on_declaration, settings=runtime.settings)
+
+    async def handler(*, uow, event):  # type: ignore[no-untyped-def]
+        if event.household_id == bad.household_id:
+            raise ValueError("poison")
+        await real(uow=uow, event=event)
+
+    table = {"DeclarationSubmitted": handler}
+    consumer = EventConsumer(
+        name="risk", topics=[topic], handlers=table, uow_factory=runtime.uow, producer=producer,
+        settings=runtime.settings, batch_handler=in_one_transaction(table),
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        assert await drain(consumer, until=5) == 5
+        await consumer.commit_pending()
+    finally:
+        await consumer.close()
+    for event in good:
+        assert await count_cases(runtime, event.household_id) == 1
+    assert await count_cases(runtime, bad.household_id) == 0
+    dead = await read_topic(runtime.settings.kafka_bootstrap, f"{topic}.dlq", expect=1)
+    assert [decode(r.value).event_id for r in dead] == [bad.event_id]
