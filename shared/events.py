@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID, uuid4
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.clock import Clock
@@ -486,6 +487,23 @@ def new_event(
         correlation_id=correlation_id,
         payload=payload,
     )
+
+
+def known_type(raw: bytes | None) -> str | None:
+    """The event type of a well-formed envelope of a known type and a supported version,
+    without validating its payload; None when a full decode() is needed to say what is wrong.
+    Lets a consumer pass over the many events it does not handle for the price of a JSON parse."""
+    try:
+        body = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    event_type, version = body.get("event_type"), body.get("schema_version")
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
+        return None
+    major, _, _ = str(version).partition(".")
+    return event_type if major.isdigit() and int(major) <= SUPPORTED_MAJOR else None
 
 
 def decode(raw: bytes | None) -> Envelope[Any]:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared import metrics
 from shared.clock import Clock
 from shared.db import UnitOfWork, utc
-from shared.events import Envelope, EnvelopeError, decode
+from shared.events import Envelope, EnvelopeError, decode, known_type
 from shared.logs import correlation_id
 from shared.settings import ServiceSettings
 
@@ -277,14 +277,15 @@ class EventConsumer:
         run: list[tuple[ConsumerRecord[Any, Any], Envelope[Any]]] = []
         units = 0
         for record in records:
+            event_type = known_type(record.value)
+            if event_type is not None and event_type not in self._handlers:
+                # an event this consumer has no interest in does not break the run
+                metrics.EVENTS_CONSUMED.labels(self.name, event_type, "ignored").inc()
+                continue
             try:
                 envelope: Envelope[Any] | None = decode(record.value)
             except EnvelopeError:
                 envelope = None
-            if envelope is not None and envelope.event_type not in self._handlers:
-                # an event this consumer has no interest in does not break the run
-                metrics.EVENTS_CONSUMED.labels(self.name, envelope.event_type, "ignored").inc()
-                continue
             if envelope is not None:
                 weight = envelope.payload.units()
                 if run and units + weight > self._settings.consumer_batch_units:
@@ -336,6 +337,11 @@ class EventConsumer:
 
     async def _process(self, record: ConsumerRecord[Any, Any]) -> None:
         started = time.perf_counter()
+        event_type = known_type(record.value)
+        if event_type is not None and event_type not in self._handlers:
+            # a known event this service has no interest in: not worth validating
+            metrics.EVENTS_CONSUMED.labels(self.name, event_type, "ignored").inc()
+            return
         try:
             envelope = decode(record.value)
         except EnvelopeError as exc:

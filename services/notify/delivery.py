@@ -6,19 +6,34 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from services.notify import metrics, rules
 from services.notify.breaker import BreakerBoard
 from services.notify.channels import Channel, DeliveryError, Outgoing
 from services.notify.config import NotifySettings
 from services.notify.models import delivery_attempts, notifications
+from shared.clock import Clock
 from shared.db import UnitOfWork
-from shared.events import NotificationDelivered, NotificationFailed, new_event
+from shared.events import Envelope, NotificationDelivered, NotificationFailed, new_event
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Tried:
+    """What happened to one claimed notification in this pass."""
+
+    row: Any
+    kind: Literal["no_channel", "held", "sent"]
+    at: datetime
+    status_code: int | None = None
+    error: str | None = None
+    retry_at: datetime | None = None  # held: when the breaker lets a trial through
 
 
 async def deliver_due(
@@ -29,116 +44,145 @@ async def deliver_due(
     settings: NotifySettings,
     rng: random.Random,
 ) -> int:
-    """Attempt every due notification once, each in its own transaction; returns the count."""
+    """Attempt every due notification once; returns the count.
+
+    One pass is one transaction: the due rows are claimed (locked on PostgreSQL, so another
+    replica skips them), sent concurrently, and every outcome (attempt rows, the new state,
+    the Delivered/Failed events) is written together before the commit. A crash between a
+    receiver's 200 and the commit means a resend, which the webhook's Idempotency-Key (the
+    notification id) lets the receiver drop."""
     async with uow_factory() as uow:
-        due = (
-            (
-                await uow.execute(
-                    select(notifications.c.id)
-                    .where(
-                        notifications.c.status == "pending",
-                        notifications.c.next_attempt_at <= uow.clock.now(),
-                    )
-                    .order_by(notifications.c.next_attempt_at)
-                    .limit(settings.dispatch_batch_size)
-                )
+        query = (
+            select(notifications)
+            .where(
+                notifications.c.status == "pending",
+                notifications.c.next_attempt_at <= uow.clock.now(),
             )
-            .scalars()
-            .all()
+            .order_by(notifications.c.next_attempt_at)
+            .limit(settings.dispatch_batch_size)
         )
-    # SQLite has one writer; parallel attempts would only queue for its lock
-    sqlite = settings.database_url.startswith("sqlite")
-    gate = asyncio.Semaphore(1 if sqlite else settings.dispatch_concurrency)
-
-    async def one(notification_id: str) -> None:
-        async with gate, uow_factory() as uow:
-            query = select(notifications).where(
-                notifications.c.id == notification_id, notifications.c.status == "pending"
-            )
-            if uow.conn.dialect.name == "postgresql":
-                # another replica may hold it; skip rather than deliver twice
-                query = query.with_for_update(skip_locked=True)
-            row = (await uow.execute(query)).first()
-            if row is not None:
-                await attempt(
-                    uow=uow,
-                    row=row,
-                    channels=channels,
-                    breakers=breakers,
-                    settings=settings,
-                    rng=rng,
-                )
-
-    await asyncio.gather(*(one(n) for n in due))
-    return len(due)
+        if uow.conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = (await uow.execute(query)).all()
+        if not rows:
+            return 0
+        gate = asyncio.Semaphore(settings.dispatch_concurrency)
+        tried = await asyncio.gather(
+            *(try_one(row, channels, breakers, settings, gate, uow.clock) for row in rows)
+        )
+        await record_outcomes(uow, tried, settings, rng)
+    return len(rows)
 
 
-async def attempt(
-    *,
-    uow: UnitOfWork,
+async def try_one(
     row: Any,
     channels: Mapping[str, Channel],
     breakers: BreakerBoard,
     settings: NotifySettings,
-    rng: random.Random,
-) -> None:
-    """One delivery attempt, logged, with its outcome recorded in the same transaction."""
+    gate: asyncio.Semaphore,
+    clock: Clock,
+) -> Tried:
+    """One delivery attempt, unless there is no such channel or its breaker is open."""
     channel = channels.get(row.channel)
     if channel is None:
-        await _finish(uow, row, row.attempts, f"no channel {row.channel!r}", settings, dead=True)
-        return
+        return Tried(row, "no_channel", clock.now(), error=f"no channel {row.channel!r}")
     address = row.address or settings.webhook_url
     gateway = channel.gateway(address)
     breaker = breakers.get(row.channel, gateway)
-    now = uow.clock.now()
-    if not breaker.allow(now):
-        metrics.HELD_BY_BREAKER.labels(row.channel).inc()
-        # the gateway keeps failing: wait for the breaker instead of spending an attempt
-        await uow.execute(
-            update(notifications)
-            .where(notifications.c.id == row.id)
-            .values(next_attempt_at=breaker.retry_at(now), last_error="circuit open")
+    # the breaker is asked inside the gate: failures recorded by earlier sends can open it
+    async with gate:
+        now = clock.now()
+        if not breaker.allow(now):
+            metrics.HELD_BY_BREAKER.labels(row.channel).inc()
+            # the gateway keeps failing: wait for the breaker instead of spending an attempt
+            return Tried(row, "held", now, error="circuit open", retry_at=breaker.retry_at(now))
+        status_code: int | None = None
+        error: str | None = None
+        message = Outgoing(
+            notification_id=row.id,
+            address=address,
+            text=row.body.get("text", ""),
+            body=row.body | {"notification_id": row.id, "recipient": row.recipient},
         )
-        return
-    number = row.attempts + 1
-    status_code: int | None = None
-    error: str | None = None
-    message = Outgoing(
-        notification_id=row.id,
-        address=address,
-        text=row.body.get("text", ""),
-        body=row.body | {"notification_id": row.id, "recipient": row.recipient},
-    )
-    try:
-        status_code = await channel.send(message)
-    except DeliveryError as exc:
-        error, status_code = str(exc) or type(exc).__name__, exc.status_code
-    now = uow.clock.now()
-    breaker.record(ok=error is None, now=now, error=error)
+        try:
+            status_code = await channel.send(message)
+        except DeliveryError as exc:
+            error, status_code = str(exc) or type(exc).__name__, exc.status_code
+        except Exception as exc:  # an adapter bug must not undo the rest of the pass
+            log.exception("notification %s: %s adapter failed", row.id, row.channel)
+            error = repr(exc)
+        now = clock.now()
+        breaker.record(ok=error is None, now=now, error=error)
     metrics.ATTEMPTS.labels(row.channel, "ok" if error is None else "error").inc()
     metrics.BREAKER_OPEN.labels(row.channel, gateway).set(int(breaker.state == "open"))
-    await uow.execute(
-        insert(delivery_attempts).values(
-            notification_id=row.id, attempt=number, at=now, status_code=status_code, error=error
-        )
+    return Tried(row, "sent", now, status_code=status_code, error=error)
+
+
+async def record_outcomes(
+    uow: UnitOfWork, tried: list[Tried], settings: NotifySettings, rng: random.Random
+) -> None:
+    """Write a pass's outcomes: one attempt row per send, each notification's new state, and
+    a NotificationDelivered or NotificationFailed event for each one that is finished."""
+    attempts: list[dict[str, Any]] = []
+    states: list[dict[str, Any]] = []
+    outcomes: list[Envelope[Any]] = []
+    for t in tried:
+        row = t.row
+        state = {
+            "b_id": row.id,
+            "b_status": row.status,
+            "b_attempts": row.attempts,
+            "b_next_attempt_at": row.next_attempt_at,
+            "b_last_error": t.error,
+            "b_delivered_at": row.delivered_at,
+        }
+        if t.kind == "held":
+            state["b_next_attempt_at"] = t.retry_at
+        elif t.kind == "no_channel":
+            state["b_status"] = "failed"
+            outcomes.append(_finished(uow, row, row.attempts, t.error, settings, dead=True))
+        else:
+            number = row.attempts + 1
+            state["b_attempts"] = number
+            attempts.append(
+                {"notification_id": row.id, "attempt": number, "at": t.at,
+                 "status_code": t.status_code, "error": t.error}
+            )  # fmt: skip
+            if t.error is None:
+                state["b_status"], state["b_delivered_at"] = "delivered", t.at
+                outcomes.append(_finished(uow, row, number, None, settings, dead=False))
+            elif rules.attempt_limit(number, row.attempt_limit, settings.max_attempts):
+                state["b_status"] = "failed"
+                outcomes.append(_finished(uow, row, number, t.error, settings, dead=True))
+            else:
+                delay = rules.next_attempt_delay(
+                    number, base=settings.retry_base_seconds, cap=settings.retry_max_seconds,
+                    rng=rng,
+                )  # fmt: skip
+                log.warning("notification %s attempt %d failed: %s", row.id, number, t.error)
+                state["b_next_attempt_at"] = t.at + delay
+        states.append(state)
+    if attempts:
+        await uow.execute(insert(delivery_attempts), attempts)
+    await uow.execute(UPDATE_STATE, states)
+    await uow.record_many(outcomes, settings.topic("notifications"))
+
+
+# one statement for every claimed row's new state, run with the pass's parameter list
+UPDATE_STATE = (
+    update(notifications)
+    .where(notifications.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        attempts=bindparam("b_attempts"),
+        next_attempt_at=bindparam("b_next_attempt_at"),
+        last_error=bindparam("b_last_error"),
+        delivered_at=bindparam("b_delivered_at"),
     )
-    if error is None:
-        await _finish(uow, row, number, None, settings, dead=False)
-    elif rules.attempt_limit(number, row.attempt_limit, settings.max_attempts):
-        await _finish(uow, row, number, error, settings, dead=True)
-    else:
-        delay = rules.next_attempt_delay(
-            number, base=settings.retry_base_seconds, cap=settings.retry_max_seconds, rng=rng
-        )
-        log.warning("notification %s attempt %d failed: %s", row.id, number, error)
-        await uow.execute(
-            update(notifications)
-            .where(notifications.c.id == row.id)
-            .values(attempts=number, next_attempt_at=now + delay, last_error=error)
-        )
+)
 
 
-async def _finish(
+def _finished(
     uow: UnitOfWork,
     row: Any,
     attempts: int,
@@ -146,9 +190,8 @@ async def _finish(
     settings: NotifySettings,
     *,
     dead: bool,
-) -> None:
+) -> Envelope[Any]:
     """Delivered, or dead-lettered after the last attempt; either way an event goes out."""
-    now = uow.clock.now()
     common = {
         "notification_id": row.id,
         "source_event_id": row.source_event_id,
@@ -158,25 +201,15 @@ async def _finish(
     }
     outcome: NotificationDelivered | NotificationFailed
     if dead:
-        values: dict[str, Any] = {"status": "failed", "last_error": error}
         outcome = NotificationFailed(**common, error=error or "unknown")
         metrics.DEAD_LETTERED.labels(row.channel).inc()
         log.error("notification %s dead after %d attempts: %s", row.id, attempts, error)
     else:
-        values = {"status": "delivered", "delivered_at": now, "last_error": None}
         outcome = NotificationDelivered(**common)
-    await uow.execute(
-        update(notifications)
-        .where(notifications.c.id == row.id)
-        .values(attempts=attempts, **values)
-    )
-    await uow.record(
-        new_event(
-            outcome,
-            household_id=row.household_id,
-            source="notify",
-            correlation_id=row.body.get("correlation_id") or row.id,
-            clock=uow.clock,
-        ),
-        settings.topic("notifications"),
+    return new_event(
+        outcome,
+        household_id=row.household_id,
+        source="notify",
+        correlation_id=row.body.get("correlation_id") or row.id,
+        clock=uow.clock,
     )

@@ -14,6 +14,7 @@ from shared.events import (
     UnknownEventType,
     UnsupportedSchemaVersion,
     decode,
+    known_type,
     new_event,
 )
 
@@ -72,3 +73,31 @@ def test_newer_minor_version_is_accepted() -> None:
 def test_malformed_messages_are_refused(raw: bytes | None) -> None:
     with pytest.raises(MalformedEvent):
         decode(raw)
+
+
+def _edited(**changes: object) -> bytes:
+    body = json.loads(_case_opened())
+    body.update(changes)
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (_case_opened(), "CaseOpened"),
+        # payload problems are not looked at: a consumer that handles the type decodes fully
+        (_edited(payload={"case_id": 5}), "CaseOpened"),
+        (_edited(schema_version="1.7"), "CaseOpened"),
+        # anything decode() would refuse for the envelope itself needs the full decode
+        (_edited(event_type="NoSuchEvent"), None),
+        (_edited(schema_version="99.0"), None),
+        (_edited(schema_version="x"), None),
+        (b"[1, 2]", None),
+        (b"not json", None),
+        (None, None),
+    ],
+)
+def test_known_type_names_only_envelopes_decode_would_not_refuse_for_their_frame(
+    raw: bytes | None, expected: str | None
+) -> None:
+    assert known_type(raw) == expected
