@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Header, HTTPException, Request, status
 
+from services.intake.committer import GroupCommitter
 from services.intake.pii import Vault
 from services.intake.ratelimit import RateLimiter
 from shared.auth import Official, current_app_client, current_official
@@ -20,6 +21,7 @@ class IntakeParts:
     vault: Vault
     per_phone: RateLimiter
     per_ip: RateLimiter
+    committer: GroupCommitter
 
 
 async def parts_of(request: Request) -> IntakeParts:

@@ -20,15 +20,26 @@ from services.intake.schemas import (
     SubmissionRead,
 )
 from shared.auth import Official, current_app_client, ensure_within, require_role
-from shared.identity import keyed_hash
 from shared.inputs import PROBLEM_RESPONSES, reject_nul_in_url
 from shared.service import Runtime, runtime_of
+
+
+# async wrappers: FastAPI runs a plain-def dependency in a worker thread, a hop per request
+async def _no_nul_in_url(request: Request) -> None:
+    """422 for a NUL character in the path or in a query parameter."""
+    reject_nul_in_url(request)
+
+
+async def _app_client(request: Request, x_app_key: Annotated[str | None, Header()] = None) -> None:
+    """The mobile app's key, or 401."""
+    current_app_client(request, x_app_key)
+
 
 router = APIRouter(
     prefix="/v1",
     tags=["intake"],
     responses=PROBLEM_RESPONSES,
-    dependencies=[Depends(reject_nul_in_url)],
+    dependencies=[Depends(_no_nul_in_url)],
 )
 T = TypeVar("T")
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -43,8 +54,8 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _limit(size: Callable[[IntakeSettings], int]) -> Callable[[Request], None]:
-    def body_within_limit(request: Request) -> None:
+def _limit(size: Callable[[IntakeSettings], int]) -> Callable[[Request], Awaitable[None]]:
+    async def body_within_limit(request: Request) -> None:
         """Refuse oversized bodies before parsing them."""
         limit = size(request.app.state.runtime.settings)
         length = request.headers.get("content-length")
@@ -64,13 +75,25 @@ async def _idempotent(runtime: Runtime, work: Callable[[Any], Awaitable[T]]) -> 
             async with runtime.uow() as uow:
                 return await work(uow)
         except handlers.IdempotencyConflict:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, "Idempotency-Key: already used with a different body"
-            ) from None
+            raise _conflict() from None
         except IntegrityError:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+async def _grouped(parts: IntakeParts, prepared: handlers.Prepared) -> handlers.Accepted:
+    """Store through the group committer: answered once its batch is committed."""
+    try:
+        return await parts.committer.submit(prepared)
+    except handlers.IdempotencyConflict:
+        raise _conflict() from None
+
+
+def _conflict() -> HTTPException:
+    return HTTPException(
+        status.HTTP_409_CONFLICT, "Idempotency-Key: already used with a different body"
+    )
 
 
 def _accepted(accepted: handlers.Accepted) -> SubmissionAccepted:
@@ -95,7 +118,7 @@ def _rate_limit(limiter_hit: float | None, field: str) -> None:
     "/declarations",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SubmissionAccepted,
-    dependencies=[Depends(current_app_client), Depends(_limit(lambda s: s.max_body_bytes))],
+    dependencies=[Depends(_app_client), Depends(_limit(lambda s: s.max_body_bytes))],
     responses=AUTH_ERRORS | {429: {"description": "rate limit; see Retry-After"}},
     summary="Farmer self-declaration (农户自主申报)",
 )
@@ -108,18 +131,16 @@ async def post_declaration(
 ) -> SubmissionAccepted:
     """Accept a declaration: 202 once it is durable; Kafka may be down."""
     _rate_limit(parts.per_ip.hit(request.client.host if request.client else "?"), "client")
-    secret = runtime.settings.secret_key.get_secret_value()
-    _rate_limit(parts.per_phone.hit(keyed_hash(declaration.phone, secret)), "phone")
-    accepted = await _idempotent(
-        runtime,
-        lambda uow: handlers.accept_declaration(
-            uow=uow,
-            declaration=declaration,
-            idempotency_key=idempotency_key or None,
-            vault=parts.vault,
-            signals_topic=runtime.settings.topic("signals"),
-        ),
+    # the vault's keyed hash: the same digest as keyed_hash with the secret, without re-keying
+    _rate_limit(parts.per_phone.hit(parts.vault.hash(declaration.phone)), "phone")
+    prepared = handlers.prepare_declaration(
+        declaration=declaration,
+        idempotency_key=idempotency_key or None,
+        vault=parts.vault,
+        signals_topic=runtime.settings.topic("signals"),
+        clock=runtime.clock,
     )
+    accepted = await _grouped(parts, prepared)
     return _accepted(accepted)
 
 
@@ -140,17 +161,15 @@ async def post_cadre_report(
 ) -> SubmissionAccepted:
     """Accept a cadre's report on a household inside the cadre's jurisdiction."""
     ensure_within(official, report.village_code)
-    accepted = await _idempotent(
-        runtime,
-        lambda uow: handlers.accept_cadre_report(
-            uow=uow,
-            report=report,
-            cadre_id=official.subject,
-            idempotency_key=idempotency_key or None,
-            vault=parts.vault,
-            signals_topic=runtime.settings.topic("signals"),
-        ),
+    prepared = handlers.prepare_cadre_report(
+        report=report,
+        cadre_id=official.subject,
+        idempotency_key=idempotency_key or None,
+        vault=parts.vault,
+        signals_topic=runtime.settings.topic("signals"),
+        clock=runtime.clock,
     )
+    accepted = await _grouped(parts, prepared)
     return _accepted(accepted)
 
 

@@ -9,11 +9,13 @@ from fastapi import FastAPI
 from services.intake import feeds_api, handlers, redact
 from services.intake.access import IntakeParts
 from services.intake.api import router
+from services.intake.committer import GroupCommitter
 from services.intake.config import IntakeSettings
 from services.intake.models import metadata
 from services.intake.pii import Vault
 from services.intake.ratelimit import RateLimiter
 from shared.clock import Clock, SystemClock
+from shared.kafka import Handler, in_one_transaction
 from shared.service import ConsumerSpec, Runtime, create_service_app
 
 
@@ -21,6 +23,10 @@ def create_app(settings: IntakeSettings | None = None, clock: Clock | None = Non
     """The intake service: HTTP in, outbox relay out; follows cases to report submission status."""
     settings = settings or IntakeSettings()
     clock = clock or SystemClock()
+    case_status: dict[str, Handler] = {
+        "CaseOpened": handlers.on_case_event,
+        "CaseMerged": handlers.on_case_event,
+    }
     runtime = Runtime(
         settings=settings,
         metadata=metadata,
@@ -30,10 +36,9 @@ def create_app(settings: IntakeSettings | None = None, clock: Clock | None = Non
             ConsumerSpec(
                 name=f"{settings.service_name}-case-status",
                 topics=["cases"],
-                handlers={
-                    "CaseOpened": handlers.on_case_event,
-                    "CaseMerged": handlers.on_case_event,
-                },
+                handlers=case_status,
+                # a feed merges many cases at once: runs of them share one transaction
+                batch_handler=in_one_transaction(case_status),
             )
         ],
     )
@@ -44,5 +49,10 @@ def create_app(settings: IntakeSettings | None = None, clock: Clock | None = Non
         vault=Vault(settings.secret_key.get_secret_value()),
         per_phone=RateLimiter(limit=settings.rate_per_phone, window_seconds=window, clock=clock),
         per_ip=RateLimiter(limit=settings.rate_per_ip, window_seconds=window, clock=clock),
+        committer=GroupCommitter(
+            runtime.uow,
+            batch_max=settings.commit_batch_max,
+            concurrency=settings.commit_concurrency,
+        ),
     )
     return app

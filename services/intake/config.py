@@ -28,3 +28,7 @@ class IntakeSettings(ServiceSettings):
     rate_window_seconds: float = 60.0
     rate_per_phone: int = 5
     rate_per_ip: int = 1_000
+    # group commit of declarations and cadre reports: at most this many per transaction, and
+    # this many transactions in flight; a batch takes what is queued, it never waits for more
+    commit_batch_max: int = 200
+    commit_concurrency: int = 2

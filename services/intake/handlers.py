@@ -15,6 +15,7 @@ from services.intake.fields import china_today
 from services.intake.models import outbox, submissions
 from services.intake.pii import Vault, household_key
 from services.intake.schemas import CadreReportCreate, DeclarationCreate, MemberIn
+from shared.clock import Clock
 from shared.db import UnitOfWork, utc
 from shared.events import (
     CadreReportSubmitted,
@@ -68,20 +69,37 @@ async def replay(uow: UnitOfWork, kind: str, key: str | None, digest: str) -> Ac
     return Accepted(row.id, row.household_id, replayed=True)
 
 
-async def accept_declaration(
+@dataclass(frozen=True)
+class Prepared:
+    """A submission ready to store: its row, its event and the answer once it is durable."""
+
+    row: dict[str, Any]
+    event: Envelope[Any]
+    topic: str
+
+    @property
+    def key(self) -> tuple[str, str] | None:
+        """(kind, Idempotency-Key), or None when the caller gave no key."""
+        key = self.row["idempotency_key"]
+        return (self.row["kind"], key) if key else None
+
+    @property
+    def accepted(self) -> Accepted:
+        """The answer for this submission when it is the one stored."""
+        return Accepted(self.row["id"], self.row["household_id"])
+
+
+def prepare_declaration(
     *,
-    uow: UnitOfWork,
     declaration: DeclarationCreate,
     idempotency_key: str | None,
     vault: Vault,
     signals_topic: str,
-) -> Accepted:
-    """Store a self-declaration and its DeclarationSubmitted event in one transaction."""
+    clock: Clock,
+) -> Prepared:
+    """A self-declaration's row and DeclarationSubmitted event, PII protected (no I/O)."""
     dumped = declaration.model_dump(mode="json")  # once: for the digest and the stored copy
     digest = vault.hash(json.dumps(dumped, sort_keys=True))
-    previous = await replay(uow, "declaration", idempotency_key, digest)
-    if previous is not None:
-        return previous
     declarant = vault.protect(declaration.declarant_id)
     household_id = declaration.household_id or household_key(
         vault.hash(declaration.member_id) if declaration.member_id else declarant.hash
@@ -105,7 +123,7 @@ async def accept_declaration(
         household_id=household_id,
         source="intake",
         correlation_id=submission_id,
-        clock=uow.clock,
+        clock=clock,
     )
     # never keep a resident ID or phone in clear: hash for matching, mask, ciphertext (rules §9)
     stored = {k: v for k, v in dumped.items() if k != "member_id"} | {
@@ -115,8 +133,7 @@ async def accept_declaration(
         "phone": mask_phone(declaration.phone),
         "phone_ciphertext": vault.encrypt(declaration.phone),
     }
-    await store(
-        uow,
+    row = submission_row(
         submission_id=submission_id,
         kind="declaration",
         household_id=household_id,
@@ -125,9 +142,55 @@ async def accept_declaration(
         digest=digest,
         stored=stored,
         village_code=declaration.village_code,
+        clock=clock,
     )
-    await uow.record(event, signals_topic)
-    return Accepted(submission_id, household_id)
+    return Prepared(row, event, signals_topic)
+
+
+async def store_batch(
+    uow: UnitOfWork, batch: list[Prepared]
+) -> list[Accepted | IdempotencyConflict]:
+    """Store many prepared submissions in the caller's transaction, each answer in order.
+
+    A key already stored, or claimed earlier in the same batch, replays that submission
+    (or conflicts when the body differs) instead of storing a second one.
+    """
+    keys = [p.key for p in batch if p.key]
+    known: dict[tuple[str, str], tuple[str, str, str]] = {}
+    if keys:
+        rows = await uow.execute(
+            select(
+                submissions.c.kind,
+                submissions.c.idempotency_key,
+                submissions.c.id,
+                submissions.c.household_id,
+                submissions.c.body_hash,
+            ).where(submissions.c.idempotency_key.in_({k for _, k in keys}))
+        )
+        known = {(r.kind, r.idempotency_key): (r.id, r.household_id, r.body_hash) for r in rows}
+    outcomes: list[Accepted | IdempotencyConflict] = []
+    fresh: list[Prepared] = []
+    for prepared in batch:
+        key = prepared.key
+        earlier = known.get(key) if key else None
+        if key and earlier is not None:
+            submission_id, household_id, digest = earlier
+            same = digest == prepared.row["body_hash"]
+            outcomes.append(
+                Accepted(submission_id, household_id, replayed=True)
+                if same
+                else IdempotencyConflict(key[1])
+            )
+            continue
+        if key:
+            row = prepared.row
+            known[key] = (row["id"], row["household_id"], row["body_hash"])
+        fresh.append(prepared)
+        outcomes.append(prepared.accepted)
+    if fresh:
+        await uow.execute(INSERT_SUBMISSION, [p.row for p in fresh])
+        await uow.record_rows([(p.event, p.topic) for p in fresh])
+    return outcomes
 
 
 def member_event(member: MemberIn, vault: Vault, today: date | None = None) -> Member:
@@ -170,20 +233,17 @@ def stored_members(members: list[MemberIn], vault: Vault) -> list[dict[str, Any]
     return out
 
 
-async def accept_cadre_report(
+def prepare_cadre_report(
     *,
-    uow: UnitOfWork,
     report: CadreReportCreate,
     cadre_id: str,
     idempotency_key: str | None,
     vault: Vault,
     signals_topic: str,
-) -> Accepted:
-    """Store a cadre's investigation report and its CadreReportSubmitted event together."""
+    clock: Clock,
+) -> Prepared:
+    """A cadre report's row and CadreReportSubmitted event, PII protected (no I/O)."""
     digest = body_hash(report, vault)
-    previous = await replay(uow, "cadre_report", idempotency_key, digest)
-    if previous is not None:
-        return previous
     naming = report.naming_id()
     household_id = report.household_id or household_key(vault.hash(naming or ""))
     submission_id = str(uuid4())
@@ -208,7 +268,7 @@ async def accept_cadre_report(
         household_id=household_id,
         source="intake",
         correlation_id=submission_id,
-        clock=uow.clock,
+        clock=clock,
     )
     stored = report.model_dump(mode="json", exclude={"members", "household_member_id"}) | {
         "members": stored_members(report.members, vault),
@@ -216,8 +276,7 @@ async def accept_cadre_report(
     }
     if report.household_member_id:
         stored["household_member_id_hash"] = vault.hash(report.household_member_id)
-    await store(
-        uow,
+    row = submission_row(
         submission_id=submission_id,
         kind="cadre_report",
         household_id=household_id,
@@ -226,9 +285,35 @@ async def accept_cadre_report(
         digest=digest,
         stored=stored,
         village_code=report.village_code,
+        clock=clock,
     )
-    await uow.record(event, signals_topic)
-    return Accepted(submission_id, household_id)
+    return Prepared(row, event, signals_topic)
+
+
+def submission_row(
+    *,
+    submission_id: str,
+    kind: str,
+    household_id: str,
+    event_id: str,
+    idempotency_key: str | None,
+    digest: str,
+    stored: dict[str, Any],
+    village_code: str | None,
+    clock: Clock,
+) -> dict[str, Any]:
+    """The submission as kept (PII protected) for audit, replay and status look-up."""
+    return {
+        "id": submission_id,
+        "kind": kind,
+        "household_id": household_id,
+        "event_id": event_id,
+        "idempotency_key": idempotency_key,
+        "body_hash": digest,
+        "body": stored,
+        "received_at": clock.now(),
+        "village_code": village_code,
+    }
 
 
 async def store(
@@ -244,20 +329,18 @@ async def store(
     village_code: str | None,
 ) -> None:
     """Keep the submission (PII protected) for audit, replay and status look-up."""
-    await uow.execute(
-        INSERT_SUBMISSION,
-        {
-            "id": submission_id,
-            "kind": kind,
-            "household_id": household_id,
-            "event_id": event_id,
-            "idempotency_key": idempotency_key,
-            "body_hash": digest,
-            "body": stored,
-            "received_at": uow.clock.now(),
-            "village_code": village_code,
-        },
+    row = submission_row(
+        submission_id=submission_id,
+        kind=kind,
+        household_id=household_id,
+        event_id=event_id,
+        idempotency_key=idempotency_key,
+        digest=digest,
+        stored=stored,
+        village_code=village_code,
+        clock=uow.clock,
     )
+    await uow.execute(INSERT_SUBMISSION, row)
 
 
 async def submission_status(*, uow: UnitOfWork, submission_id: str) -> dict[str, Any] | None:

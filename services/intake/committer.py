@@ -1,0 +1,119 @@
+"""Group commit: concurrent submissions share one transaction, each answered once it is durable."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.exc import DataError, IntegrityError
+
+from services.intake.handlers import Accepted, IdempotencyConflict, Prepared, store_batch
+from shared.db import UnitOfWork
+
+log = logging.getLogger(__name__)
+# a row-level problem: one item may be at fault, so the others are committed one by one
+ROW_ERRORS = (IntegrityError, DataError)
+
+
+@dataclass
+class _Waiting:
+    prepared: Prepared
+    answer: asyncio.Future[Accepted]
+
+
+class GroupCommitter:
+    """Takes whatever submissions are queued now (no waiting) and stores them in one commit.
+
+    Round trips (checkout, BEGIN, INSERTs, COMMIT) are paid per batch instead of per request;
+    while one batch commits the next one queues up, so batches grow with the load.
+    """
+
+    def __init__(
+        self, uow_factory: Callable[[], UnitOfWork], *, batch_max: int, concurrency: int
+    ) -> None:
+        self._uow = uow_factory
+        self._batch_max = max(1, batch_max)
+        self._concurrency = max(1, concurrency)
+        self._queue: list[_Waiting] = []
+        self._active = 0  # drains running; counted by the drains themselves (see _drain)
+        self._tasks: set[asyncio.Task[None]] = set()  # strong references until done
+
+    async def submit(self, prepared: Prepared) -> Accepted:
+        """Queue one submission; returns its answer after its commit (raises what storing did)."""
+        waiting = _Waiting(prepared, asyncio.get_running_loop().create_future())
+        self._queue.append(waiting)
+        if self._active < self._concurrency:
+            self._active += 1
+            task = asyncio.create_task(self._drain(), name="intake-group-commit")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await waiting.answer
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[: self._batch_max]
+                del self._queue[: self._batch_max]
+                try:
+                    await self._commit(batch)
+                except BaseException:  # cancelled: the process is stopping; nobody waits forever
+                    _fail(batch, RuntimeError("intake is stopping"))
+                    raise
+        finally:
+            # no await between the empty-queue check and this: a request queued meanwhile
+            # always finds a free drain slot and starts one
+            self._active -= 1
+
+    async def _commit(self, batch: list[_Waiting]) -> None:
+        try:
+            async with self._uow() as uow:
+                outcomes = await store_batch(uow, [w.prepared for w in batch])
+        except ROW_ERRORS as exc:
+            # e.g. a lost Idempotency-Key race with another process: the retry replays the winner
+            if len(batch) > 1:
+                log.warning(
+                    "group commit of %d failed (%r); one by one",
+                    len(batch),
+                    getattr(exc, "orig", exc),
+                )
+            await self._one_by_one(batch)
+            return
+        except Exception as exc:
+            _fail(batch, exc)  # e.g. the database is down: every request in it errors
+            return
+        for waiting, outcome in zip(batch, outcomes, strict=True):
+            _answer(waiting, outcome)
+
+    async def _one_by_one(self, batch: list[_Waiting]) -> None:
+        for waiting in batch:
+            for attempt in (1, 2):
+                try:
+                    async with self._uow() as uow:
+                        outcome = (await store_batch(uow, [waiting.prepared]))[0]
+                except ROW_ERRORS as exc:
+                    # a unique violation on the key: the second attempt replays the winner
+                    if attempt == 2:
+                        _fail([waiting], exc)
+                    continue
+                except Exception as exc:
+                    _fail([waiting], exc)
+                    break
+                _answer(waiting, outcome)
+                break
+
+
+def _answer(waiting: _Waiting, outcome: Accepted | IdempotencyConflict) -> None:
+    if waiting.answer.done():  # the request was cancelled (client gone); its row stays durable
+        return
+    if isinstance(outcome, IdempotencyConflict):
+        waiting.answer.set_exception(outcome)
+    else:
+        waiting.answer.set_result(outcome)
+
+
+def _fail(batch: list[_Waiting], exc: Exception) -> None:
+    for waiting in batch:
+        if not waiting.answer.done():
+            waiting.answer.set_exception(exc)
