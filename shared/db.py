@@ -197,13 +197,15 @@ class UnitOfWork:
             return set()
         dialect = sqlite if self.conn.dialect.name == "sqlite" else postgresql
         now = self.clock.now()
+        # executemany, not one multi-row VALUES: the statement compiles once and is cached,
+        # where a VALUES list of a new length is compiled again on every call
         stmt = (
             dialect.insert(self._processed)
-            .values([{"consumer": consumer, "event_id": e, "processed_at": now} for e in event_ids])
             .on_conflict_do_nothing()
             .returning(self._processed.c.event_id)
         )
-        return {str(e) for e in (await self.conn.execute(stmt)).scalars()}
+        rows = [{"consumer": consumer, "event_id": e, "processed_at": now} for e in event_ids]
+        return {str(e) for e in (await self.conn.execute(stmt, rows)).scalars()}
 
 
 async def ping(engine: AsyncEngine) -> None:

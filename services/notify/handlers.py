@@ -21,10 +21,6 @@ from shared.db import UnitOfWork
 from shared.events import CadreAssigned, CadreRegistered, Envelope
 
 log = logging.getLogger(__name__)
-# a multi-row insert of notifications stays well under the driver's bind-parameter limit
-NOTIFICATION_ROWS_PER_STATEMENT = 500
-
-
 @dataclass
 class Lookups:
     """What routing reads from the projections, kept for one batch of events in one
@@ -79,12 +75,13 @@ class Lookups:
     async def flush(self, uow: UnitOfWork) -> None:
         """Insert the collected notifications; an (event, recipient, channel) that already
         has one is skipped, as on the one-event path."""
-        for start in range(0, len(self.rows), NOTIFICATION_ROWS_PER_STATEMENT):
-            chunk = self.rows[start : start + NOTIFICATION_ROWS_PER_STATEMENT]
+        if self.rows:
+            # executemany: compiled once and cached, batched into few round trips by the driver
             await uow.execute(
-                _insert(uow)(notifications)
-                .values(chunk)
-                .on_conflict_do_nothing(index_elements=["source_event_id", "recipient", "channel"])
+                _insert(uow)(notifications).on_conflict_do_nothing(
+                    index_elements=["source_event_id", "recipient", "channel"]
+                ),
+                self.rows,
             )
         self.rows.clear()
 
