@@ -21,6 +21,8 @@ from shared.db import UnitOfWork
 from shared.events import CadreAssigned, CadreRegistered, Envelope
 
 log = logging.getLogger(__name__)
+
+
 @dataclass
 class Lookups:
     """What routing reads from the projections, kept for one batch of events in one
