@@ -316,33 +316,6 @@ def submission_row(
     }
 
 
-async def store(
-    uow: UnitOfWork,
-    *,
-    submission_id: str,
-    kind: str,
-    household_id: str,
-    event_id: str,
-    idempotency_key: str | None,
-    digest: str,
-    stored: dict[str, Any],
-    village_code: str | None,
-) -> None:
-    """Keep the submission (PII protected) for audit, replay and status look-up."""
-    row = submission_row(
-        submission_id=submission_id,
-        kind=kind,
-        household_id=household_id,
-        event_id=event_id,
-        idempotency_key=idempotency_key,
-        digest=digest,
-        stored=stored,
-        village_code=village_code,
-        clock=uow.clock,
-    )
-    await uow.execute(INSERT_SUBMISSION, row)
-
-
 async def submission_status(*, uow: UnitOfWork, submission_id: str) -> dict[str, Any] | None:
     """A submission with its publication state and, once risk opened it, its case."""
     row = (

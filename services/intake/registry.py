@@ -10,12 +10,13 @@ from uuid import uuid4
 from sqlalchemy import bindparam, insert, select, update
 
 from services.intake.handlers import (
+    INSERT_SUBMISSION,
     Accepted,
     body_hash,
     member_event,
     replay,
-    store,
     stored_members,
+    submission_row,
 )
 from services.intake.models import registry_households, submissions
 from services.intake.pii import Vault, household_key
@@ -136,8 +137,7 @@ async def sync_registry(
         },
     }
     # the submission points at its last event: once that is published, all of them are
-    await store(
-        uow,
+    row = submission_row(
         submission_id=submission_id,
         kind="registry",
         household_id=outcome.accepted.household_id,
@@ -146,7 +146,9 @@ async def sync_registry(
         digest=digest,
         stored=stored,
         village_code=None,
+        clock=uow.clock,
     )
+    await uow.execute(INSERT_SUBMISSION, row)
     # through the unit of work: one statement, and the events are counted once committed
     await uow.record_many(events, signals_topic)
     return outcome

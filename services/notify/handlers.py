@@ -79,12 +79,7 @@ class Lookups:
         has one is skipped, as on the one-event path."""
         if self.rows:
             # executemany: compiled once and cached, batched into few round trips by the driver
-            await uow.execute(
-                _insert(uow)(notifications).on_conflict_do_nothing(
-                    index_elements=["source_event_id", "recipient", "channel"]
-                ),
-                self.rows,
-            )
+            await uow.execute(_new_notifications(uow), self.rows)
         self.rows.clear()
 
 
@@ -256,13 +251,15 @@ async def create_notification(
     return row["id"] if await _insert_notification(uow, row) else None
 
 
-async def _insert_notification(uow: UnitOfWork, row: dict[str, Any]) -> bool:
-    stmt = (
-        _insert(uow)(notifications)
-        .values(**row)
-        .on_conflict_do_nothing(index_elements=["source_event_id", "recipient", "channel"])
+def _new_notifications(uow: UnitOfWork) -> Any:
+    """Insert notifications, skipping an (event, recipient, channel) that already has one."""
+    return _insert(uow)(notifications).on_conflict_do_nothing(
+        index_elements=["source_event_id", "recipient", "channel"]
     )
-    return bool((await uow.execute(stmt)).rowcount == 1)
+
+
+async def _insert_notification(uow: UnitOfWork, row: dict[str, Any]) -> bool:
+    return bool((await uow.execute(_new_notifications(uow), row)).rowcount == 1)
 
 
 def notification_row(
