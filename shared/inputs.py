@@ -60,8 +60,9 @@ class CleanInput(BaseModel):
         return no_nul(value)
 
 
-def reject_nul_in_url(request: Request) -> None:
-    """FastAPI dependency: 422 for a NUL character in the path or in a query parameter."""
+async def reject_nul_in_url(request: Request) -> None:
+    """FastAPI dependency: 422 for a NUL character in the path or in a query parameter
+    (async: FastAPI runs a plain-def dependency in a worker thread, a hop per request)."""
     if NUL in request.url.path:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"path: {PROBLEM}")
     for name, value in request.query_params.multi_items():

@@ -11,7 +11,7 @@ from fastapi import Header, HTTPException, Request, status
 from services.intake.committer import GroupCommitter
 from services.intake.pii import Vault
 from services.intake.ratelimit import RateLimiter
-from shared.auth import Official, current_app_client, current_official
+from shared.auth import Official, check_app_key, current_official
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def app_or_official(
     if authorization:
         return Caller(official=current_official(request, authorization))
     if x_app_key:
-        current_app_client(request, x_app_key)
+        check_app_key(request, x_app_key)
         return Caller(app=True)
     raise HTTPException(
         status.HTTP_401_UNAUTHORIZED,

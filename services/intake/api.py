@@ -23,23 +23,11 @@ from shared.auth import Official, current_app_client, ensure_within, require_rol
 from shared.inputs import PROBLEM_RESPONSES, reject_nul_in_url
 from shared.service import Runtime, runtime_of
 
-
-# async wrappers: FastAPI runs a plain-def dependency in a worker thread, a hop per request
-async def _no_nul_in_url(request: Request) -> None:
-    """422 for a NUL character in the path or in a query parameter."""
-    reject_nul_in_url(request)
-
-
-async def _app_client(request: Request, x_app_key: Annotated[str | None, Header()] = None) -> None:
-    """The mobile app's key, or 401."""
-    current_app_client(request, x_app_key)
-
-
 router = APIRouter(
     prefix="/v1",
     tags=["intake"],
     responses=PROBLEM_RESPONSES,
-    dependencies=[Depends(_no_nul_in_url)],
+    dependencies=[Depends(reject_nul_in_url)],
 )
 T = TypeVar("T")
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -118,7 +106,7 @@ def _rate_limit(limiter_hit: float | None, field: str) -> None:
     "/declarations",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SubmissionAccepted,
-    dependencies=[Depends(_app_client), Depends(_limit(lambda s: s.max_body_bytes))],
+    dependencies=[Depends(current_app_client), Depends(_limit(lambda s: s.max_body_bytes))],
     responses=AUTH_ERRORS | {429: {"description": "rate limit; see Retry-After"}},
     summary="Farmer self-declaration (农户自主申报)",
 )
