@@ -40,10 +40,31 @@ class Receiver:
         calls = self.calls
 
         class Handle(BaseHTTPRequestHandler):
+            # keep-alive, as the chat gateways are: a new connection per call would cost
+            # notify a TCP handshake and this server a thread per message
+            protocol_version = "HTTP/1.1"
+
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except ConnectionError:
+                    pass  # a sender that stopped with its connection open
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
-                calls.append(json.loads(self.rfile.read(length)))
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender went away mid-request
+                    self.close_connection = True
+                    return
+                try:
+                    calls.append(json.loads(body))
+                except ValueError:
+                    self.send_response(400)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self.send_response(200)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:

@@ -15,7 +15,7 @@ from services.intake.models import metadata
 from services.intake.pii import Vault
 from services.intake.ratelimit import RateLimiter
 from shared.clock import Clock, SystemClock
-from shared.kafka import Handler, in_one_transaction
+from shared.kafka import Handler
 from shared.service import ConsumerSpec, Runtime, create_service_app
 
 
@@ -38,7 +38,7 @@ def create_app(settings: IntakeSettings | None = None, clock: Clock | None = Non
                 topics=["cases"],
                 handlers=case_status,
                 # a feed merges many cases at once: runs of them share one transaction
-                batch_handler=in_one_transaction(case_status),
+                batch_handler=handlers.on_case_events,
             )
         ],
     )

@@ -9,7 +9,7 @@ from typing import Any
 from uuid import uuid4
 
 from pydantic import BaseModel
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from services.intake.fields import china_today
 from services.intake.models import outbox, submissions
@@ -356,12 +356,28 @@ async def submission_status(*, uow: UnitOfWork, submission_id: str) -> dict[str,
 
 async def on_case_event(*, uow: UnitOfWork, event: Envelope[Any]) -> None:
     """Risk opened a case for (or merged) a submission: the app can now show its case id."""
-    payload = event.payload
-    if not isinstance(payload, CaseOpened | CaseMerged) or not payload.submission_id:
+    await on_case_events(uow=uow, events=[event])
+
+
+async def on_case_events(*, uow: UnitOfWork, events: list[Envelope[Any]]) -> None:
+    """A run of case events: each submission gets its latest case and stage, in one statement."""
+    latest: dict[str, dict[str, str]] = {}
+    for event in events:
+        payload = event.payload
+        if isinstance(payload, CaseOpened | CaseMerged) and payload.submission_id:
+            stage = "case_opened" if isinstance(payload, CaseOpened) else "case_merged"
+            latest.pop(payload.submission_id, None)  # keep the order of the last events
+            latest[payload.submission_id] = {
+                "b_id": payload.submission_id,
+                "b_case": payload.case_id,
+                "b_stage": stage,
+            }
+    if not latest:
         return
-    stage = "case_opened" if isinstance(payload, CaseOpened) else "case_merged"
-    await uow.execute(
+    # executemany: one prepared statement, however many submissions the run names
+    statement = (
         update(submissions)
-        .where(submissions.c.id == payload.submission_id)
-        .values(case_id=payload.case_id, case_stage=stage)
+        .where(submissions.c.id == bindparam("b_id"))
+        .values(case_id=bindparam("b_case"), case_stage=bindparam("b_stage"))
     )
+    await uow.execute(statement, list(latest.values()))

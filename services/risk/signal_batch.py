@@ -260,6 +260,7 @@ class SignalBatch:
     ) -> None:
         """rules §4.8: the signal joins the open case, adds its risk types, keeps the clock."""
         risk_types = merged_risk_types(current.risk_types, evaluation.risk_types)
+        news = risk_types != current.risk_types
         current.risk_types = risk_types
         current.kind = evaluation.kind or current.kind
         current.reasons = merge_rows(current.reasons, reason_rows(reasons))
@@ -276,7 +277,10 @@ class SignalBatch:
         key = (current.id, event.source_event_id)
         if key in self.merged_at:
             self.outgoing[self.merged_at[key]] = merged
-        else:
+        elif news or signal.channel != "department":
+            # a department record re-reading what the case already holds is kept in
+            # case_signals only: nobody downstream acts on it, and a monthly feed re-reads
+            # most open cases (a declaration or report always tells its submitter)
             self.merged_at[key] = len(self.outgoing)
             self.merge_origin[len(self.outgoing)] = event
             self.outgoing.append(merged)

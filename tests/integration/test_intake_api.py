@@ -21,7 +21,7 @@ from services.intake.config import IntakeSettings
 from services.intake.models import submissions
 from shared.auth import Role, mint_token
 from shared.clock import SystemClock
-from shared.events import CaseOpened, decode, new_event
+from shared.events import CaseMerged, CaseOpened, decode, new_event
 from shared.kafka import make_producer
 from tests.conftest import new_database
 from tests.support import read_topic
@@ -226,11 +226,28 @@ async def test_submission_shows_the_case_risk_opened(
             await producer.send_and_wait(
                 settings.topic("cases"), opened.to_bytes(), key=accepted["household_id"].encode()
             )
+            status = await wait_status(http, accepted["status_url"], "case_opened", field="stage")
+            assert status["case_id"] == "case-42"
+            assert status["status"] == "published"
+            # a run of events: a feed batch's (no submission row) and the submission's merge
+            for payload in (
+                CaseMerged(case_id="case-7", risk_types=["illness"], submission_id="batch-1"),
+                CaseMerged(case_id="case-42", risk_types=["illness", "disaster"],
+                           submission_id=accepted["submission_id"]),
+            ):  # fmt: skip
+                event = new_event(
+                    payload, household_id=accepted["household_id"], source="test",
+                    correlation_id="c", clock=SystemClock(),
+                )  # fmt: skip
+                await producer.send(
+                    settings.topic("cases"), event.to_bytes(),
+                    key=accepted["household_id"].encode(),
+                )  # fmt: skip
+            await producer.flush()
         finally:
             await producer.stop()
-        status = await wait_status(http, accepted["status_url"], "case_opened", field="stage")
+        status = await wait_status(http, accepted["status_url"], "case_merged", field="stage")
     assert status["case_id"] == "case-42"
-    assert status["status"] == "published"
 
 
 def _dead_port() -> int:

@@ -18,7 +18,13 @@ import services.risk
 from services.risk import handlers
 from services.risk.app import signal_handlers
 from services.risk.config import RiskSettings
-from services.risk.models import cases, deadline_alerts, household_signals, metadata
+from services.risk.models import (
+    case_signals,
+    cases,
+    deadline_alerts,
+    household_signals,
+    metadata,
+)
 from services.risk.scheduler import scan_deadlines
 from shared.clock import FrozenClock
 from shared.events import (
@@ -151,10 +157,17 @@ async def test_a_feed_slice_is_one_unit_of_work_with_one_merge_per_case(
     runtime: Runtime, producer: AIOKafkaProducer
 ) -> None:
     """rules §8: every record of a slice is evaluated and kept in the history; a case that
-    several records of the slice merge into gets one CaseMerged; a redelivery changes nothing."""
+    records of the slice add a risk type to gets one CaseMerged, a case they only re-read gets
+    none; a redelivery changes nothing."""
     settings = runtime.settings
     assert isinstance(settings, RiskSettings)
-    rows = [("hh-c", "D"), ("hh-c", "C"), ("hh-c", "D"), ("hh-d", "D"), ("hh-e", "A")]
+    declared = new_event(
+        declaration(9), household_id="hh-f", source="t", correlation_id="c", clock=runtime.clock
+    )
+    async with runtime.uow() as uow:  # hh-f's case is open for unstable employment
+        await handlers.on_declaration(uow=uow, event=declared, settings=settings)
+    rows = [("hh-c", "D"), ("hh-c", "C"), ("hh-c", "D"), ("hh-d", "D"), ("hh-e", "A"),
+            ("hh-f", "D"), ("hh-f", "C")]  # fmt: skip
     records = [
         FeedRecord(line=n, household_id=h, person_id_hash=f"p{n}", person_id_masked="x",
                    village_code=VILLAGE, recorded_on=date(2026, 3, 1), facts={"house_rating": r})
@@ -170,14 +183,31 @@ async def test_a_feed_slice_is_one_unit_of_work_with_one_merge_per_case(
     assert await consume_signals(runtime, producer, until=2) == 2
     await runtime.relay.publish_pending(producer)
     out = [decode(r.value) for r in await read_topic(
-        settings.kafka_bootstrap, settings.topic("cases"), expect=3)]  # fmt: skip
+        settings.kafka_bootstrap, settings.topic("cases"), expect=4)]  # fmt: skip
     assert Counter((e.event_type, e.household_id) for e in out) == {
-        ("CaseOpened", "hh-c"): 1, ("CaseMerged", "hh-c"): 1, ("CaseOpened", "hh-d"): 1,
+        ("CaseOpened", "hh-c"): 1, ("CaseOpened", "hh-d"): 1,
+        ("CaseOpened", "hh-f"): 1, ("CaseMerged", "hh-f"): 1,
     }  # fmt: skip
+    merged = next(e for e in out if e.event_type == "CaseMerged")
+    assert merged.payload.risk_types == ["housing_unsafe", "unstable_employment"]
     async with runtime.uow() as uow:
         history = Counter((await uow.execute(select(household_signals.c.household_id))).scalars())
-        assert history == {"hh-c": 3, "hh-d": 1, "hh-e": 1}
-        kinds = (await uow.execute(select(household_signals.c.payload))).scalars().all()
+        assert history == {"hh-c": 3, "hh-d": 1, "hh-e": 1, "hh-f": 3}
+        linked = Counter(
+            (await uow.execute(select(case_signals.c.event_type))).scalars()
+        )  # every record joins its case, with or without an event
+        assert linked == {"DeclarationSubmitted": 1, "FeedRecordReceived": 6}
+        kinds = (
+            (
+                await uow.execute(
+                    select(household_signals.c.payload).where(
+                        household_signals.c.event_type == "FeedRecordReceived"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
         assert all(p["department"] == "housing" and p["batch_id"] == "b" for p in kinds)
 
 
