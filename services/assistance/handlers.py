@@ -52,16 +52,12 @@ async def on_case_opened(
     case = event.payload
     if await plan_by_case(uow, case.case_id) is not None:
         return
+    suggested = rules.initial_measures(case.risk_types)
     plan_id = await create_plan(
         uow, household_id=event.household_id, case_id=case.case_id,
-        village_code=case.village_code, status="pending",
+        village_code=case.village_code, status="pending", measures=suggested,
+        risk_types=normalise_risks(case.risk_types),
     )  # fmt: skip
-    suggested = rules.initial_measures(case.risk_types)
-    await uow.execute(
-        update(plans)
-        .where(plans.c.id == plan_id)
-        .values(measures=suggested, risk_types=normalise_risks(case.risk_types))
-    )
     created = PlanCreated(
         plan_id=plan_id, case_id=case.case_id, village_code=case.village_code,
         measures=suggested, case_deadline=case.deadline,

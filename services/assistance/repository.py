@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from services.assistance.config import AssistanceSettings
 from services.assistance.models import measure_history, measures, plans
@@ -41,15 +41,23 @@ async def plan_by_case(uow: UnitOfWork, case_id: str) -> Any:
 
 
 async def create_plan(
-    uow: UnitOfWork, *, household_id: str, case_id: str, village_code: str, status: str
+    uow: UnitOfWork,
+    *,
+    household_id: str,
+    case_id: str,
+    village_code: str,
+    status: str,
+    measures: Sequence[str] = (),
+    risk_types: Sequence[str] | None = None,
 ) -> str:
-    """A new, empty plan; returns its id."""
+    """A new plan (empty unless suggested measures are given); returns its id."""
     plan_id = str(uuid4())
     now = uow.clock.now()
+    extra = {} if risk_types is None else {"risk_types": list(risk_types)}
     await uow.execute(
         insert(plans).values(
             id=plan_id, household_id=household_id, case_id=case_id, village_code=village_code,
-            measures=[], created_at=now, updated_at=now, status=status,
+            measures=list(measures), created_at=now, updated_at=now, status=status, **extra,
         )
     )  # fmt: skip
     return plan_id
@@ -80,33 +88,41 @@ async def add_measures(
 ) -> list[str]:
     """Insert measures as planned, emit MeasureAssigned for each, and re-order the plan."""
     now = uow.clock.now()
-    ids: list[str] = []
-    for m in new:
-        measure_id = str(uuid4())
-        ids.append(measure_id)
+    ids = [str(uuid4()) for _ in new]
+    if new:
+        # one executemany per table and one outbox insert, however many measures the plan gets
         await uow.execute(
-            insert(measures).values(
-                id=measure_id, plan_id=plan.id, household_id=plan.household_id,
-                village_code=plan.village_code, code=m.code, category=m.category,
-                person_id_hash=m.person_id_hash, reason=m.reason, provisional=m.provisional,
-                position=10_000 + len(ids), status="planned", created_at=now, updated_at=now,
-                updated_by=actor,
-            )
+            insert(measures),
+            [
+                {"id": measure_id, "plan_id": plan.id, "household_id": plan.household_id,
+                 "village_code": plan.village_code, "code": m.code, "category": m.category,
+                 "person_id_hash": m.person_id_hash, "reason": m.reason,
+                 "provisional": m.provisional, "position": 10_000 + n, "status": "planned",
+                 "created_at": now, "updated_at": now, "updated_by": actor}
+                for n, (measure_id, m) in enumerate(zip(ids, new, strict=True), start=1)
+            ],
         )  # fmt: skip
         await uow.execute(
-            insert(measure_history).values(
-                measure_id=measure_id, from_status=None, to_status="planned", at=now,
-                actor=actor, note=m.reason,
-            )
+            insert(measure_history),
+            [
+                {"measure_id": measure_id, "from_status": None, "to_status": "planned",
+                 "at": now, "actor": actor, "note": m.reason}
+                for measure_id, m in zip(ids, new, strict=True)
+            ],
         )  # fmt: skip
-        assigned = MeasureAssigned(
-            measure_id=measure_id, plan_id=plan.id, code=m.code, category=m.category,
-            person_id_hash=m.person_id_hash, reason=m.reason,
-        )  # fmt: skip
-        await emit(
-            uow, assigned, household_id=plan.household_id, correlation_id=correlation_id,
-            settings=settings,
-        )  # fmt: skip
+        topic = settings.topic("assistance")
+        events = []
+        for measure_id, m in zip(ids, new, strict=True):
+            assigned = MeasureAssigned(
+                measure_id=measure_id, plan_id=plan.id, code=m.code, category=m.category,
+                person_id_hash=m.person_id_hash, reason=m.reason,
+            )  # fmt: skip
+            envelope = new_event(
+                assigned, household_id=plan.household_id, source="assistance",
+                correlation_id=correlation_id, clock=uow.clock,
+            )  # fmt: skip
+            events.append((envelope, topic))
+        await uow.record_rows(events)
     await reorder(uow, plan_id=plan.id, labour=labour)
     return ids
 
@@ -116,11 +132,18 @@ async def reorder(uow: UnitOfWork, *, plan_id: str, labour: LabourClass) -> list
     rows = await plan_measures(uow, plan_id)
     # the same stable sort as planner.ordered, applied to the stored rows
     order = sorted(rows, key=lambda r: category_rank(r.category, labour))
-    for position, row in enumerate(order):
-        if row.position != position:
-            await uow.execute(
-                update(measures).where(measures.c.id == row.id).values(position=position)
-            )
+    moved = [
+        {"b_id": row.id, "b_position": position}
+        for position, row in enumerate(order)
+        if row.position != position
+    ]
+    if moved:
+        await uow.execute(
+            update(measures)
+            .where(measures.c.id == bindparam("b_id"))
+            .values(position=bindparam("b_position")),
+            moved,
+        )
     codes = [r.code for r in order]
     await uow.execute(
         update(plans)
