@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -45,6 +46,14 @@ def _chunks(path: Path, progress: Progress, task: Any, started: float) -> Iterat
             yield chunk
 
 
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK * 4):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _fail(message: str) -> typer.Exit:
     err.print(f"[red]{message}[/red]")
     return typer.Exit(1)
@@ -76,6 +85,13 @@ def load(
     ] = None,
     show_errors: Annotated[int, typer.Option(min=0, max=1000, help="errors to print")] = 20,
     timeout: Annotated[float, typer.Option(help="seconds to wait for intake to answer")] = 600,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            help="the batch's key (default: from the file's SHA-256): the same command run "
+            "again replays a finished batch or resumes an interrupted one"
+        ),
+    ] = None,
 ) -> None:
     """Stream FILE to POST /v1/feeds/{department} and print the batch report."""
     if department not in SCHEMAS:
@@ -86,7 +102,11 @@ def load(
     if media is None:
         raise _fail(f"file: cannot tell the format of {file.name}; use .ndjson, .jsonl or .csv")
     key = api_key or f"dev-{department}-key"
-    headers = {"X-API-Key": key, "Content-Type": media}
+    try:
+        batch_key = idempotency_key or f"sha256-{_file_digest(file)[:40]}"
+    except OSError as exc:
+        raise _fail(f"file: cannot read {file}: {exc}") from None
+    headers = {"X-API-Key": key, "Content-Type": media, "Idempotency-Key": batch_key}
     size = file.stat().st_size
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -110,11 +130,11 @@ def load(
                     headers=headers,
                 )
                 elapsed = time.perf_counter() - started
-            if answer.status_code != 202:
+            if answer.status_code not in (200, 202):
                 raise _fail(
                     f"intake refused the feed ({answer.status_code}): {_problem_text(answer)}"
                 )
-            batch = answer.json()
+            batch = answer.json() | {"replayed": answer.status_code == 200}
             report = http.get(
                 f"{base}{batch['status_url']}",
                 params={"limit": max(show_errors, 1)},
@@ -135,6 +155,10 @@ def _print_report(
     table.add_column("what")
     table.add_column("value", justify="right")
     table.add_row("batch", batch["batch_id"])
+    if batch.get("replayed"):
+        table.add_row("note", "already received: this is the batch's report")
+    elif batch.get("resumed_after_line"):
+        table.add_row("note", f"resumed after line {batch['resumed_after_line']:,}")
     table.add_row("department", batch["department"])
     table.add_row("rows", f"{rows:,}")
     table.add_row("accepted", f"{batch['accepted']:,}")

@@ -24,6 +24,9 @@ class IntakeSettings(ServiceSettings):
     feed_slice_records: int = 500
     feed_shards: int = 16
     feed_errors_page: int = 1_000
+    # a batch "receiving" with no commit for this long is taken as interrupted: a retry with
+    # its Idempotency-Key resumes it (a live upload commits every feed_batch_rows rows)
+    feed_resume_after_seconds: float = 300.0
     # mobile app abuse limits (rules §9 does not set them; these are operational defaults)
     rate_window_seconds: float = 60.0
     rate_per_phone: int = 5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -170,6 +171,13 @@ class LineSplitter:
         self._buf = bytearray()
         self._skipping = False
         self.line = 0
+        # SHA-256 of the lines emitted so far, each with its newline (an over-long line
+        # counts as a marker): what a resumed upload's first lines are checked against
+        self._digest = hashlib.sha256()
+
+    def digest(self) -> str:
+        """Hex SHA-256 of the lines emitted so far."""
+        return self._digest.hexdigest()
 
     def feed(self, chunk: bytes) -> Iterator[tuple[int, bytes | None]]:
         """Complete lines in `chunk` (None for a line over the limit)."""
@@ -197,29 +205,41 @@ class LineSplitter:
         if self._skipping or len(self._buf) + len(piece) > self._max:
             self._skipping = False
             self._buf.clear()
+            self._digest.update(b"\x00too long\n")
             return self.line, None
         if self._buf:
             self._buf += piece
             piece = bytes(self._buf)
             self._buf.clear()
+        self._digest.update(piece)
+        self._digest.update(b"\n")
         return self.line, piece.rstrip(b"\r")
 
 
 class FeedParser:
     """Turns a department's upload, chunk by chunk, into validated rows (rules §8, §9)."""
 
-    def __init__(self, department: str, fmt: FeedFormat, max_line_bytes: int) -> None:
+    def __init__(
+        self, department: str, fmt: FeedFormat, max_line_bytes: int, resume_after: int = 0
+    ) -> None:
         self.schema = SCHEMAS[department]
         self.format = fmt
         self.header: list[str] | None = None
         self.header_line: str | None = None
         self._lines = LineSplitter(max_line_bytes)
         self._max = max_line_bytes
+        # lines an earlier attempt of the same batch committed: read (and hashed), not parsed
+        self._resume_after = resume_after
+        self.prefix_digest: str | None = None if resume_after else self._lines.digest()
 
     @property
     def lines(self) -> int:
         """Lines read so far (header and blank lines included)."""
         return self._lines.line
+
+    def digest(self) -> str:
+        """Hex SHA-256 of the lines read so far."""
+        return self._lines.digest()
 
     def feed(self, chunk: bytes) -> Iterator[Parsed]:
         """Rows completed by this chunk."""
@@ -236,6 +256,12 @@ class FeedParser:
                 yield parsed
 
     def _parse(self, line: int, raw: bytes | None) -> Parsed | None:
+        if line == self._resume_after:
+            self.prefix_digest = self._lines.digest()
+        if line <= self._resume_after and (
+            raw is None or not (self.format == "csv" and self.header is None)
+        ):
+            return None
         if raw is None:
             return Parsed(line, b"", None, [("line", f"is longer than {self._max} bytes")])
         if line == 1 and raw.startswith(b"\xef\xbb\xbf"):

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.intake.access import Caller, IntakeParts, department_or_county, parts_of
 from services.intake.config import IntakeSettings
 from services.intake.feeds import MEDIA_TYPES, FeedHeaderError
-from services.intake.ingest import FeedContext, FeedTooLarge, batch_report, ingest_feed
+from services.intake.ingest import (
+    FeedConflict,
+    FeedContext,
+    FeedTooLarge,
+    Retry,
+    batch_report,
+    claim_retry,
+    ingest_feed,
+    upload_digest,
+)
 from services.intake.ingest import rejected_lines as rejected_rows
 from shared.auth import current_department
 from shared.inputs import PROBLEM_RESPONSES, reject_nul_in_url
@@ -53,6 +63,19 @@ class FeedAccepted(BaseModel):
     accepted: int
     rejected: int
     status_url: str
+    resumed_after_line: int | None = Field(
+        None, description="a retry that resumed an interrupted batch: the lines kept from before"
+    )
+
+
+FeedKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key", min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$",
+        description="retrying with the same key and file replays a complete batch's answer, "
+        "or resumes an interrupted batch after the lines it committed",
+    ),
+]  # fmt: skip
 
 
 class RowError(BaseModel):
@@ -87,8 +110,10 @@ class BatchRead(BaseModel):
     response_model=FeedAccepted,
     openapi_extra=FEED_BODY,
     responses={
+        200: {"model": FeedAccepted, "description": "replayed: this key's batch is complete"},
         401: {"description": "no or unknown department key"},
         403: {"description": "the key belongs to another department"},
+        409: {"description": "Idempotency-Key: batch still being received, or another file"},
         413: {"description": "upload too large"},
         415: {"description": "not NDJSON or CSV"},
     },
@@ -99,6 +124,7 @@ async def post_feed(
     department: Annotated[str, Depends(current_department)],
     runtime: Annotated[Runtime, Depends(runtime_of)],
     parts: Annotated[IntakeParts, Depends(parts_of)],
+    idempotency_key: FeedKey = None,
 ) -> Any:
     """Validate every row; valid rows are published even when others are rejected."""
     settings = cast(IntakeSettings, runtime.settings)
@@ -128,9 +154,21 @@ async def post_feed(
         after_commit=runtime.relay.wake,
         slice_records=settings.feed_slice_records,
         shards=settings.feed_shards,
+        idempotency_key=idempotency_key,
     )
+    retry = None
+    if idempotency_key is not None:
+        stale_after = timedelta(seconds=settings.feed_resume_after_seconds)
+        retry = await claim_retry(ctx=ctx, key=idempotency_key, stale_after=stale_after)
+    if retry is not None and retry.action != "resume":
+        return await _answer_retry(ctx, retry, request)
     try:
-        counts = await ingest_feed(ctx=ctx, chunks=request.stream())
+        counts = await ingest_feed(
+            ctx=ctx, chunks=request.stream(), resume=retry.resume if retry else None,
+            attempt_id=retry.attempt_id if retry else None,
+        )  # fmt: skip
+    except FeedConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except FeedHeaderError as exc:
         return JSONResponse(
             {"error": "validation_failed",
@@ -147,7 +185,34 @@ async def post_feed(
         accepted=counts.accepted,
         rejected=counts.rejected,
         status_url=f"/v1/feeds/batches/{counts.batch_id}",
+        resumed_after_line=counts.resume.lines if counts.resume else None,
     )
+
+
+async def _answer_retry(ctx: FeedContext, retry: Retry, request: Request) -> JSONResponse:
+    """A complete batch's answer again (same file), or 409 while its first upload goes on."""
+    batch = retry.batch
+    if retry.action == "busy":
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"Idempotency-Key: batch {batch.id} with this key is still being received; "
+            "retry when it has finished or stopped",
+        )
+    try:
+        digest = await upload_digest(ctx=ctx, chunks=request.stream())
+    except FeedTooLarge as exc:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
+    if digest != batch.lines_sha256:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"Idempotency-Key: already used for batch {batch.id} with a different file",
+        )
+    answer = FeedAccepted(
+        batch_id=batch.id, department=batch.department, status=batch.status, lines=batch.lines,
+        accepted=batch.accepted, rejected=batch.rejected,
+        status_url=f"/v1/feeds/batches/{batch.id}", resumed_after_line=None,
+    )  # fmt: skip
+    return JSONResponse(answer.model_dump(), headers={"Idempotent-Replayed": "true"})
 
 
 async def _owned_batch(runtime: Runtime, caller: Caller, batch_id: str) -> None:

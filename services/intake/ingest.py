@@ -5,14 +5,15 @@ from __future__ import annotations
 import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal, NoReturn
 from uuid import uuid4
 
 import orjson
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
-from services.intake.feeds import FeedFormat, FeedParser, Parsed, facts_of
+from services.intake.feeds import FeedFormat, FeedParser, LineSplitter, Parsed, facts_of
 from services.intake.models import feed_batches, feed_errors
 from services.intake.outbox import record_many
 from services.intake.pii import Vault, household_key
@@ -37,6 +38,22 @@ class FeedTooLarge(Exception):
     """The upload passed the configured size limit; what came before it stays committed."""
 
 
+class FeedConflict(Exception):
+    """The Idempotency-Key's batch cannot take this upload (another is writing to it, or the
+    upload's first lines differ from what the batch already holds); nothing was written."""
+
+
+@dataclass(frozen=True)
+class Resume:
+    """An interrupted batch that a retry with its Idempotency-Key continues."""
+
+    batch_id: str
+    lines: int  # the lines it committed; the retry starts after them
+    accepted: int
+    rejected: int
+    lines_sha256: str | None
+
+
 @dataclass
 class BatchCounts:
     """A batch's running totals and the rows waiting for the next commit."""
@@ -46,6 +63,8 @@ class BatchCounts:
     accepted: int = 0
     rejected: int = 0
     created: bool = False
+    attempt_id: str = field(default_factory=lambda: str(uuid4()))
+    resume: Resume | None = None
     records: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     pending_accepted: int = 0
@@ -68,16 +87,33 @@ class FeedContext:
     after_commit: Callable[[], None]
     slice_records: int = 500
     shards: int = 16
+    idempotency_key: str | None = None
 
 
-async def ingest_feed(*, ctx: FeedContext, chunks: AsyncIterator[bytes]) -> BatchCounts:
+async def ingest_feed(
+    *,
+    ctx: FeedContext,
+    chunks: AsyncIterator[bytes],
+    resume: Resume | None = None,
+    attempt_id: str | None = None,
+) -> BatchCounts:
     """Validate a feed row by row; commit every `batch_rows` rows (events, errors, counts).
 
     Memory holds one chunk, one line and at most `batch_rows` pending rows, whatever the size
-    of the upload (rules §8.3: a monthly feed can reach millions of rows).
+    of the upload (rules §8.3: a monthly feed can reach millions of rows). A resumed batch
+    (`resume`, claimed by `attempt_id`) skips the lines it already committed.
     """
-    parser = FeedParser(ctx.department, ctx.fmt, ctx.max_line_bytes)
-    counts = BatchCounts(batch_id=str(uuid4()))
+    parser = FeedParser(
+        ctx.department, ctx.fmt, ctx.max_line_bytes, resume_after=resume.lines if resume else 0
+    )
+    if resume is None:
+        counts = BatchCounts(batch_id=str(uuid4()))
+    else:
+        assert attempt_id is not None
+        counts = BatchCounts(
+            batch_id=resume.batch_id, accepted=resume.accepted, rejected=resume.rejected,
+            created=True, attempt_id=attempt_id, resume=resume,
+        )  # fmt: skip
     received = 0
     try:
         async for chunk in chunks:
@@ -94,14 +130,29 @@ async def ingest_feed(*, ctx: FeedContext, chunks: AsyncIterator[bytes]) -> Batc
                     await _flush(ctx, counts, parser)
         for parsed in parser.finish():
             _take(ctx, counts, parsed, ctx.clock.now())
+    except FeedConflict as exc:
+        await _refuse(ctx, counts, exc)
     except BaseException as exc:
         if counts.created or isinstance(exc, FeedTooLarge):
             # keep what was committed visible, and say why the batch stopped
-            await _flush(ctx, counts, parser, status="aborted", detail=str(exc) or repr(exc))
+            try:
+                await _flush(ctx, counts, parser, status="aborted", detail=str(exc) or repr(exc))
+            except FeedConflict as conflict:
+                await _refuse(ctx, counts, conflict)
         raise
     counts.lines = parser.lines
-    await _flush(ctx, counts, parser, status="complete")
+    try:
+        await _flush(ctx, counts, parser, status="complete")
+    except FeedConflict as exc:
+        await _refuse(ctx, counts, exc)
     return counts
+
+
+async def _refuse(ctx: FeedContext, counts: BatchCounts, conflict: FeedConflict) -> NoReturn:
+    """Raise `conflict`; a resumed batch refused goes back to aborted with what it had."""
+    if counts.resume is not None:
+        await _release(ctx, counts, str(conflict))
+    raise conflict
 
 
 def _take(ctx: FeedContext, counts: BatchCounts, parsed: Parsed, now: datetime) -> None:
@@ -173,32 +224,59 @@ async def _flush(
 ) -> None:
     """One transaction: the pending events and errors, and the batch's new totals."""
     now = ctx.clock.now()
-    counts.accepted += counts.pending_accepted
-    counts.rejected += counts.pending_rejected
-    totals = {
-        "lines": parser.lines,
-        "accepted": counts.accepted,
-        "rejected": counts.rejected,
+    resume = counts.resume
+    totals: dict[str, Any] = {
         "status": status,
         "detail": detail,
-        "csv_header": parser.header_line,
         "completed_at": None if status == "receiving" else now,
+        "updated_at": now,
     }
+    # a resumed upload that stopped again before its new lines leaves the counts as they were
+    if resume is None or parser.lines >= resume.lines or status == "complete":
+        if resume is not None and parser.prefix_digest != resume.lines_sha256:
+            raise FeedConflict(
+                f"body: lines 1-{resume.lines} differ from those batch {resume.batch_id} "
+                "received under this Idempotency-Key; send the same file, or use a new key"
+            )
+        counts.accepted += counts.pending_accepted
+        counts.rejected += counts.pending_rejected
+        totals |= {
+            "lines": parser.lines, "accepted": counts.accepted, "rejected": counts.rejected,
+            "csv_header": parser.header_line, "lines_sha256": parser.digest(),
+        }  # fmt: skip
     async with ctx.uow_factory() as uow:
         if counts.created:
-            await uow.execute(
-                update(feed_batches).where(feed_batches.c.id == counts.batch_id).values(**totals)
-            )
-        else:
-            await uow.execute(
-                insert(feed_batches).values(
-                    id=counts.batch_id,
-                    department=ctx.department,
-                    content_type=ctx.fmt,
-                    received_at=now,
-                    **totals,
+            # only the attempt that holds the batch writes to it
+            written = await uow.execute(
+                update(feed_batches)
+                .where(
+                    feed_batches.c.id == counts.batch_id,
+                    feed_batches.c.attempt_id == counts.attempt_id,
                 )
+                .values(**totals)
             )
+            if written.rowcount != 1:
+                raise FeedConflict(
+                    f"Idempotency-Key: batch {counts.batch_id} was taken over by another upload"
+                )
+        else:
+            try:
+                await uow.execute(
+                    insert(feed_batches).values(
+                        id=counts.batch_id,
+                        department=ctx.department,
+                        content_type=ctx.fmt,
+                        received_at=now,
+                        idempotency_key=ctx.idempotency_key,
+                        attempt_id=counts.attempt_id,
+                        **totals,
+                    )
+                )
+            except IntegrityError:
+                # another upload with the same key got its first rows in first
+                raise FeedConflict(
+                    "Idempotency-Key: another upload with this key is being received"
+                ) from None
         if counts.errors:
             await bulk_insert(uow, feed_errors, counts.errors)
         await record_many(uow, slice_rows(ctx, counts.batch_id, counts.records, now))
@@ -208,6 +286,84 @@ async def _flush(
         ctx.after_commit()
     counts.records, counts.errors = [], []
     counts.pending_accepted = counts.pending_rejected = 0
+
+
+async def _release(ctx: FeedContext, counts: BatchCounts, detail: str) -> None:
+    """A resumed upload refused: the batch goes back to aborted, with what it had."""
+    async with ctx.uow_factory() as uow:
+        await uow.execute(
+            update(feed_batches)
+            .where(
+                feed_batches.c.id == counts.batch_id,
+                feed_batches.c.attempt_id == counts.attempt_id,
+            )
+            .values(status="aborted", detail=detail, completed_at=ctx.clock.now())
+        )
+
+
+@dataclass(frozen=True)
+class Retry:
+    """What an upload with an already used Idempotency-Key does with the key's batch."""
+
+    action: Literal["replay", "busy", "resume"]
+    batch: Any
+    resume: Resume | None = None
+    attempt_id: str | None = None
+
+
+async def claim_retry(*, ctx: FeedContext, key: str, stale_after: timedelta) -> Retry | None:
+    """The batch of (department, key), if any: a complete one is replayed; one still receiving
+    (a commit less than `stale_after` ago) is busy; an aborted or stalled one is claimed for
+    this upload, which resumes it after its committed lines."""
+    async with ctx.uow_factory() as uow:
+        batch = (
+            await uow.execute(
+                select(feed_batches).where(
+                    feed_batches.c.department == ctx.department,
+                    feed_batches.c.idempotency_key == key,
+                )
+            )
+        ).first()
+        if batch is None:
+            return None
+        if batch.status == "complete":
+            return Retry("replay", batch)
+        now = ctx.clock.now()
+        last = utc(batch.updated_at or batch.received_at)
+        if batch.status == "receiving" and now - last < stale_after:
+            return Retry("busy", batch)
+        attempt_id = str(uuid4())
+        claimed = await uow.execute(
+            update(feed_batches)
+            .where(
+                feed_batches.c.id == batch.id,
+                feed_batches.c.attempt_id == batch.attempt_id,
+                feed_batches.c.status == batch.status,
+            )
+            .values(attempt_id=attempt_id, status="receiving", detail=None, updated_at=now)
+        )
+        if claimed.rowcount != 1:
+            return Retry("busy", batch)
+    resume = Resume(
+        batch_id=batch.id, lines=batch.lines, accepted=batch.accepted,
+        rejected=batch.rejected, lines_sha256=batch.lines_sha256,
+    )  # fmt: skip
+    return Retry("resume", batch, resume, attempt_id)
+
+
+async def upload_digest(*, ctx: FeedContext, chunks: AsyncIterator[bytes]) -> str:
+    """Read a whole upload (within the size limit) for its line digest, parsing nothing."""
+    splitter = LineSplitter(ctx.max_line_bytes)
+    received = 0
+    async for chunk in chunks:
+        received += len(chunk)
+        if received > ctx.max_bytes:
+            raise FeedTooLarge(f"body: exceeds the feed limit of {ctx.max_bytes} bytes")
+        for _ in splitter.feed(chunk):
+            pass
+    for _ in splitter.finish():
+        pass
+    return splitter.digest()
 
 
 async def batch_report(

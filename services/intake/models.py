@@ -63,6 +63,13 @@ feed_batches = Table(
     Column("detail", Text),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("completed_at", DateTime(timezone=True)),
+    # the department's Idempotency-Key: a retried upload replays or resumes this batch
+    Column("idempotency_key", String(100)),
+    Column("updated_at", DateTime(timezone=True)),  # the last commit of the upload
+    Column("attempt_id", String(36)),  # the upload writing to the batch now
+    # SHA-256 of the first `lines` lines as received: a resumed upload must start the same
+    Column("lines_sha256", String(64)),
+    Index("ux_feed_batches_department_key", "department", "idempotency_key", unique=True),
 )
 
 feed_errors = Table(

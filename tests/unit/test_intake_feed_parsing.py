@@ -116,3 +116,49 @@ def test_a_csv_field_over_the_csv_module_limit_is_rejected_alone() -> None:
     assert rows[0].problems[0][0] == "line" and "CSV" in rows[0].problems[0][1]
     with pytest.raises(FeedHeaderError):
         list(FeedParser("housing", "csv", 1 << 20).feed(b'"' + b"h" * 200_000 + b'"\n'))
+
+
+@given(
+    st.lists(st.binary(max_size=30).filter(lambda b: b"\n" not in b), max_size=20),
+    st.integers(min_value=1, max_value=40),
+)
+def test_the_line_digest_does_not_depend_on_chunking(lines: list[bytes], size: int) -> None:
+    """A retried upload arrives in other chunks; its digest of the same lines is the same."""
+    stream = b"".join(line + b"\n" for line in lines)
+    whole, chunked = LineSplitter(4096), LineSplitter(4096)
+    list(whole.feed(stream))
+    for start in range(0, len(stream), size):
+        list(chunked.feed(stream[start : start + size]))
+    assert whole.digest() == chunked.digest()
+    other = LineSplitter(4096)
+    list(other.feed(stream + b"x\n"))
+    assert other.digest() != whole.digest()
+
+
+def _rows(count: int) -> bytes:
+    row = {"resident_id": ID, "recorded_on": "2026-10-01", "out_of_pocket_spending": 1}
+    return b"".join(json.dumps(row | {"x": n} if n == 2 else row).encode() + b"\n"
+                    for n in range(1, count + 1))  # fmt: skip
+
+
+def test_a_resumed_parse_skips_the_committed_lines_and_checks_their_digest() -> None:
+    """Lines up to the resume point are neither validated nor returned; the digest of exactly
+    those lines is what the batch stored when it committed them."""
+    first = FeedParser("medical_insurance", "ndjson", 4096)
+    list(first.feed(_rows(3)))
+    resumed = FeedParser("medical_insurance", "ndjson", 4096, resume_after=3)
+    parsed = list(resumed.feed(_rows(6)))
+    assert [p.line for p in parsed] == [4, 5, 6]
+    assert resumed.prefix_digest == first.digest()
+    assert resumed.lines == 6
+    shorter = FeedParser("medical_insurance", "ndjson", 4096, resume_after=8)
+    list(shorter.feed(_rows(6)))
+    assert shorter.prefix_digest is None, "a file shorter than the committed part never matches"
+
+
+def test_a_resumed_csv_parse_still_reads_its_header() -> None:
+    csv_rows = (
+        "resident_id,recorded_on,house_rating\n" + "".join(f"{ID},2026-09-30,{r}\n" for r in "ABCD")
+    ).encode()
+    parsed = list(FeedParser("housing", "csv", 4096, resume_after=3).feed(csv_rows))
+    assert [(p.line, p.row is not None) for p in parsed] == [(4, True), (5, True)]
