@@ -13,7 +13,20 @@ from services.assistance.models import measure_history, measures, plans
 from services.assistance.planner import LabourClass, PlannedMeasure, category_rank
 from services.assistance.workflow import ACTIVE
 from shared.db import UnitOfWork
-from shared.events import MeasureAssigned, MeasureCompleted, Payload, new_event
+from shared.events import Envelope, MeasureAssigned, MeasureCompleted, Payload, new_event
+
+
+def assistance_event(
+    uow: UnitOfWork, payload: Payload, *, household_id: str, correlation_id: str
+) -> Envelope[Any]:
+    """An outgoing assistance event (not yet recorded)."""
+    return new_event(
+        payload,
+        household_id=household_id,
+        source="assistance",
+        correlation_id=correlation_id,
+        clock=uow.clock,
+    )
 
 
 async def emit(
@@ -25,13 +38,7 @@ async def emit(
     settings: AssistanceSettings,
 ) -> None:
     """Record an assistance event on the outbox (published after commit)."""
-    event = new_event(
-        payload,
-        household_id=household_id,
-        source="assistance",
-        correlation_id=correlation_id,
-        clock=uow.clock,
-    )
+    event = assistance_event(uow, payload, household_id=household_id, correlation_id=correlation_id)
     await uow.record(event, settings.topic("assistance"))
 
 
@@ -117,10 +124,9 @@ async def add_measures(
                 measure_id=measure_id, plan_id=plan.id, code=m.code, category=m.category,
                 person_id_hash=m.person_id_hash, reason=m.reason,
             )  # fmt: skip
-            envelope = new_event(
-                assigned, household_id=plan.household_id, source="assistance",
-                correlation_id=correlation_id, clock=uow.clock,
-            )  # fmt: skip
+            envelope = assistance_event(
+                uow, assigned, household_id=plan.household_id, correlation_id=correlation_id
+            )
             events.append((envelope, topic))
         await uow.record_rows(events)
     await reorder(uow, plan_id=plan.id, labour=labour)
