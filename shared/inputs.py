@@ -7,9 +7,11 @@ database (a 500) instead of being refused as input (a 422 naming the field).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
-from fastapi import HTTPException, Request, status
 from pydantic import BaseModel, field_validator
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 NUL = "\x00"
 PROBLEM = "must not contain a NUL character"
@@ -60,12 +62,32 @@ class CleanInput(BaseModel):
         return no_nul(value)
 
 
-async def reject_nul_in_url(request: Request) -> None:
-    """FastAPI dependency: 422 for a NUL character in the path or in a query parameter
-    (async: FastAPI runs a plain-def dependency in a worker thread, a hop per request)."""
-    if NUL in request.url.path:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"path: {PROBLEM}")
-    for name, value in request.query_params.multi_items():
+class NulGuard:
+    """Plain ASGI middleware: 422 for a NUL character in the path or in a query parameter,
+    before any route runs (cheaper than a dependency solved on every request)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse the request when its URL carries a NUL; otherwise pass it on untouched."""
+        if scope["type"] == "http":
+            field = _nul_field(scope)
+            if field is not None:
+                answer = JSONResponse({"detail": f"{field}: {PROBLEM}"}, status_code=422)
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _nul_field(scope: Scope) -> str | None:
+    """The URL part that holds a NUL character ("path" or the parameter's name), else None."""
+    if NUL in scope["path"]:
+        return "path"
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" not in query and b"\x00" not in query:  # cheap test before parsing
+        return None
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
         if NUL in name or NUL in value:
-            field = name.replace(NUL, "\\x00")
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{field}: {PROBLEM}")
+            return name.replace(NUL, "\\x00")
+    return None

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared import metrics
 from shared.clock import Clock, SystemClock
 from shared.db import UnitOfWork, create_engine, messaging_tables, ping
+from shared.inputs import NulGuard
 from shared.kafka import (
     BatchHandler,
     EventConsumer,
@@ -173,6 +174,7 @@ def create_service_app(runtime: Runtime, *, title: str, routers: list[Any]) -> F
     service = runtime.settings.service_name
     metrics.preinit_domain_events(service)
 
+    app.add_middleware(NulGuard)  # inside MeasureMiddleware: its 422s are counted
     app.add_middleware(MeasureMiddleware, service=service)
 
     @app.get("/healthz", tags=["ops"])

@@ -28,14 +28,13 @@ from services.assistance.workflow import transition_problem
 from shared.auth import Official, ensure_within, require_role
 from shared.db import UnitOfWork, utc
 from shared.events import Member
-from shared.inputs import PROBLEM_RESPONSES, reject_nul_in_url
+from shared.inputs import PROBLEM_RESPONSES
 from shared.service import Runtime, runtime_of
 
 router = APIRouter(
     prefix="/v1",
     tags=["assistance"],
     responses=PROBLEM_RESPONSES,
-    dependencies=[Depends(reject_nul_in_url)],
 )
 Village = Annotated[Official, Depends(require_role("village"))]
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]

@@ -20,14 +20,13 @@ from services.assistance.schemas import (
 )
 from services.assistance.visiting import VisitRefused, record_visit
 from shared.auth import Official, current_official, ensure_within, require_role
-from shared.inputs import PROBLEM_RESPONSES, reject_nul_in_url
+from shared.inputs import PROBLEM_RESPONSES
 from shared.service import Runtime, runtime_of
 
 router = APIRouter(
     prefix="/v1",
     tags=["roster", "visits"],
     responses=PROBLEM_RESPONSES,
-    dependencies=[Depends(reject_nul_in_url)],
 )
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 County = Annotated[Official, Depends(require_role("county"))]

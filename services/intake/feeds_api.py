@@ -24,14 +24,13 @@ from services.intake.ingest import (
 )
 from services.intake.ingest import rejected_lines as rejected_rows
 from shared.auth import current_department
-from shared.inputs import PROBLEM_RESPONSES, reject_nul_in_url
+from shared.inputs import PROBLEM_RESPONSES
 from shared.service import Runtime, runtime_of
 
 router = APIRouter(
     prefix="/v1/feeds",
     tags=["feeds"],
     responses=PROBLEM_RESPONSES,
-    dependencies=[Depends(reject_nul_in_url)],
 )
 NDJSON_EXAMPLE = (
     '{"resident_id": "11010519491231002X", "recorded_on": "2026-10-31", '

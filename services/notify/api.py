@@ -14,14 +14,13 @@ from services.notify.config import NotifySettings
 from services.notify.models import delivery_attempts, notifications
 from shared.auth import Official, current_official, ensure_within, require_role
 from shared.db import utc
-from shared.inputs import PROBLEM_RESPONSES, reject_nul_in_url
+from shared.inputs import PROBLEM_RESPONSES
 from shared.service import Runtime, runtime_of
 
 router = APIRouter(
     prefix="/v1",
     tags=["notify"],
     responses=PROBLEM_RESPONSES,
-    dependencies=[Depends(reject_nul_in_url)],
 )
 CHANNELS = ("webhook", "robot", "sms", "email")
 Reader = Annotated[Official, Depends(current_official)]

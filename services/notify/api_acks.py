@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from services.notify import acks
 from services.notify.config import NotifySettings
 from services.notify.escalation import acknowledge
-from shared.inputs import PROBLEM_RESPONSES, reject_nul_in_url
+from shared.inputs import PROBLEM_RESPONSES
 from shared.ratelimit import RateLimiter
 from shared.service import Runtime, runtime_of
 
@@ -21,7 +21,6 @@ router = APIRouter(
     prefix="/v1",
     tags=["notify"],
     responses=PROBLEM_RESPONSES,
-    dependencies=[Depends(reject_nul_in_url)],
 )
 
 

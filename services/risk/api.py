@@ -23,14 +23,13 @@ from services.risk.workflow import allowed_actions
 from shared.auth import Official, current_official, ensure_within
 from shared.db import UnitOfWork, utc
 from shared.events import Reason
-from shared.inputs import PROBLEM_RESPONSES, reject_nul_in_url
+from shared.inputs import PROBLEM_RESPONSES
 from shared.service import Runtime, runtime_of
 
 router = APIRouter(
     prefix="/v1",
     tags=["risk"],
     responses=PROBLEM_RESPONSES,
-    dependencies=[Depends(reject_nul_in_url)],
 )
 
 

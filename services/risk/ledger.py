@@ -23,14 +23,13 @@ from services.risk.schemas import (
 from services.risk.thresholds import threshold_for
 from shared.auth import Official, current_official, ensure_within, require_role
 from shared.db import utc
-from shared.inputs import PROBLEM_RESPONSES, reject_nul_in_url
+from shared.inputs import PROBLEM_RESPONSES
 from shared.service import Runtime, runtime_of
 
 router = APIRouter(
     prefix="/v1",
     tags=["ledger"],
     responses=PROBLEM_RESPONSES,
-    dependencies=[Depends(reject_nul_in_url)],
 )
 MAX_PAGE = 100_000  # page x page_size must stay a 64-bit database offset
 LEVELS = {"province": 2, "city": 4, "county": 6, "township": 9, "village": 12}  # rules §9.4
