@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -140,18 +140,33 @@ class BatchHandler(Protocol):
     def __call__(self, *, uow: UnitOfWork, events: list[Envelope[Any]]) -> Awaitable[None]: ...
 
 
-def in_one_transaction(handlers: dict[str, Handler]) -> BatchHandler:
+def in_one_transaction(
+    handlers: dict[str, Handler],
+    *,
+    bulk_types: Collection[str] = (),
+    bulk: BatchHandler | None = None,
+) -> BatchHandler:
     """A batch handler that runs each event's own handler in turn, all in the run's single
     transaction: one BEGIN, one dedup statement and one COMMIT per run instead of per event.
-    Later events see what earlier ones wrote; a failure sends the run down the per-event path."""
+    Consecutive events of `bulk_types` go to `bulk` together instead. Later events see what
+    earlier ones wrote; a failure sends the run down the per-event path."""
 
     async def handle(*, uow: UnitOfWork, events: list[Envelope[Any]]) -> None:
+        together: list[Envelope[Any]] = []
         for event in events:
+            if bulk is not None and event.event_type in bulk_types:
+                together.append(event)
+                continue
+            if together and bulk is not None:
+                await bulk(uow=uow, events=together)
+                together = []
             token = correlation_id.set(event.correlation_id)
             try:
                 await handlers[event.event_type](uow=uow, event=event)
             finally:
                 correlation_id.reset(token)
+        if together and bulk is not None:
+            await bulk(uow=uow, events=together)
 
     return handle
 

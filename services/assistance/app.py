@@ -14,6 +14,7 @@ from services.assistance.api import router
 from services.assistance.api_roster import router as roster_router
 from services.assistance.config import AssistanceSettings
 from services.assistance.models import metadata
+from services.assistance.opening import OPENINGS, on_openings
 from services.assistance.visiting import raise_overdue_visits
 from services.assistance.workload_metrics import workload_job
 from shared.clock import Clock, SystemClock
@@ -38,7 +39,10 @@ def consumer_spec(settings: AssistanceSettings) -> ConsumerSpec:
         name="assistance",
         topics=["cases"],
         handlers=table,
-        batch_handler=in_one_transaction(table),
+        # a feed's openings, nearly all through the green channel, are planned together
+        batch_handler=in_one_transaction(
+            table, bulk_types=OPENINGS, bulk=partial(on_openings, settings=settings)
+        ),
     )
 
 

@@ -6,16 +6,16 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from services.assistance import rules, schedule, visiting
+from services.assistance import schedule, visiting
 from services.assistance.catalogue import Catalogue, load_catalogue
 from services.assistance.config import AssistanceSettings
 from services.assistance.models import households, plans
+from services.assistance.opening import on_openings
 from services.assistance.planner import (
     build_plan,
     labour_class,
     normalise_risks,
     ordered,
-    provisional_measures,
 )
 from services.assistance.repository import (
     add_measures,
@@ -45,27 +45,8 @@ def _catalogue(settings: AssistanceSettings) -> Catalogue:
 async def on_case_opened(
     *, uow: UnitOfWork, event: Envelope[CaseOpened], settings: AssistanceSettings
 ) -> None:
-    """A pending plan as soon as a case opens, so the village hears of it with the deadline.
-
-    Its measures are only suggestions until identification (or the green channel) fills it.
-    """
-    case = event.payload
-    if await plan_by_case(uow, case.case_id) is not None:
-        return
-    suggested = rules.initial_measures(case.risk_types)
-    plan_id = await create_plan(
-        uow, household_id=event.household_id, case_id=case.case_id,
-        village_code=case.village_code, status="pending", measures=suggested,
-        risk_types=normalise_risks(case.risk_types),
-    )  # fmt: skip
-    created = PlanCreated(
-        plan_id=plan_id, case_id=case.case_id, village_code=case.village_code,
-        measures=suggested, case_deadline=case.deadline,
-    )  # fmt: skip
-    await emit(
-        uow, created, household_id=event.household_id, correlation_id=event.correlation_id,
-        settings=settings,
-    )  # fmt: skip
+    """A pending plan as soon as a case opens (see opening.on_openings)."""
+    await on_openings(uow=uow, events=[event], settings=settings)
 
 
 async def _plan_for(uow: UnitOfWork, *, household_id: str, case_id: str, village_code: str) -> Any:
@@ -82,34 +63,8 @@ async def _plan_for(uow: UnitOfWork, *, household_id: str, case_id: str, village
 async def on_green_channel_opened(
     *, uow: UnitOfWork, event: Envelope[GreenChannelOpened], settings: AssistanceSettings
 ) -> None:
-    """rules §5.2: provisional emergency help (temporary assistance, medical aid) at once."""
-    case = event.payload
-    plan = await _plan_for(
-        uow, household_id=event.household_id, case_id=case.case_id, village_code=case.village_code
-    )
-    if plan.status not in ("pending", "provisional"):
-        return
-    held = {as_planned(r).key for r in await plan_measures(uow, plan.id)}
-    wanted = provisional_measures(catalogue=_catalogue(settings), codes=case.provisional_measures)
-    new = [m for m in wanted if m.key not in held]
-    await add_measures(
-        uow, plan=plan, new=new, labour="unknown", actor=SYSTEM, settings=settings,
-        correlation_id=event.correlation_id,
-    )  # fmt: skip
-    await uow.execute(
-        update(plans)
-        .where(plans.c.id == plan.id)
-        .values(status="provisional", risk_types=normalise_risks(case.risk_types))
-    )
-    if new:
-        created = PlanCreated(
-            plan_id=plan.id, case_id=case.case_id, village_code=case.village_code,
-            measures=[m.code for m in new], case_deadline=case.paperwork_due, provisional=True,
-        )  # fmt: skip
-        await emit(
-            uow, created, household_id=event.household_id, correlation_id=event.correlation_id,
-            settings=settings,
-        )  # fmt: skip
+    """rules §5.2: provisional emergency help at once (see opening.on_openings)."""
+    await on_openings(uow=uow, events=[event], settings=settings)
 
 
 async def on_household_identified(

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -14,11 +15,18 @@ from sqlalchemy import func, select
 import services.assistance
 from services.assistance.app import consumer_spec
 from services.assistance.config import AssistanceSettings
-from services.assistance.models import measures, metadata, plans, responsibilities
+from services.assistance.models import (
+    measure_history,
+    measures,
+    metadata,
+    plans,
+    responsibilities,
+)
 from services.assistance.roster import register_cadre
 from services.assistance.schemas import CadreIn
 from shared.clock import SystemClock
 from shared.events import (
+    CaseOpened,
     GreenChannelOpened,
     HouseholdIdentified,
     Member,
@@ -142,3 +150,76 @@ async def test_identified_household_gets_one_plan_one_cadre_and_events_once(
     async with runtime.uow() as uow:
         count = (await uow.execute(select(func.count()).select_from(measures))).scalar_one()
     assert count == 3, "the redelivered HouseholdIdentified must create nothing"
+
+
+async def _plans_and_measures(runtime: Runtime) -> tuple[list[tuple], list[tuple], list[str]]:
+    """What a run left behind, without ids and times: plans, measures, outgoing event types."""
+    outbox = runtime.outbox
+    async with runtime.uow() as uow:
+        plan_rows = (await uow.execute(select(plans).order_by(plans.c.case_id))).all()
+        case_of = {p.id: p.case_id for p in plan_rows}
+        measure_rows = (await uow.execute(select(measures))).all()
+        sent = (await uow.execute(select(outbox.c.value).order_by(outbox.c.id))).scalars().all()
+    return (
+        [(p.case_id, p.household_id, p.status, p.measures, p.risk_types) for p in plan_rows],
+        sorted(
+            (case_of[m.plan_id], m.code, m.category, m.position, m.status, m.provisional)
+            for m in measure_rows
+        ),
+        [f"{e.event_type}:{e.household_id}" for e in map(decode, sent)],
+    )
+
+
+async def test_a_run_of_openings_plans_exactly_as_the_events_one_by_one(
+    runtime: Runtime, pg_url: str
+) -> None:
+    """rules §5.2, §6: the bulk path of a feed's openings leaves the plans, measures and events
+    that handling each event in its own transaction leaves, duplicates and late events too."""
+    clock = SystemClock()
+    now = clock.now()
+
+    def opened(case: str, risks: list[str]) -> Any:
+        payload = CaseOpened(
+            case_id=case, village_code=VILLAGE, risk_types=risks, channel="department",
+            opened_at=now, deadline=now + timedelta(days=15),
+        )  # fmt: skip
+        return new_event(payload, household_id=f"hh-{case}", source="risk", correlation_id=case,
+                         clock=clock)  # fmt: skip
+
+    def green(case: str, codes: list[str]) -> Any:
+        payload = GreenChannelOpened(
+            case_id=case, village_code=VILLAGE, risk_types=["illness", "disaster"],
+            provisional_measures=codes, paperwork_due=now + timedelta(days=14), reasons=[],
+        )  # fmt: skip
+        return new_event(payload, household_id=f"hh-{case}", source="risk", correlation_id=case,
+                         clock=clock)  # fmt: skip
+
+    events = [
+        opened("a", ["illness"]),
+        green("a", ["temporary_assistance", "medical_aid"]),
+        green("b", ["medical_aid"]),  # no CaseOpened first
+        opened("b", ["illness"]),  # late: the plan exists
+        green("a", ["medical_aid", "temporary_assistance"]),  # nothing new: no PlanCreated
+        opened("c", ["accident", "illness"]),
+        green("b", ["temporary_assistance"]),  # adds one to an existing provisional plan
+    ]
+    spec = consumer_spec(runtime.settings)  # type: ignore[arg-type]
+    for event in events:  # one by one: each its own transaction, the per-event handlers
+        async with runtime.uow() as uow:
+            await spec.handlers[event.event_type](uow=uow, event=event)
+    one_by_one = await _plans_and_measures(runtime)
+    async with runtime.uow() as uow:
+        await uow.execute(runtime.outbox.delete())
+        for table in (measure_history, measures, plans):
+            await uow.execute(table.delete())
+    async with runtime.uow() as uow:  # the consumer's run: one transaction, the bulk path
+        await spec.batch_handler(uow=uow, events=events)  # type: ignore[misc]
+    together = await _plans_and_measures(runtime)
+    assert together == one_by_one
+    plans_left, measures_left, sent = together
+    assert [p[2] for p in plans_left] == ["provisional", "provisional", "pending"]
+    assert [m[:2] for m in measures_left if m[0] == "b"] == [
+        ("b", "medical_aid"),
+        ("b", "temporary_assistance"),
+    ]
+    assert sent.count("PlanCreated:hh-a") == 2 and sent.count("PlanCreated:hh-b") == 2
