@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
 from services.risk import handlers, monitoring
+from services.risk import repository as repo
 from services.risk.api import router
 from services.risk.config import RiskSettings
 from services.risk.ledger import router as ledger_router
 from services.risk.models import metadata
 from services.risk.scheduler import deadline_job
 from shared.clock import Clock, SystemClock
-from shared.kafka import Handler
+from shared.db import UnitOfWork
+from shared.events import Envelope
+from shared.kafka import BatchHandler, Handler, in_one_transaction
 from shared.service import ConsumerSpec, Runtime, create_service_app
 
 
@@ -39,6 +43,18 @@ def assistance_handlers(settings: RiskSettings) -> dict[str, Handler]:
     }
 
 
+def assistance_run(settings: RiskSettings) -> BatchHandler:
+    """A run of assistance events in one transaction, its households locked first in id order
+    (the handlers lock one at a time, in event order, which could deadlock with a signal batch)."""
+    each = in_one_transaction(assistance_handlers(settings))
+
+    async def handle(*, uow: UnitOfWork, events: list[Envelope[Any]]) -> None:
+        await repo.lock_households(uow, {e.household_id for e in events})
+        await each(uow=uow, events=events)
+
+    return handle
+
+
 def create_app(settings: RiskSettings | None = None, clock: Clock | None = None) -> FastAPI:
     """The risk engine: signals in, cases out."""
     settings = settings or RiskSettings()
@@ -58,6 +74,9 @@ def create_app(settings: RiskSettings | None = None, clock: Clock | None = None)
                 name="risk-assistance",
                 topics=["assistance"],
                 handlers=assistance_handlers(settings),
+                # a feed's green-channel plans bring measures by the thousand: runs of them
+                # share one transaction
+                batch_handler=assistance_run(settings),
             ),
         ],
         clock=clock or SystemClock(),

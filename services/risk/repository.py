@@ -63,6 +63,14 @@ async def household(uow: UnitOfWork, household_id: str, *, lock: bool = False) -
     return (await uow.execute(query)).first()
 
 
+async def lock_households(uow: UnitOfWork, household_ids: set[str]) -> None:
+    """Lock these households (those that exist) in id order, as a signal batch does, so that
+    two transactions each holding several never wait for each other in a circle."""
+    if household_ids and uow.conn.dialect.name == "postgresql":
+        query = select(households.c.id).where(households.c.id.in_(sorted(household_ids)))
+        await uow.execute(query.order_by(households.c.id).with_for_update())
+
+
 async def save_household(
     uow: UnitOfWork, household_id: str, existing: Any | None, values: dict[str, Any]
 ) -> None:

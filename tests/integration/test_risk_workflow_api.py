@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from services.risk import handlers, monitoring
-from services.risk.app import create_app
+from services.risk.app import assistance_run, create_app
 from services.risk.config import RiskSettings
 from services.risk.models import outbox
 from shared.auth import Role, mint_token
@@ -22,6 +22,7 @@ from shared.events import (
     Envelope,
     FeedRecordReceived,
     IncomeUpdated,
+    MeasureAssigned,
     MeasureCompleted,
     Member,
     Payload,
@@ -369,3 +370,46 @@ async def test_thresholds_read_api(platform: Platform) -> None:
         "/v1/thresholds", params={"region_code": "110101001001", "on": "2025-06-01"}
     )
     assert missing.status_code == 404 and missing.json()["detail"].startswith("region_code:")
+
+
+async def test_rules_7_assistance_events_of_several_households_as_one_run(
+    platform: Platform,
+) -> None:
+    """The consumer's run (one transaction, households locked first in id order) moves each
+    household as its events one by one would: both proposed once, the §7.3 one never."""
+    for household in ("hh-6", "hh-5"):
+        await platform.register(household, [WORKER, ELDER], income=5200)
+        await platform.declare(household, ["illness"], medical_spending=3000)
+        await platform.identify(await platform.open_case_id(household))
+        identified_on = platform.clock.now().date()
+        for handler, payload in (
+            (monitoring.on_income_updated, IncomeUpdated(
+                per_capita_income=9500, recorded_on=identified_on, source="visit")),
+            (monitoring.on_measure_completed, MeasureCompleted(
+                measure_id=f"m-{household}", plan_id="p", code="medical_aid",
+                completed_on=identified_on)),
+            (monitoring.on_visit_recorded, VisitRecorded(
+                visit_id=f"v-{household}", cadre_id="c1", visited_on=identified_on)),
+        ):  # fmt: skip
+            await platform.signal(handler, payload, household)
+    await platform.register("hh-7", [ELDER], income=3000)
+    platform.clock.advance(timedelta(days=184))
+    today = platform.clock.now().date()
+    run = [
+        new_event(payload, household_id=household, source="test", correlation_id="c",
+                  clock=platform.clock)
+        for household, payload in [
+            ("hh-6", VisitRecorded(visit_id="v6", cadre_id="c1", visited_on=today)),
+            ("hh-7", MeasureAssigned(measure_id="m7", plan_id="p7", code="dibao",
+                                     category="social_security", reason="rules §6.4")),
+            ("hh-5", IncomeUpdated(per_capita_income=9600, recorded_on=today, source="visit")),
+            ("hh-6", IncomeUpdated(per_capita_income=9700, recorded_on=today, source="visit")),
+        ]
+    ]  # fmt: skip
+    async with platform.runtime.uow() as uow:
+        await assistance_run(platform.settings)(uow=uow, events=run)
+    proposed = [
+        e.household_id for e in await platform.events("CaseStepCompleted")
+        if e.payload.step == "elimination_proposed"
+    ]  # fmt: skip
+    assert sorted(proposed) == ["hh-5", "hh-6"]
