@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.notify import acks, routing, rules, templates
@@ -45,6 +45,18 @@ class Lookups:
         found = {row.household_id: row.cadre_id for row in (await uow.execute(query)).all()}
         for household in wanted:
             self.responsible[household] = found.get(household)
+
+    async def prefetch_rosters(self, uow: UnitOfWork, region_codes: Iterable[str]) -> None:
+        """Read the rosters of many counties in one query (a feed's run spans hundreds)."""
+        wanted = {routing.county_of(c) for c in region_codes} - self.rosters.keys()
+        if not wanted:
+            return
+        for county in wanted:
+            self.rosters[county] = []
+        county_part = func.substr(recipients.c.township_code, 1, routing.COUNTY_DIGITS)
+        query = select(recipients).where(county_part.in_(wanted))
+        for row in (await uow.execute(query)).all():
+            self.rosters[routing.county_of(row.township_code)].append(cadre_of(row))
 
     async def responsible_for(self, uow: UnitOfWork, household_id: str) -> str | None:
         """The household's responsible cadre."""
@@ -95,6 +107,9 @@ async def on_events(
     once the new notifications are committed, so the dispatcher need not wait for its poll."""
     lookups = Lookups()
     await lookups.prefetch(uow, [e.household_id for e in events])
+    await lookups.prefetch_rosters(
+        uow, [code for e in events if (code := getattr(e.payload, "village_code", None))]
+    )
     for event in events:
         if event.event_type == "CadreRegistered":
             await on_cadre_registered(uow=uow, event=event, settings=settings)

@@ -120,9 +120,12 @@ def township_of(village_code: str) -> str:
     return village_code[:9]
 
 
+COUNTY_DIGITS = 6  # rules §9.4: a region code's county part
+
+
 def county_of(region_code: str) -> str:
     """rules §9.4: the county is the first 6 digits."""
-    return region_code[:6]
+    return region_code[:COUNTY_DIGITS]
 
 
 def cadres_at(

@@ -130,6 +130,14 @@ async def test_a_run_in_one_transaction_routes_like_one_event_at_a_time(
         async with batched.runtime.uow() as uow:
             await handlers.on_events(uow=uow, events=events, settings=batched.settings)
         assert len(await batched.rows()) == len(got)
+
+        # cases opened once the rosters exist: the run reads both counties' rosters at once
+        later = [e for e in _events(one_by_one) if e.event_type in ("CaseOpened", "PlanCreated")]
+        await one_by_one.feed(*later)
+        async with batched.runtime.uow() as uow:
+            await handlers.on_events(uow=uow, events=later, settings=batched.settings)
+        again = _shape(await batched.rows())
+        assert again == _shape(await one_by_one.rows()) and len(again) > len(got)
     finally:
         await one_by_one.runtime.engine.dispose()
         await batched.runtime.engine.dispose()
