@@ -156,13 +156,6 @@ def current_department(
     return owner
 
 
-async def current_app_client(
-    request: Request, x_app_key: Annotated[str | None, Header()] = None
-) -> None:
-    """FastAPI dependency: the mobile app's key, or 401 (async: no worker-thread hop)."""
-    check_app_key(request, x_app_key)
-
-
 def check_app_key(request: Request, x_app_key: str | None) -> None:
     """401 unless `x_app_key` is the mobile app's key."""
     settings, _ = _settings_and_clock(request)
