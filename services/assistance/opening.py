@@ -20,7 +20,7 @@ from services.assistance.catalogue import load_catalogue
 from services.assistance.config import AssistanceSettings
 from services.assistance.models import measure_history, measures, plans
 from services.assistance.planner import category_rank, normalise_risks, provisional_measures
-from services.assistance.repository import assistance_event
+from services.assistance.repository import MOVE_MEASURE, assistance_event
 from services.assistance.workflow import ACTIVE
 from shared.db import UnitOfWork
 from shared.events import CaseOpened, Envelope, GreenChannelOpened, MeasureAssigned, PlanCreated
@@ -252,9 +252,4 @@ UPDATE_PLAN = (
         risk_types=bindparam("b_risk_types"),
         updated_at=bindparam("b_updated_at"),
     )
-)
-MOVE_MEASURE = (
-    update(measures)
-    .where(measures.c.id == bindparam("b_id"))
-    .values(position=bindparam("b_position"))
 )

@@ -133,6 +133,14 @@ async def add_measures(
     return ids
 
 
+# a measure's new place in its plan, run with a list of {b_id, b_position}
+MOVE_MEASURE = (
+    update(measures)
+    .where(measures.c.id == bindparam("b_id"))
+    .values(position=bindparam("b_position"))
+)
+
+
 async def reorder(uow: UnitOfWork, *, plan_id: str, labour: LabourClass) -> list[str]:
     """rules §6.3: store the plan in working order; the plan row keeps the list of codes."""
     rows = await plan_measures(uow, plan_id)
@@ -144,12 +152,7 @@ async def reorder(uow: UnitOfWork, *, plan_id: str, labour: LabourClass) -> list
         if row.position != position
     ]
     if moved:
-        await uow.execute(
-            update(measures)
-            .where(measures.c.id == bindparam("b_id"))
-            .values(position=bindparam("b_position")),
-            moved,
-        )
+        await uow.execute(MOVE_MEASURE, moved)
     codes = [r.code for r in order]
     await uow.execute(
         update(plans)
