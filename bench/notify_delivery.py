@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from services.notify import delivery, handlers, metrics
 from services.notify.app import breaker_board, create_app
-from services.notify.channels import build_channels
+from services.notify.channels import HttpSlots, build_channels
 from services.notify.config import NotifySettings
 from services.notify.models import delivery_attempts, notifications
 from shared.migrations import upgrade
@@ -120,7 +120,8 @@ async def run(
         await asyncio.to_thread(receiver.up)
 
     outage_task = asyncio.create_task(outage()) if down_seconds else None
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=50)) as http:
+    http = HttpSlots(settings.dispatch_concurrency)  # as the notify service sends
+    try:
         channels = build_channels(http, settings)
         while True:
             attempted = await delivery.deliver_due(
@@ -136,6 +137,8 @@ async def run(
                 if not left and (outage_task is None or outage_task.done()):
                     break
                 await asyncio.sleep(0.02)
+    finally:
+        await http.aclose()
     elapsed = time.perf_counter() - started
     async with runtime.uow() as uow:
         rows = (await uow.execute(select(notifications.c.status, notifications.c.attempts))).all()

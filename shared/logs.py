@@ -68,3 +68,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # httpx logs every request at INFO with its full URL: a robot webhook's access token and
+    # signature would land in the logs, once per message sent. Notify records every attempt
+    # in its own tables and logs the failed ones itself.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -10,12 +10,11 @@ from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
-import httpx
 from fastapi import FastAPI
 
 from services.notify import api, api_acks, delivery, digests, escalation, handlers
 from services.notify.breaker import BreakerBoard
-from services.notify.channels import Channel, build_channels
+from services.notify.channels import Channel, HttpSlots, build_channels
 from services.notify.config import NotifySettings
 from services.notify.models import metadata
 from shared.clock import Clock, SystemClock
@@ -93,7 +92,8 @@ def create_app(
 
     async def dispatcher(runtime: Runtime) -> None:
         rng = random.Random()
-        async with httpx.AsyncClient() as http:
+        http = HttpSlots(settings.dispatch_concurrency)
+        try:
             wired = channels or build_channels(http, settings)
             await _loop(
                 "dispatch",
@@ -108,6 +108,8 @@ def create_app(
                 ),
                 new_notifications,
             )
+        finally:
+            await http.aclose()
 
     async def scheduler(runtime: Runtime) -> None:
         async def one_pass() -> int:

@@ -51,13 +51,42 @@ class Channel(Protocol):
         ...
 
 
+class HttpSlots:
+    """httpx clients for concurrent sends, each carrying one request at a time.
+
+    One shared AsyncClient costs more CPU per request the more requests it has in flight: its
+    connection pool re-scans every connection and queued request whenever one starts or ends
+    (with 8 in flight, about 2 ms per webhook call on the benchmark machine against 1.5 ms
+    here). A slot is taken for a request and handed back when its answer has been read."""
+
+    def __init__(self, size: int) -> None:
+        self._clients = [httpx.AsyncClient() for _ in range(max(size, 1))]
+        self._free: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        for client in self._clients:
+            self._free.put_nowait(client)
+
+    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        """AsyncClient.post on the next free client."""
+        client = await self._free.get()
+        try:
+            return await client.post(url, **kwargs)
+        finally:
+            self._free.put_nowait(client)
+
+    async def aclose(self) -> None:
+        """Close every client's connections."""
+        for client in self._clients:
+            await client.aclose()
+
+
+Http = httpx.AsyncClient | HttpSlots
+
+
 def _host(url: str) -> str:
     return urlsplit(url).netloc or url
 
 
-async def _post(
-    http: httpx.AsyncClient, url: str, *, timeout: float, **kwargs: Any
-) -> httpx.Response:
+async def _post(http: Http, url: str, *, timeout: float, **kwargs: Any) -> httpx.Response:
     try:
         response = await http.post(url, timeout=timeout, **kwargs)
     except httpx.HTTPError as exc:
@@ -72,7 +101,7 @@ class WebhookChannel:
 
     name = "webhook"
 
-    def __init__(self, http: httpx.AsyncClient, timeout: float) -> None:
+    def __init__(self, http: Http, timeout: float) -> None:
         self._http, self._timeout = http, timeout
 
     def gateway(self, address: str) -> str:
@@ -94,7 +123,7 @@ class RobotChannel:
 
     name = "robot"
 
-    def __init__(self, http: httpx.AsyncClient, timeout: float, secret: str | None) -> None:
+    def __init__(self, http: Http, timeout: float, secret: str | None) -> None:
         self._http, self._timeout, self._secret = http, timeout, secret
 
     def gateway(self, address: str) -> str:
@@ -108,11 +137,15 @@ class RobotChannel:
         return {"timestamp": str(now_ms), "sign": base64.b64encode(mac.digest()).decode()}
 
     async def send(self, message: Outgoing) -> int | None:
+        # a robot address carries its access token in the query: the signature is added to
+        # it (httpx's params= would replace the whole query, token included)
+        url = httpx.URL(message.address).copy_merge_params(
+            self.signed_params(int(time.time() * 1000))
+        )
         response = await _post(
             self._http,
-            message.address,
+            str(url),
             timeout=self._timeout,
-            params=self.signed_params(int(time.time() * 1000)),
             json={"msgtype": "text", "text": {"content": message.text}},
         )
         try:
@@ -132,7 +165,7 @@ class SmsChannel:
 
     name = "sms"
 
-    def __init__(self, http: httpx.AsyncClient, settings: NotifySettings) -> None:
+    def __init__(self, http: Http, settings: NotifySettings) -> None:
         self._http = http
         self._url = settings.sms_gateway_url
         self._key = settings.sms_api_key.get_secret_value()
@@ -191,7 +224,7 @@ class EmailChannel:
         return 250
 
 
-def build_channels(http: httpx.AsyncClient, settings: NotifySettings) -> dict[str, Channel]:
+def build_channels(http: Http, settings: NotifySettings) -> dict[str, Channel]:
     """Every channel, wired from settings (the composition root calls this once)."""
     secret = settings.robot_secret.get_secret_value() if settings.robot_secret else None
     channels: list[Channel] = [

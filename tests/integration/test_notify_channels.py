@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
+import logging
 import socket
 import socketserver
 import threading
@@ -22,12 +24,14 @@ from pydantic import SecretStr
 from services.notify.channels import (
     DeliveryError,
     EmailChannel,
+    HttpSlots,
     Outgoing,
     RobotChannel,
     SmsChannel,
     WebhookChannel,
 )
 from services.notify.config import NotifySettings
+from shared.logs import configure_logging
 
 MESSAGE = Outgoing(
     notification_id="n-1",
@@ -113,6 +117,67 @@ async def test_webhook_error_status_and_timeout_are_delivery_errors(
         # the per-channel timeout, not the gateway, decides how long we wait
         with pytest.raises(DeliveryError, match="Timeout"):
             await WebhookChannel(http, 0.2).send(_to(slow.url))
+
+
+async def test_slots_carry_concurrent_sends_each_client_one_at_a_time(
+    serve: Callable[..., Server],
+) -> None:
+    in_flight, most = 0, 0
+    lock = threading.Lock()
+
+    def reply(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        time.sleep(0.05)
+        with lock:
+            in_flight -= 1
+        return 200, {"ok": True}
+
+    server = serve(reply)
+    http = HttpSlots(3)
+    try:
+        channel = WebhookChannel(http, 5)
+        messages = [
+            Outgoing(notification_id=f"n-{n}", address=server.url, text="t", body={"n": n})
+            for n in range(12)
+        ]
+        codes = await asyncio.gather(*(channel.send(m) for m in messages))
+        # a failed send hands its slot back too
+        with pytest.raises(DeliveryError):
+            await channel.send(_to("http://127.0.0.1:1/hook"))
+        assert await channel.send(messages[0]) == 200
+    finally:
+        await http.aclose()
+    assert codes == [200] * 12
+    assert sorted(r["json"]["n"] for r in server.requests[:12]) == list(range(12))
+    assert 2 <= most <= 3  # concurrent, never more than the slots
+
+
+async def test_a_robot_address_and_its_signature_never_reach_the_log(
+    serve: Callable[..., Server], capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = serve(lambda r: (200, {"errcode": 0, "errmsg": "ok"}))
+    root, httpx_log = logging.getLogger(), logging.getLogger("httpx")
+    saved = root.handlers[:], root.level, httpx_log.level
+    configure_logging("notify", "INFO")
+    try:
+        async with httpx.AsyncClient() as http:
+            await RobotChannel(http, 5, secret="SEC123").send(
+                _to(server.url + "?access_token=TOKEN-4f1c")
+            )
+        logging.getLogger("services.notify").info("sent")  # the handler does write
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        httpx_log.setLevel(saved[2])
+    [request] = server.requests
+    assert "access_token=TOKEN-4f1c" in request["path"]
+    sign = parse_qs(urlsplit(request["path"]).query)["sign"][0]
+    err = capsys.readouterr().err
+    assert '"message": "sent"' in err
+    assert "TOKEN-4f1c" not in err and sign not in err and "/hook" not in err
 
 
 async def test_robot_sends_wecom_text_and_signs_dingtalk_style(
