@@ -46,7 +46,11 @@ def assistance_handlers(settings: RiskSettings) -> dict[str, Handler]:
 def assistance_run(settings: RiskSettings) -> BatchHandler:
     """A run of assistance events in one transaction, its households locked first in id order
     (the handlers lock one at a time, in event order, which could deadlock with a signal batch)."""
-    each = in_one_transaction(assistance_handlers(settings))
+    each = in_one_transaction(
+        assistance_handlers(settings),
+        bulk_types={"MeasureAssigned"},
+        bulk=partial(monitoring.on_measures_assigned, settings=settings),
+    )
 
     async def handle(*, uow: UnitOfWork, events: list[Envelope[Any]]) -> None:
         await repo.lock_households(uow, {e.household_id for e in events})

@@ -123,16 +123,49 @@ async def on_measure_completed(
     await maybe_propose_elimination(uow=uow, event=event, settings=settings)
 
 
+def social_security_cover(measure: MeasureAssigned) -> bool:
+    """Whether a measure puts its household under social-security cover."""
+    label = f"{measure.category} {measure.code}".lower()
+    return any(marker in label for marker in SOCIAL_SECURITY_MARKERS)
+
+
 async def on_measure_assigned(
     *, uow: UnitOfWork, event: Envelope[MeasureAssigned], settings: RiskSettings
 ) -> None:
     """A social-security measure puts the household under cover (context for rules §7.3)."""
-    measure = event.payload
-    label = f"{measure.category} {measure.code}".lower()
-    if any(marker in label for marker in SOCIAL_SECURITY_MARKERS):
+    if social_security_cover(event.payload):
         row = await repo.household(uow, event.household_id, lock=True)
         await repo.save_household(uow, event.household_id, row, {"social_security": True})
         await maybe_propose_elimination(uow=uow, event=event, settings=settings)
+
+
+async def on_measures_assigned(
+    *, uow: UnitOfWork, events: list[Envelope[MeasureAssigned]], settings: RiskSettings
+) -> None:
+    """A run of MeasureAssigned events, as on_measure_assigned one by one would leave them.
+
+    A green-channel plan brings several measures at once, and a feed brings such plans by the
+    thousand. The caller has locked the run's households (risk's assistance_run). They are
+    read together, the cover is set with one statement,
+    and only a household still under monitoring without an open case (the one that the check
+    after each event could move) goes through maybe_propose_elimination. After its first
+    covering event a household cannot change again within a run of these events, so one
+    check per household after the run's writes is the check each event would have made."""
+    last: dict[str, Envelope[MeasureAssigned]] = {}
+    for event in events:
+        if social_security_cover(event.payload):
+            last[event.household_id] = event
+    if not last:
+        return
+    rows = await repo.households_by_id(uow, set(last))
+    for household_id in sorted(set(last) - set(rows)):
+        # not known to risk yet: the one-event path creates the row
+        await on_measure_assigned(uow=uow, event=last[household_id], settings=settings)
+    await repo.set_social_security(uow, sorted(rows))
+    monitored = {h for h, row in rows.items() if row.status == "monitoring"}
+    with_open_case = await repo.households_with_open_cases(uow, monitored)
+    for household_id in sorted(monitored - with_open_case):
+        await maybe_propose_elimination(uow=uow, event=last[household_id], settings=settings)
 
 
 async def maybe_propose_elimination(

@@ -71,6 +71,36 @@ async def lock_households(uow: UnitOfWork, household_ids: set[str]) -> None:
         await uow.execute(query.order_by(households.c.id).with_for_update())
 
 
+async def households_by_id(uow: UnitOfWork, household_ids: set[str]) -> dict[str, Any]:
+    """The rows of these households that exist, by id."""
+    if not household_ids:
+        return {}
+    query = select(households).where(households.c.id.in_(sorted(household_ids)))
+    return {row.id: row for row in (await uow.execute(query)).all()}
+
+
+async def set_social_security(uow: UnitOfWork, household_ids: list[str]) -> None:
+    """Mark these existing households as under social-security cover, in one statement."""
+    if household_ids:
+        await uow.execute(
+            update(households)
+            .where(households.c.id.in_(household_ids))
+            .values(social_security=True, updated_at=uow.clock.now())
+        )
+
+
+async def households_with_open_cases(uow: UnitOfWork, household_ids: set[str]) -> set[str]:
+    """Which of these households have an open case (rules §4.8), locked as open_case locks."""
+    if not household_ids:
+        return set()
+    query = select(cases.c.household_id).where(
+        cases.c.household_id.in_(sorted(household_ids)), cases.c.status == "open"
+    )
+    if uow.conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return set((await uow.execute(query)).scalars())
+
+
 async def save_household(
     uow: UnitOfWork, household_id: str, existing: Any | None, values: dict[str, Any]
 ) -> None:
@@ -79,7 +109,11 @@ async def save_household(
     if "risk_types" in values:
         values["risk_codes"] = risk_codes(values["risk_types"])
     if existing is None:
-        defaults = {"risk_types": [], "risk_codes": "", "new_risk_types": [], "village_code": ""}
+        # a household risk first hears of through an assistance event (a plan made by hand)
+        defaults = {
+            "risk_types": [], "risk_codes": "", "new_risk_types": [], "village_code": "",
+            "members": [], "guarantees": Guarantees().model_dump(mode="json"),
+        }  # fmt: skip
         await uow.execute(insert(households).values(id=household_id, **(defaults | values)))
     else:
         await uow.execute(update(households).where(households.c.id == household_id).values(values))

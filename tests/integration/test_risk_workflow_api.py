@@ -14,7 +14,7 @@ from sqlalchemy import select
 from services.risk import handlers, monitoring
 from services.risk.app import assistance_run, create_app
 from services.risk.config import RiskSettings
-from services.risk.models import outbox
+from services.risk.models import cases, households, outbox
 from shared.auth import Role, mint_token
 from shared.clock import FrozenClock
 from shared.events import (
@@ -413,3 +413,89 @@ async def test_rules_7_assistance_events_of_several_households_as_one_run(
         if e.payload.step == "elimination_proposed"
     ]  # fmt: skip
     assert sorted(proposed) == ["hh-5", "hh-6"]
+
+
+async def test_rules_7_a_run_of_measures_assigned_moves_households_as_one_by_one(
+    platform: Platform,
+) -> None:
+    """MeasureAssigned runs take risk's bulk path (households read together, one statement for
+    the cover); the same events handled one at a time must leave the same households, cases
+    and outgoing events. Two copies of each household, tagged 1 and 2, take the two paths."""
+    for tag in ("1", "2"):
+        for household, members in ((f"hh-due{tag}", [WORKER, ELDER]), (f"hh-old{tag}", [ELDER])):
+            await platform.register(household, members, income=5200)
+            await platform.declare(household, ["illness"], medical_spending=3000)
+            await platform.identify(await platform.open_case_id(household))
+            identified_on = platform.clock.now().date()
+            for handler, payload in (
+                (monitoring.on_income_updated, IncomeUpdated(
+                    per_capita_income=9500, recorded_on=identified_on, source="visit")),
+                (monitoring.on_measure_completed, MeasureCompleted(
+                    measure_id=f"m-{household}", plan_id="p", code="medical_aid",
+                    completed_on=identified_on)),
+                (monitoring.on_visit_recorded, VisitRecorded(
+                    visit_id=f"v-{household}", cadre_id="c1", visited_on=identified_on)),
+            ):  # fmt: skip
+                await platform.signal(handler, payload, household)
+        await platform.register(f"hh-open{tag}", [WORKER], income=5200)
+        await platform.declare(f"hh-open{tag}", ["illness"], medical_spending=3000)
+    platform.clock.advance(timedelta(days=184))
+
+    def measure(n: int, category: str, code: str) -> MeasureAssigned:
+        return MeasureAssigned(
+            measure_id=f"m{n}", plan_id="p", code=code, category=category, reason="rules §6"
+        )
+
+    script = [
+        ("hh-open", measure(1, "social_security", "dibao")),
+        ("hh-due", measure(2, "employment", "public_welfare_job")),
+        ("hh-due", measure(3, "social_security", "medical_insurance")),
+        ("hh-old", measure(4, "social_security", "tekun")),
+        ("hh-open", measure(5, "social_security", "minimum_living")),
+        ("hh-new", measure(6, "social_security", "dibao")),
+        ("hh-due", measure(7, "social_security", "dibao")),
+        ("hh-plain", measure(8, "industry", "livestock")),
+    ]
+
+    def events(tag: str) -> list[Envelope[Any]]:
+        return [
+            new_event(payload, household_id=household + tag, source="test", correlation_id="c",
+                      clock=platform.clock)
+            for household, payload in script
+        ]  # fmt: skip
+
+    for event in events("1"):
+        async with platform.runtime.uow() as uow:
+            await monitoring.on_measure_assigned(uow=uow, event=event, settings=platform.settings)
+    async with platform.runtime.uow() as uow:
+        await assistance_run(platform.settings)(uow=uow, events=events("2"))
+
+    async def state(tag: str) -> dict[str, Any]:
+        names = ("hh-due", "hh-old", "hh-open", "hh-new", "hh-plain")
+        async with platform.runtime.uow() as uow:
+            homes = {
+                r.id[:-1]: (r.status, r.social_security, r.updated_at)
+                for r in (await uow.execute(select(households))).all()
+                if r.id.endswith(tag) and r.id[:-1] in names
+            }
+            kept = (await uow.execute(select(cases).order_by(cases.c.opened_at))).all()
+            open_cases = sorted(
+                (c.household_id[:-1], c.purpose, c.stage)
+                for c in kept if c.household_id.endswith(tag) and c.status == "open"
+            )  # fmt: skip
+        sent = [
+            (e.household_id[:-1], e.event_type, getattr(e.payload, "step", None))
+            for t in ("CaseStepCompleted", "CaseOpened")
+            for e in await platform.events(t)
+            if e.household_id.endswith(tag) and e.occurred_at >= platform.clock.now()
+        ]
+        return {"households": homes, "open cases": open_cases, "events": sorted(sent)}
+
+    one_by_one, as_a_run = await state("1"), await state("2")
+    assert as_a_run == one_by_one
+    homes = as_a_run["households"]
+    assert homes["hh-old"][:2] == ("no_labour_support", True)  # rules §7.3
+    assert homes["hh-new"][1] is True and homes["hh-open"][1] is True
+    assert homes["hh-due"][1] is True and "hh-plain" not in homes
+    assert ("hh-due", "elimination", "home_verification") in as_a_run["open cases"]
+    assert as_a_run["events"] == [("hh-due", "CaseStepCompleted", "elimination_proposed")]
