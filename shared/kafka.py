@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Protocol
 
@@ -61,22 +62,46 @@ class OutboxRelay:
         """Relay until cancelled."""
         async with self._engine.connect() as lock_conn:
             await self._hold_lock(lock_conn)
-            while True:
+            watch = asyncio.create_task(self._watch_backlog(), name="outbox-backlog")
+            try:
+                await self._relay(producer)
+            finally:
+                watch.cancel()
+
+    async def _relay(self, producer: AIOKafkaProducer) -> None:
+        while True:
+            try:
+                sent = await self.publish_pending(producer)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay pass failed; retrying")
+                sent = 0
+            if sent < self._settings.outbox_batch_size:
+                self._wake.clear()
                 try:
-                    sent = await self.publish_pending(producer)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("outbox relay pass failed; retrying")
-                    sent = 0
-                if sent < self._settings.outbox_batch_size:
-                    self._wake.clear()
-                    try:
-                        await asyncio.wait_for(
-                            self._wake.wait(), self._settings.outbox_poll_seconds
-                        )
-                    except TimeoutError:
-                        pass
+                    await asyncio.wait_for(self._wake.wait(), self._settings.outbox_poll_seconds)
+                except TimeoutError:
+                    pass
+
+    async def _watch_backlog(self) -> None:
+        """Set the backlog gauges every few seconds, apart from the passes: a pass can wait
+        out a broker outage in its sends, and that is when the oldest row's age must grow."""
+        t, service = self._outbox, self._settings.service_name
+        query = select(func.count(), func.min(t.c.created_at)).where(t.c.published_at.is_(None))
+        while True:
+            try:
+                async with self._engine.connect() as conn:
+                    remaining, oldest = (await conn.execute(query)).one()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is away: the gauges keep their last value
+                log.debug("outbox backlog not measured: %r", exc)
+            else:
+                metrics.OUTBOX_BACKLOG.labels(service).set(remaining)
+                age = (self._clock.now() - utc(oldest)).total_seconds() if oldest else 0.0
+                metrics.OUTBOX_OLDEST_SECONDS.labels(service).set(max(age, 0.0))
+            await asyncio.sleep(self._settings.outbox_metrics_seconds)
 
     async def _hold_lock(self, conn: Any) -> None:
         if conn.dialect.name != "postgresql":
@@ -97,35 +122,24 @@ class OutboxRelay:
                     .limit(self._settings.outbox_batch_size)
                 )
             ).all()
-            backlog = len(rows)
             if not rows:
-                metrics.OUTBOX_BACKLOG.labels(self._settings.service_name).set(0)
-                metrics.OUTBOX_OLDEST_SECONDS.labels(self._settings.service_name).set(0)
                 return 0
             # Enqueue in order, then wait: the idempotent producer keeps retrying the same
             # sequence numbers through a broker outage, so nothing is sent twice or reordered.
             futures = [
                 await producer.send(row.topic, row.value, key=row.key.encode()) for row in rows
             ]
-            await asyncio.gather(*(asyncio.shield(f) for f in futures))
+            # shielded: a relay cancelled mid-pass leaves the sends to the producer's flush
+            await asyncio.shield(asyncio.gather(*futures))
             await conn.execute(
                 update(t)
                 .where(t.c.id.in_([r.id for r in rows]))
                 .values(published_at=self._clock.now())
             )
             await conn.commit()
-            for row in rows:
-                metrics.EVENTS_PUBLISHED.labels(row.topic).inc()
-            remaining, oldest = (
-                await conn.execute(
-                    select(func.count(), func.min(t.c.created_at)).where(t.c.published_at.is_(None))
-                )
-            ).one()
-            service = self._settings.service_name
-            metrics.OUTBOX_BACKLOG.labels(service).set(remaining)
-            age = (self._clock.now() - utc(oldest)).total_seconds() if oldest else 0.0
-            metrics.OUTBOX_OLDEST_SECONDS.labels(service).set(max(age, 0.0))
-            return backlog
+            for topic, count in Counter(row.topic for row in rows).items():
+                metrics.EVENTS_PUBLISHED.labels(topic).inc(count)
+            return len(rows)
 
 
 class Handler(Protocol):

@@ -42,6 +42,8 @@ class ServiceSettings(BaseSettings):
     consumer_batch_units: int = 2_000
     outbox_batch_size: int = 500
     outbox_poll_seconds: float = 0.5
+    # how often the relay measures its backlog for the outbox gauges (and the stuck-outbox alert)
+    outbox_metrics_seconds: float = 5.0
     secret_key: SecretStr = SecretStr(DEV_SECRET)
     jwt_secret: SecretStr = SecretStr(DEV_SECRET + "-jwt")
     app_key: SecretStr = SecretStr("holdline-dev-app-key")

@@ -42,6 +42,7 @@ async def test_intake_accepts_while_kafka_is_down_and_publishes_exactly_once(
         "HOLDLINE_TOPIC_PREFIX": topic_prefix,
         "HOLDLINE_INTAKE_PORT": str(port),
         "HOLDLINE_INTAKE_DATABASE_URL": await new_database(),
+        "HOLDLINE_OUTBOX_METRICS_SECONDS": "0.5",
     }
     log = tmp_path / "intake.log"
     proc = subprocess.Popen(
@@ -72,6 +73,23 @@ async def test_intake_accepts_while_kafka_is_down_and_publishes_exactly_once(
             assert statuses == ["received"] * len(accepted)
             assert (await http.get(f"{url}/readyz")).status_code == 503
 
+            async def gauges() -> dict[str, float]:
+                text = (await http.get(f"{url}/metrics")).text
+                return {
+                    line.split("{")[0]: float(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith("holdline_outbox_") and 'service="intake"' in line
+                }
+
+            async def stuck_outbox_shows() -> bool:
+                # the stuck-outbox alert reads these while the relay's sends wait for the broker
+                seen = await gauges()
+                return (
+                    seen.get("holdline_outbox_backlog") == len(accepted)
+                    and seen.get("holdline_outbox_oldest_age_seconds", 0) > 1
+                )
+
+            await _wait(stuck_outbox_shows, 30, "the outbox gauges to show the waiting rows")
             infra.start_kafka()
 
             async def all_published() -> bool:
@@ -82,6 +100,11 @@ async def test_intake_accepts_while_kafka_is_down_and_publishes_exactly_once(
                 return True
 
             await _wait(all_published, 120, "the outbox to drain after Kafka returned")
+
+            async def outbox_empty() -> bool:
+                return (await gauges()).get("holdline_outbox_backlog") == 0
+
+            await _wait(outbox_empty, 30, "the outbox gauges to show an empty outbox")
     finally:
         if not infra.kafka_running():
             infra.start_kafka()
