@@ -139,10 +139,12 @@ class SignalBatch:
         self.merge_origin: dict[int, Origin] = {}
 
     async def load(self, household_ids: set[str]) -> None:
-        """Read the households and their open cases, locked, one query each."""
+        """Read the households and their open cases, locked, one query each. Households are
+        locked in id order, as every transaction that locks several does (repository
+        lock_households): without ORDER BY a scan locks them in the table's physical order."""
         ids = sorted(household_ids)
         lock = self.uow.conn.dialect.name == "postgresql"
-        query = select(households).where(households.c.id.in_(ids))
+        query = select(households).where(households.c.id.in_(ids)).order_by(households.c.id)
         for row in await self.uow.execute(query.with_for_update() if lock else query):
             self.households[row.id] = SimpleNamespace(**row._mapping)
         query = select(cases).where(cases.c.household_id.in_(ids), cases.c.status == "open")

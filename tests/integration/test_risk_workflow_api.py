@@ -3,6 +3,7 @@ green channel, identification, ledger, elimination and rollback (rules §4, §5,
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -12,9 +13,11 @@ import pytest
 from sqlalchemy import select
 
 from services.risk import handlers, monitoring
+from services.risk import repository as repo
 from services.risk.app import assistance_run, create_app
 from services.risk.config import RiskSettings
 from services.risk.models import cases, households, outbox
+from services.risk.signal_batch import SignalBatch
 from shared.auth import Role, mint_token
 from shared.clock import FrozenClock
 from shared.events import (
@@ -499,3 +502,44 @@ async def test_rules_7_a_run_of_measures_assigned_moves_households_as_one_by_one
     assert homes["hh-due"][1] is True and "hh-plain" not in homes
     assert ("hh-due", "elimination", "home_verification") in as_a_run["open cases"]
     assert as_a_run["events"] == [("hh-due", "CaseStepCompleted", "elimination_proposed")]
+
+
+async def test_a_signal_batch_locks_its_households_in_id_order(platform: Platform) -> None:
+    """A signal batch and an assistance run lock households in the same (id) order, so neither
+    can hold one household while waiting for another the other holds (a deadlock in a chaos
+    run: the batch locked in the table's physical order). `hh-lock-b` is stored first, so a
+    scan meets it first; while another transaction holds `hh-lock-a`, the batch must be
+    waiting for `hh-lock-a` without holding `hh-lock-b`."""
+    for household in ("hh-lock-b", "hh-lock-a"):
+        await platform.register(household, [WORKER], income=5200)
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def other() -> None:
+        async with platform.runtime.uow() as uow:
+            await repo.household(uow, "hh-lock-a", lock=True)
+            holding.set()
+            await release.wait()
+
+    async def b_is_free() -> bool:
+        async with platform.runtime.uow() as uow:
+            query = select(households.c.id).where(households.c.id == "hh-lock-b")
+            return bool((await uow.execute(query.with_for_update(skip_locked=True))).all())
+
+    async def batch() -> bool:
+        await holding.wait()
+        try:
+            async with platform.runtime.uow() as uow:
+                loading = asyncio.ensure_future(
+                    SignalBatch(uow, platform.settings).load({"hh-lock-a", "hh-lock-b"})
+                )
+                await asyncio.sleep(0.5)  # now waiting for hh-lock-a
+                waiting = not loading.done()
+                free = await b_is_free()
+                release.set()
+                await loading
+        finally:
+            release.set()
+        return waiting and free
+
+    _, waited_holding_nothing = await asyncio.wait_for(asyncio.gather(other(), batch()), 30)
+    assert waited_holding_nothing
