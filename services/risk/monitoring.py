@@ -146,11 +146,11 @@ async def on_measures_assigned(
 
     A green-channel plan brings several measures at once, and a feed brings such plans by the
     thousand. The caller has locked the run's households (risk's assistance_run). They are
-    read together, the cover is set with one statement,
-    and only a household still under monitoring without an open case (the one that the check
-    after each event could move) goes through maybe_propose_elimination. After its first
-    covering event a household cannot change again within a run of these events, so one
-    check per household after the run's writes is the check each event would have made."""
+    read together and the cover is set with one statement. Only a household still under
+    monitoring without an open case (the only kind the check after each event could move)
+    goes through maybe_propose_elimination. After its first covering event a household
+    cannot change again within a run of these events, so one check per household after the
+    run's writes is the check each event would have made."""
     last: dict[str, Envelope[MeasureAssigned]] = {}
     for event in events:
         if social_security_cover(event.payload):
