@@ -110,6 +110,25 @@ class Platform:
             f"/v1/cases/{case_id}/actions", json={"action": action, **body}, headers=self.auth(role)
         )
 
+    async def identified_and_helped(self, household: str, members: list[Member]) -> None:
+        """Declared, identified through rules §4, then income above the line, a measure
+        completed and a clear visit on the day: every rules §7.1 condition but the time
+        passed, which the caller adds by advancing the clock."""
+        await self.register(household, members, income=5200)
+        await self.declare(household, ["illness"], medical_spending=3000)
+        await self.identify(await self.open_case_id(household))
+        identified_on = self.clock.now().date()
+        for handler, payload in (
+            (monitoring.on_income_updated, IncomeUpdated(
+                per_capita_income=9500, recorded_on=identified_on, source="visit")),
+            (monitoring.on_measure_completed, MeasureCompleted(
+                measure_id=f"m-{household}", plan_id="p", code="medical_aid",
+                completed_on=identified_on)),
+            (monitoring.on_visit_recorded, VisitRecorded(
+                visit_id=f"v-{household}", cadre_id="c1", visited_on=identified_on)),
+        ):  # fmt: skip
+            await self.signal(handler, payload, household)
+
     async def identify(self, case_id: str) -> dict[str, Any]:
         """Walk a case through every step of rules §4 with the right roles."""
         steps: list[tuple[Role, str, dict[str, Any]]] = [
@@ -381,20 +400,7 @@ async def test_rules_7_assistance_events_of_several_households_as_one_run(
     """The consumer's run (one transaction, households locked first in id order) moves each
     household as its events one by one would: both proposed once, the §7.3 one never."""
     for household in ("hh-6", "hh-5"):
-        await platform.register(household, [WORKER, ELDER], income=5200)
-        await platform.declare(household, ["illness"], medical_spending=3000)
-        await platform.identify(await platform.open_case_id(household))
-        identified_on = platform.clock.now().date()
-        for handler, payload in (
-            (monitoring.on_income_updated, IncomeUpdated(
-                per_capita_income=9500, recorded_on=identified_on, source="visit")),
-            (monitoring.on_measure_completed, MeasureCompleted(
-                measure_id=f"m-{household}", plan_id="p", code="medical_aid",
-                completed_on=identified_on)),
-            (monitoring.on_visit_recorded, VisitRecorded(
-                visit_id=f"v-{household}", cadre_id="c1", visited_on=identified_on)),
-        ):  # fmt: skip
-            await platform.signal(handler, payload, household)
+        await platform.identified_and_helped(household, [WORKER, ELDER])
     await platform.register("hh-7", [ELDER], income=3000)
     platform.clock.advance(timedelta(days=184))
     today = platform.clock.now().date()
@@ -425,21 +431,8 @@ async def test_rules_7_a_run_of_measures_assigned_moves_households_as_one_by_one
     the cover); the same events handled one at a time must leave the same households, cases
     and outgoing events. Two copies of each household, tagged 1 and 2, take the two paths."""
     for tag in ("1", "2"):
-        for household, members in ((f"hh-due{tag}", [WORKER, ELDER]), (f"hh-old{tag}", [ELDER])):
-            await platform.register(household, members, income=5200)
-            await platform.declare(household, ["illness"], medical_spending=3000)
-            await platform.identify(await platform.open_case_id(household))
-            identified_on = platform.clock.now().date()
-            for handler, payload in (
-                (monitoring.on_income_updated, IncomeUpdated(
-                    per_capita_income=9500, recorded_on=identified_on, source="visit")),
-                (monitoring.on_measure_completed, MeasureCompleted(
-                    measure_id=f"m-{household}", plan_id="p", code="medical_aid",
-                    completed_on=identified_on)),
-                (monitoring.on_visit_recorded, VisitRecorded(
-                    visit_id=f"v-{household}", cadre_id="c1", visited_on=identified_on)),
-            ):  # fmt: skip
-                await platform.signal(handler, payload, household)
+        await platform.identified_and_helped(f"hh-due{tag}", [WORKER, ELDER])
+        await platform.identified_and_helped(f"hh-old{tag}", [ELDER])
         await platform.register(f"hh-open{tag}", [WORKER], income=5200)
         await platform.declare(f"hh-open{tag}", ["illness"], medical_spending=3000)
     platform.clock.advance(timedelta(days=184))
