@@ -40,7 +40,8 @@ MESSAGE = Outgoing(
     body={"household_id": "hh-1", "text": "【防返贫】农户hh-1报因病风险", "deadline": None},
 )
 
-Reply = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]
+# (status, JSON answer) or (status, JSON answer, extra headers)
+Reply = Callable[[dict[str, Any]], tuple[Any, ...]]
 
 
 class Server:
@@ -60,9 +61,11 @@ class Server:
                 }
                 requests.append(request)
                 time.sleep(delay)
-                code, answer = reply(request)
+                code, answer, *extra = reply(request)
                 payload = json.dumps(answer).encode()
                 self.send_response(code)
+                for name, value in (extra[0] if extra else {}).items():
+                    self.send_header(name, value)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()
@@ -153,6 +156,34 @@ async def test_slots_carry_concurrent_sends_each_client_one_at_a_time(
     assert codes == [200] * 12
     assert sorted(r["json"]["n"] for r in server.requests[:12]) == list(range(12))
     assert 2 <= most <= 3  # concurrent, never more than the slots
+
+
+async def test_a_slot_sends_to_the_address_alone_and_keeps_no_cookie(
+    serve: Callable[..., Server],
+) -> None:
+    def reply(request: dict[str, Any]) -> tuple[Any, ...]:
+        if request["path"] == "/hook":
+            moved = {"location": "/elsewhere", "set-cookie": "session=abc; Path=/"}
+            return 302, {"moved": True}, moved
+        return 200, {"ok": True}
+
+    server = serve(reply)
+    http = HttpSlots(2)
+    try:
+        channel = WebhookChannel(http, 5)
+        with pytest.raises(DeliveryError) as moved:
+            await channel.send(_to(server.url))
+        assert await channel.send(_to(server.url.replace("/hook", "/other"))) == 200
+    finally:
+        await http.aclose()
+    # the redirect was not followed: an alert goes where it was configured to, or fails
+    assert moved.value.status_code == 302
+    assert [r["path"] for r in server.requests] == ["/hook", "/other"]
+    later = {k.lower(): v for k, v in server.requests[1]["headers"].items()}
+    assert "cookie" not in later
+    assert later["user-agent"] == HttpSlots.USER_AGENT
+    assert later["content-type"] == "application/json"
+    assert server.requests[1]["json"] == dict(MESSAGE.body)
 
 
 async def test_a_robot_address_and_its_signature_never_reach_the_log(
