@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import Table, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import metrics
 from shared.clock import Clock
@@ -59,24 +59,36 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self, producer: AIOKafkaProducer) -> None:
-        """Relay until cancelled."""
-        async with self._engine.connect() as lock_conn:
-            await self._hold_lock(lock_conn)
-            watch = asyncio.create_task(self._watch_backlog(), name="outbox-backlog")
-            try:
-                await self._relay(producer)
-            finally:
-                watch.cancel()
+        """Relay until cancelled.
 
-    async def _relay(self, producer: AIOKafkaProducer) -> None:
+        Passes run on the connection that holds the lock, so the lock is held while rows are
+        published. A failed pass closes that connection (its session ends, and the lock with
+        it) and the relay starts again on a new one, waiting for the lock before it publishes:
+        after a database restart it never publishes beside a replica that took the lock
+        meanwhile. The relay's connection is never handed back to the pool, where it would keep
+        the lock from the next relay. Holding it also spares each pass a pool checkout and its
+        liveness ping."""
+        watch = asyncio.create_task(self._watch_backlog(), name="outbox-backlog")
+        try:
+            while True:
+                conn = await self._engine.connect()
+                try:
+                    await self._hold_lock(conn)
+                    await self._relay(producer, conn)
+                except Exception as exc:
+                    log.warning("outbox relay pass failed (%r); starting again", exc)
+                    await asyncio.sleep(1)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await conn.invalidate()
+                    await conn.close()
+        finally:
+            watch.cancel()
+
+    async def _relay(self, producer: AIOKafkaProducer, conn: AsyncConnection) -> None:
+        """Passes on the relay's connection until one fails."""
         while True:
-            try:
-                sent = await self.publish_pending(producer)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbox relay pass failed; retrying")
-                sent = 0
+            sent = await self.publish_pending(producer, conn)
             if sent < self._settings.outbox_batch_size:
                 self._wake.clear()
                 try:
@@ -110,10 +122,16 @@ class OutboxRelay:
             await asyncio.sleep(1)
         await conn.commit()
 
-    async def publish_pending(self, producer: AIOKafkaProducer) -> int:
-        """One pass: publish up to a batch of rows; returns how many were published."""
+    async def publish_pending(
+        self, producer: AIOKafkaProducer, conn: AsyncConnection | None = None
+    ) -> int:
+        """One pass: publish up to a batch of rows; returns how many were published. On the
+        given connection (the relay's own), or on one from the pool."""
+        if conn is None:
+            async with self._engine.connect() as own:
+                return await self.publish_pending(producer, own)
         t = self._outbox
-        async with self._engine.connect() as conn:
+        try:
             rows = (
                 await conn.execute(
                     select(t.c.id, t.c.topic, t.c.key, t.c.value)
@@ -122,6 +140,8 @@ class OutboxRelay:
                     .limit(self._settings.outbox_batch_size)
                 )
             ).all()
+            # no snapshot held while the sends wait (through a broker outage, say)
+            await conn.commit()
             if not rows:
                 return 0
             # Enqueue in order, then wait: the idempotent producer keeps retrying the same
@@ -137,9 +157,14 @@ class OutboxRelay:
                 .values(published_at=self._clock.now())
             )
             await conn.commit()
-            for topic, count in Counter(row.topic for row in rows).items():
-                metrics.EVENTS_PUBLISHED.labels(topic).inc(count)
-            return len(rows)
+        except BaseException:
+            if conn.in_transaction():
+                with contextlib.suppress(Exception):
+                    await conn.rollback()
+            raise
+        for topic, count in Counter(row.topic for row in rows).items():
+            metrics.EVENTS_PUBLISHED.labels(topic).inc(count)
+        return len(rows)
 
 
 class Handler(Protocol):

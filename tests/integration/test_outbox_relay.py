@@ -1,0 +1,108 @@
+"""The outbox relay's single-publisher lock through a lost database session, on real Kafka and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import select
+
+import services.risk
+from services.risk.config import RiskSettings
+from services.risk.models import metadata
+from shared.kafka import ensure_topics
+from shared.migrations import upgrade
+from shared.service import Runtime
+from tests.support import declaration_event
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+LOCK = 7201  # the relay's advisory lock key
+HOLDER = (
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND granted"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+@pytest.fixture
+async def runtime(kafka_bootstrap: str, pg_url: str, topic_prefix: str) -> AsyncIterator[Runtime]:
+    settings = RiskSettings(
+        database_url=pg_url,
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        outbox_poll_seconds=0.1,
+    )
+    rt = Runtime(
+        settings=settings, metadata=metadata, service_dir=Path(services.risk.__file__).parent
+    )
+    await upgrade(settings.database_url, rt.service_dir)
+    await ensure_topics(settings, [settings.topic("cases")])
+    yield rt
+    await rt.engine.dispose()
+
+
+async def _record(runtime: Runtime) -> str:
+    """Commit one outgoing event; returns its id."""
+    event = declaration_event()
+    async with runtime.uow() as uow:
+        await uow.record(event, runtime.settings.topic("cases"))
+    return str(event.event_id)
+
+
+async def _published(runtime: Runtime, event_id: str) -> bool:
+    t = runtime.outbox
+    async with runtime.engine.connect() as conn:
+        query = select(t.c.published_at).where(t.c.event_id == event_id)
+        return (await conn.execute(query)).scalar_one() is not None
+
+
+async def _until(check, timeout: float = 15) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_relay_that_loses_its_session_waits_for_the_lock_before_it_publishes_again(
+    runtime: Runtime, producer: AIOKafkaProducer
+) -> None:
+    dsn = runtime.settings.database_url.replace("postgresql+asyncpg", "postgresql")
+    admin = await asyncpg.connect(dsn)
+    rival = await asyncpg.connect(dsn)  # another replica's relay, as far as the lock goes
+    relay = asyncio.create_task(runtime.relay.run(producer))
+    try:
+        first = await _record(runtime)
+        await _until(lambda: _published(runtime, first))
+        holder = await admin.fetchval(HOLDER, LOCK)
+        assert holder is not None
+
+        # a database restart, as far as the relay's session goes: it ends, and the lock with it
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", holder)
+        await _until(lambda: rival.fetchval("SELECT pg_try_advisory_lock($1)", LOCK))
+
+        # the other replica publishes now; this relay must not publish beside it
+        second = await _record(runtime)
+        await asyncio.sleep(3)
+        assert not await _published(runtime, second)
+
+        # the other replica goes away: this relay takes the lock on a new session and goes on
+        await rival.close()
+        await _until(lambda: _published(runtime, second))
+        now = await admin.fetchval(HOLDER, LOCK)
+        assert now is not None and now != holder
+        assert await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", now)
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
+        if not rival.is_closed():
+            await rival.close()
+        # the relay's connection left with the relay, not back into the pool holding the lock
+        assert await admin.fetchval(HOLDER, LOCK) is None
+        await admin.close()
