@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -62,7 +62,7 @@ async def _published(runtime: Runtime, event_id: str) -> bool:
         return (await conn.execute(query)).scalar_one() is not None
 
 
-async def _until(check, timeout: float = 15) -> None:  # type: ignore[no-untyped-def]
+async def _until(check: Callable[[], Awaitable[object]], timeout: float = 15) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
