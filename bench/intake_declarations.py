@@ -45,6 +45,7 @@ from bench.common import (
 )
 from services.demo import GIVEN, RISKS, SURNAMES, free_port, resident_id
 from shared import infra
+from shared.service import NO_OPENTELEMETRY
 
 CONCURRENCY = 32  # connections; enough to keep one uvicorn process and its DB pool busy
 PATH = "/v1/declarations"
@@ -104,8 +105,10 @@ class BaselineAccepted(BaseModel):
 
 
 def baseline_app() -> FastAPI:
-    """A bare FastAPI app: one POST endpoint, a model shaped like a declaration, 202."""
-    app = FastAPI()
+    """A bare FastAPI app: one POST endpoint, a model shaped like a declaration, 202. It is
+    built with the services' FastAPI options (no OpenTelemetry lookups), so the two differ in
+    what the endpoint does, not in how FastAPI is set up."""
+    app = FastAPI(**NO_OPENTELEMETRY)
 
     @app.post("/v1/declarations", status_code=status.HTTP_202_ACCEPTED)
     async def post(declaration: BaselineDeclaration) -> BaselineAccepted:

@@ -123,3 +123,31 @@ def test_a_service_does_not_start_the_series_of_another() -> None:
 )
 def test_dlq_topic_names(given: str, expected: tuple[str, str]) -> None:
     assert topic_names(given, ServiceSettings(topic_prefix="holdline.")) == expected
+
+
+async def test_a_request_does_not_look_for_opentelemetry_providers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # metrics go out as Prometheus; a FastAPI that speaks OpenTelemetry must not look up its
+    # global providers on every request
+    import httpx
+
+    trace = pytest.importorskip("opentelemetry.trace")  # a FastAPI without it looks up nothing
+    from services.intake.app import create_app
+    from services.intake.config import IntakeSettings
+
+    looked = 0
+    original = trace.get_tracer_provider
+
+    def counted() -> object:
+        nonlocal looked
+        looked += 1
+        return original()
+
+    monkeypatch.setattr(trace, "get_tracer_provider", counted)
+    app = create_app(IntakeSettings(database_url="sqlite+aiosqlite:///:memory:"))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://intake") as http:
+        for _ in range(3):
+            assert (await http.get("/healthz")).status_code == 200
+    assert looked == 0
