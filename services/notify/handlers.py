@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from services.notify import acks, routing, rules, templates
+from services.notify import acks, metrics, routing, rules, templates
 from services.notify.config import NotifySettings
 from services.notify.models import notifications, recipients, responsibilities
 from services.notify.routing import Cadre, Priority, Target
@@ -201,7 +201,11 @@ async def on_routed_event(
         named=named,
     )
     if not targets:
-        log.info("%s %s: nobody to notify", event.event_type, event.event_id)
+        # a route without the office fallback (a plan, an assignment) and no cadre for it yet:
+        # counted, not logged per event, since a county without a roster has one per case
+        metrics.NO_RECIPIENT.labels(event.event_type).inc()
+        log.debug("%s %s: nobody to notify", event.event_type, event.event_id)
+        return
     zone = ZoneInfo(settings.timezone)
     text = templates.render(
         route.template,

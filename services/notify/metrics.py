@@ -13,6 +13,11 @@ DEAD_LETTERED = Counter(
 HELD_BY_BREAKER = Counter(
     "holdline_notify_held_by_breaker_total", "Attempts postponed by an open breaker", ["channel"]
 )
+NO_RECIPIENT = Counter(
+    "holdline_notify_no_recipient_total",
+    "Routed events with nobody to notify (routes without the office fallback, no cadre yet)",
+    ["event_type"],
+)
 BREAKER_OPEN = Gauge(
     "holdline_notify_breaker_open",
     "1 while the breaker of a gateway is open",

@@ -156,3 +156,28 @@ async def test_a_failed_run_wakes_nobody_and_leaves_nothing(recorder: Recorder) 
         assert woken == [] and await p.rows() == []
     finally:
         await p.runtime.engine.dispose()
+
+
+async def test_a_plan_with_no_cadre_yet_is_counted_not_notified(recorder: Recorder) -> None:
+    from prometheus_client import REGISTRY
+
+    def counted() -> float:
+        name = "holdline_notify_no_recipient_total"
+        return REGISTRY.get_sample_value(name, {"event_type": "PlanCreated"}) or 0.0
+
+    p = await _platform(recorder)
+    try:
+        before = counted()
+        # rules §6.8: a plan goes to the responsible cadre, and to nobody else when there is none
+        plan = p.event(
+            PlanCreated(
+                plan_id="plan-z", case_id="case-hh-z", village_code=VILLAGE, measures=["medical_aid"]
+            ),
+            "hh-z",
+        )
+        async with p.runtime.uow() as uow:
+            await handlers.on_events(uow=uow, events=[plan], settings=p.settings)
+        assert await p.rows() == []
+        assert counted() == before + 1
+    finally:
+        await p.runtime.engine.dispose()
