@@ -171,7 +171,10 @@ async def test_a_plan_with_no_cadre_yet_is_counted_not_notified(recorder: Record
         # rules §6.8: a plan goes to the responsible cadre, and to nobody else when there is none
         plan = p.event(
             PlanCreated(
-                plan_id="plan-z", case_id="case-hh-z", village_code=VILLAGE, measures=["medical_aid"]
+                plan_id="plan-z",
+                case_id="case-hh-z",
+                village_code=VILLAGE,
+                measures=["medical_aid"],
             ),
             "hh-z",
         )
