@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Result, machine_facts
+from bench.common import Result, git_revision, machine_facts
 
 # name -> module in bench/; the order is the order they run in
 BENCHMARKS = {
@@ -100,7 +100,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def merged(path: Path, fresh: dict[str, Any], ran: list[str]) -> dict[str, Any]:
     """Today's file with the rows of the benchmarks that just ran replaced (an `--only` run
-    keeps the others' rows from earlier the same day)."""
+    keeps the others' rows from earlier the same day, and their runs with their revisions)."""
     if not path.exists():
         return fresh
     try:
@@ -108,8 +108,39 @@ def merged(path: Path, fresh: dict[str, Any], ran: list[str]) -> dict[str, Any]:
     except (OSError, ValueError):
         return fresh
     kept = [r for r in old.get("results", []) if r.get("benchmark") not in ran]
-    runs = [r for r in old.get("runs", []) if r.get("benchmarks") != fresh["runs"][0]["benchmarks"]]
+    kept_from = {r.get("benchmark") for r in kept}
+    earlier = old.get("machine", {}).get("git_revision")
+    runs = [
+        {"git_revision": earlier} | r  # runs recorded before runs named their revision
+        for r in old.get("runs", [])
+        if set(r.get("benchmarks", [])) & kept_from
+    ]
     return fresh | {"results": kept + fresh["results"], "runs": runs + fresh["runs"]}
+
+
+def caption(data: dict[str, Any], quick: bool, file_name: str) -> str:
+    """The line above the table: machine, versions, and each run's revision and load."""
+    facts = data["machine"]
+    runs = data["runs"]
+    head = (
+        f"Measured {data['date']} on {facts['cores']} cores ({facts['cpu']}), Python "
+        f"{facts['python']}, Kafka {facts['kafka']}"
+    )
+
+    def load(run: dict[str, Any]) -> str:
+        start, end = run["load_average_start"][0], run["load_average_end"][0]
+        return f"load average {start:.2f} at start, {end:.2f} at end"
+
+    if len(runs) == 1:
+        body = f"revision {str(runs[0].get('git_revision'))[:10]}; {load(runs[0])}"
+    else:
+        body = "in runs: " + "; ".join(
+            f"{', '.join(r['benchmarks'])} at revision {str(r.get('git_revision'))[:10]} "
+            f"from {r['started_at']} ({load(r)})"
+            for r in runs
+        )
+    quick_note = " (quick sizes: not figures)" if quick else ""
+    return f"{head}, {body}{quick_note}. Raw: `bench/results/{file_name}`."
 
 
 def rewrite_readme(readme: Path, text: str) -> None:
@@ -157,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": opts.quick,
         "load_average_start": [round(x, 2) for x in load_start],
         "load_average_end": [round(x, 2) for x in load_end],
+        "git_revision": git_revision(),
     }
     fresh = {"date": started.date().isoformat(), "machine": machine_facts(), "runs": [run]}
     fresh["results"] = results
@@ -166,17 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     data = merged(out, fresh, names)
     out.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     text = table(data["results"])
-    facts = data["machine"]
-    caption = (
-        f"Measured {data['date']} on {facts['cores']} cores ({facts['cpu']}), Python "
-        f"{facts['python']}, Kafka {facts['kafka']}, revision {facts['git_revision'][:10]}; "
-        f"load average {load_start[0]:.2f} at start, {load_end[0]:.2f} at end of the last run"
-        f"{' (quick sizes: not figures)' if opts.quick else ''}. Raw: `bench/results/{out.name}`."
-    )
-    print(f"\n{text}\n\n{caption}\nwritten: {out}")
+    line = caption(data, opts.quick, out.name)
+    print(f"\n{text}\n\n{line}\nwritten: {out}")
     readme = opts.readme or (None if opts.quick else HERE / "README.md")
     if readme is not None:
-        rewrite_readme(readme, f"{caption}\n\n{text}")
+        rewrite_readme(readme, f"{line}\n\n{text}")
         print(f"table rewritten in {readme}")
     return 1 if any(r["figure"] is None for r in results) else 0
 

@@ -1,0 +1,65 @@
+"""The benchmark results file: an `--only` run replaces its rows, and the caption names the
+revision each remaining row was measured at."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.run import caption, merged
+
+MACHINE = {"cores": 2, "cpu": "x86", "python": "3.11.7", "kafka": "4.1.0"}
+
+
+def _run(names: list[str], start: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "started_at": start, "finished_at": start, "benchmarks": names, "quick": False,
+        "load_average_start": [0.5, 0, 0], "load_average_end": [2.0, 0, 0], **extra,
+    }  # fmt: skip
+
+
+def _rows(*names: str) -> list[dict[str, Any]]:
+    return [{"benchmark": n, "name": n, "figure": 1.0} for n in names]
+
+
+def test_an_only_run_keeps_the_other_rows_with_the_revision_they_were_measured_at(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "2026-11-26.json"
+    # a full run written before runs recorded their own revision: the machine facts had it
+    earlier = {
+        "date": "2026-11-26",
+        "machine": MACHINE | {"git_revision": "aaaaaaaaaaaa"},
+        "runs": [_run(["intake", "feed", "e2e"], "2026-11-26T14:31:00+00:00")],
+        "results": _rows("intake", "feed", "e2e"),
+    }
+    path.write_text(json.dumps(earlier))
+    fresh = {
+        "date": "2026-11-26",
+        "machine": MACHINE | {"git_revision": "bbbbbbbbbbbb"},
+        "runs": [_run(["intake", "e2e"], "2026-11-26T17:00:00+00:00", git_revision="bbbbbbbbbbbb")],
+        "results": [r | {"figure": 2.0} for r in _rows("intake", "e2e")],
+    }
+    data = merged(path, fresh, ["intake", "e2e"])
+    assert [(r["benchmark"], r["figure"]) for r in data["results"]] == [
+        ("feed", 1.0), ("intake", 2.0), ("e2e", 2.0)
+    ]  # fmt: skip
+    assert [r["git_revision"] for r in data["runs"]] == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
+    line = caption(data, False, path.name)
+    assert "intake, feed, e2e at revision aaaaaaaaaa from 2026-11-26T14:31:00+00:00" in line
+    assert "intake, e2e at revision bbbbbbbbbb from 2026-11-26T17:00:00+00:00" in line
+
+    # a full run later the same day replaces every row, and the caption names one revision
+    full = fresh | {
+        "runs": [
+            _run(["intake", "feed", "e2e"], "2026-11-26T18:00:00+00:00", git_revision="c" * 40)
+        ],
+        "results": _rows("intake", "feed", "e2e"),
+    }
+    path.write_text(json.dumps(data))
+    again = merged(path, full, ["intake", "feed", "e2e"])
+    assert len(again["runs"]) == 1
+    assert "revision cccccccccc; load average 0.50 at start, 2.00 at end" in caption(
+        again, False, path.name
+    )
