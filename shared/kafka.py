@@ -71,19 +71,26 @@ class OutboxRelay:
         watch = asyncio.create_task(self._watch_backlog(), name="outbox-backlog")
         try:
             while True:
-                conn = await self._engine.connect()
                 try:
-                    await self._hold_lock(conn)
-                    await self._relay(producer, conn)
-                except Exception as exc:
+                    await self._session(producer)
+                except Exception as exc:  # the database or the broker is away: start again
                     log.warning("outbox relay pass failed (%r); starting again", exc)
                     await asyncio.sleep(1)
-                finally:
-                    with contextlib.suppress(Exception):
-                        await conn.invalidate()
-                    await conn.close()
         finally:
             watch.cancel()
+
+    async def _session(self, producer: AIOKafkaProducer) -> None:
+        """Take a connection and the lock on it, and relay on it until a pass fails; then close
+        the connection (not back to the pool), which ends its session and releases the lock."""
+        conn = await self._engine.connect()
+        try:
+            await self._hold_lock(conn)
+            await self._relay(producer, conn)
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     async def _relay(self, producer: AIOKafkaProducer, conn: AsyncConnection) -> None:
         """Passes on the relay's connection until one fails."""

@@ -89,6 +89,8 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self._kafka_side(), name="kafka"))
         for job in self.background:
             self._tasks.append(asyncio.create_task(job(self), name=job.__name__))
+        for task in self._tasks:
+            task.add_done_callback(report_stopped)
 
     async def _kafka_side(self) -> None:
         delay = 0.5
@@ -166,6 +168,16 @@ NO_OPENTELEMETRY: dict[str, Any] = (
     if "telemetry" in inspect.signature(FastAPI.__init__).parameters
     else {}
 )
+
+
+def report_stopped(task: asyncio.Task[Any]) -> None:
+    """A background loop (consumers and relay, a dispatcher, a scheduler) runs until the service
+    stops; one that ends on an error leaves the service half-working, so it is said loudly."""
+    if not task.cancelled() and task.exception() is not None:
+        log.critical(
+            "background task %s stopped: %r; restart the service", task.get_name(),
+            task.exception(), exc_info=task.exception(),
+        )  # fmt: skip
 
 
 def create_service_app(runtime: Runtime, *, title: str, routers: list[Any]) -> FastAPI:

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 LOCK = 7201  # the relay's advisory lock key
 HOLDER = (
     "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND granted"
-    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = $2)"
 )
 
 
@@ -73,18 +73,26 @@ async def test_a_relay_that_loses_its_session_waits_for_the_lock_before_it_publi
     runtime: Runtime, producer: AIOKafkaProducer
 ) -> None:
     dsn = runtime.settings.database_url.replace("postgresql+asyncpg", "postgresql")
-    admin = await asyncpg.connect(dsn)
+    server, _, name = dsn.rpartition("/")
+    admin = await asyncpg.connect(f"{server}/postgres")  # outside the service's database
     rival = await asyncpg.connect(dsn)  # another replica's relay, as far as the lock goes
     relay = asyncio.create_task(runtime.relay.run(producer))
     try:
         first = await _record(runtime)
         await _until(lambda: _published(runtime, first))
-        holder = await admin.fetchval(HOLDER, LOCK)
+        holder = await admin.fetchval(HOLDER, LOCK, name)
         assert holder is not None
 
-        # a database restart, as far as the relay's session goes: it ends, and the lock with it
-        assert await admin.fetchval("SELECT pg_terminate_backend($1)", holder)
-        await _until(lambda: rival.fetchval("SELECT pg_try_advisory_lock($1)", LOCK))
+        # a database restart, as far as the relay goes: its session ends, and the lock with
+        # it, and for a while no new connection is taken
+        await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", holder)
+            await asyncio.sleep(3)  # the relay tries to connect again, and fails
+            assert not relay.done(), "the relay gave up"
+            await _until(lambda: rival.fetchval("SELECT pg_try_advisory_lock($1)", LOCK))
+        finally:
+            await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
 
         # the other replica publishes now; this relay must not publish beside it
         second = await _record(runtime)
@@ -94,7 +102,7 @@ async def test_a_relay_that_loses_its_session_waits_for_the_lock_before_it_publi
         # the other replica goes away: this relay takes the lock on a new session and goes on
         await rival.close()
         await _until(lambda: _published(runtime, second))
-        now = await admin.fetchval(HOLDER, LOCK)
+        now = await admin.fetchval(HOLDER, LOCK, name)
         assert now is not None and now != holder
         assert await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", now)
     finally:
@@ -104,5 +112,5 @@ async def test_a_relay_that_loses_its_session_waits_for_the_lock_before_it_publi
         if not rival.is_closed():
             await rival.close()
         # the relay's connection left with the relay, not back into the pool holding the lock
-        assert await admin.fetchval(HOLDER, LOCK) is None
+        assert await admin.fetchval(HOLDER, LOCK, name) is None
         await admin.close()

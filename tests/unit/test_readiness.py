@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from pathlib import Path
 
 import httpx
+import pytest
 
 from services.intake.app import create_app
 from services.intake.config import IntakeSettings
+from shared.service import report_stopped
 
 
 async def readyz(tmp_path: Path, **overrides: object) -> httpx.Response:
@@ -33,3 +38,28 @@ async def test_intake_can_stay_ready_while_kafka_is_away(tmp_path: Path) -> None
     answer = await readyz(tmp_path, readiness_requires_kafka=False)
     assert answer.status_code == 200
     assert answer.json()["checks"]["kafka"].startswith("error"), "still reported"
+
+
+async def test_a_background_loop_that_stops_on_an_error_is_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def relay() -> None:
+        raise ConnectionError("database away")
+
+    async def consumer() -> None:
+        await asyncio.sleep(60)
+
+    failed = asyncio.create_task(relay(), name="kafka")
+    failed.add_done_callback(report_stopped)
+    stopped = asyncio.create_task(consumer(), name="consumer")
+    stopped.add_done_callback(report_stopped)
+    with caplog.at_level(logging.CRITICAL, logger="shared.service"):
+        with contextlib.suppress(ConnectionError):
+            await failed
+        stopped.cancel()  # a graceful stop is not an error
+        with contextlib.suppress(asyncio.CancelledError):
+            await stopped
+        await asyncio.sleep(0)
+    assert [r.getMessage() for r in caplog.records] == [
+        "background task kafka stopped: ConnectionError('database away'); restart the service"
+    ]
