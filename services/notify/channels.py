@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import smtplib
 import time
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -60,21 +61,45 @@ class HttpSlots:
     per slot (benchmark machine, keep-alive receiver). A slot is taken for a request and
     handed back when its answer has been read.
 
-    A slot is a bare transport, not a client: a gateway gets no cookie jar to fill, redirects
-    are never followed (an alert goes to the address configured and nowhere else), and the
-    client's per-request layers (cookies, auth, redirects, event hooks) cost a further 0.3 to
-    0.7 ms of CPU per delivery on the same machine."""
+    A slot holds bare transports (one per proxy route), not a client: a gateway gets no cookie
+    jar to fill, redirects are never followed (an alert goes to the address configured and
+    nowhere else), and the client's per-request layers (cookies, auth, redirects, event hooks)
+    cost a further 0.3 to 0.7 ms of CPU per delivery on the same machine."""
 
     USER_AGENT = "holdline-notify"
 
     def __init__(self, size: int, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        # one given transport (tests: httpx.MockTransport) serves every slot
-        self._transports = (
-            [transport] if transport else [httpx.AsyncHTTPTransport() for _ in range(max(size, 1))]
-        )
-        self._free: asyncio.Queue[httpx.AsyncBaseTransport] = asyncio.Queue()
-        for n in range(max(size, 1)):
-            self._free.put_nowait(self._transports[n % len(self._transports)])
+        self._given = transport  # one transport for every slot (tests: httpx.MockTransport)
+        # HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY as a client honours them: outbound
+        # calls from a government network often have to leave through a proxy
+        found = urllib.request.getproxies()
+        self._proxies = {k: v for k, v in found.items() if k in ("http", "https", "all")}
+        self._routes: dict[tuple[str, str], str | None] = {}
+        self._slots: list[dict[str | None, httpx.AsyncBaseTransport]] = [
+            {} for _ in range(max(size, 1))
+        ]
+        self._free: asyncio.Queue[dict[str | None, httpx.AsyncBaseTransport]] = asyncio.Queue()
+        for slot in self._slots:
+            self._free.put_nowait(slot)
+
+    def _proxy_for(self, url: httpx.URL) -> str | None:
+        key = (url.scheme, url.host)
+        if key not in self._routes:
+            proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
+            if proxy and urllib.request.proxy_bypass(url.host):
+                proxy = None
+            self._routes[key] = proxy
+        return self._routes[key]
+
+    def _transport(
+        self, slot: dict[str | None, httpx.AsyncBaseTransport], url: httpx.URL
+    ) -> httpx.AsyncBaseTransport:
+        if self._given is not None:
+            return self._given
+        proxy = self._proxy_for(url)
+        if proxy not in slot:
+            slot[proxy] = httpx.AsyncHTTPTransport(proxy=proxy)
+        return slot[proxy]
 
     async def post(
         self,
@@ -84,7 +109,7 @@ class HttpSlots:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """POST on the next free transport; the answer is read in full before it is returned."""
+        """POST on the next free slot; the answer is read in full before it is returned."""
         request = httpx.Request(
             "POST",
             url,
@@ -92,9 +117,9 @@ class HttpSlots:
             headers={"User-Agent": self.USER_AGENT, **(headers or {})},
             extensions={"timeout": httpx.Timeout(timeout).as_dict()},
         )
-        transport = await self._free.get()
+        slot = await self._free.get()
         try:
-            response = await transport.handle_async_request(request)
+            response = await self._transport(slot, request.url).handle_async_request(request)
             try:
                 await response.aread()
             finally:
@@ -102,11 +127,12 @@ class HttpSlots:
             response.request = request
             return response
         finally:
-            self._free.put_nowait(transport)
+            self._free.put_nowait(slot)
 
     async def aclose(self) -> None:
         """Close every transport's connections."""
-        for transport in self._transports:
+        transports = [t for slot in self._slots for t in slot.values()]
+        for transport in [*transports, *([self._given] if self._given else [])]:
             await transport.aclose()
 
 

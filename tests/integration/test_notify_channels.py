@@ -186,6 +186,33 @@ async def test_a_slot_sends_to_the_address_alone_and_keeps_no_cookie(
     assert server.requests[1]["json"] == dict(MESSAGE.body)
 
 
+async def test_a_slot_leaves_through_the_proxy_the_environment_names(
+    serve: Callable[..., Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy, receiver = serve(), serve()
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url.removesuffix("/hook"))
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    http = HttpSlots(2)
+    try:
+        # a forward proxy gets the whole address in the request line
+        assert await WebhookChannel(http, 5).send(_to("http://alerts.example.invalid/hook")) == 200
+    finally:
+        await http.aclose()
+    assert [r["path"] for r in proxy.requests] == ["http://alerts.example.invalid/hook"]
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the receiver is on the inside
+    http = HttpSlots(2)
+    try:
+        assert await WebhookChannel(http, 5).send(_to(receiver.url)) == 200
+    finally:
+        await http.aclose()
+    assert [r["path"] for r in receiver.requests] == ["/hook"]
+    assert len(proxy.requests) == 1
+
+
 async def test_a_robot_address_and_its_signature_never_reach_the_log(
     serve: Callable[..., Server], capsys: pytest.CaptureFixture[str]
 ) -> None:
