@@ -68,8 +68,7 @@ class HttpSlots:
 
     USER_AGENT = "holdline-notify"
 
-    def __init__(self, size: int, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self._given = transport  # one transport for every slot (tests: httpx.MockTransport)
+    def __init__(self, size: int) -> None:
         # HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY as a client honours them: outbound
         # calls from a government network often have to leave through a proxy
         found = urllib.request.getproxies()
@@ -94,8 +93,6 @@ class HttpSlots:
     def _transport(
         self, slot: dict[str | None, httpx.AsyncBaseTransport], url: httpx.URL
     ) -> httpx.AsyncBaseTransport:
-        if self._given is not None:
-            return self._given
         proxy = self._proxy_for(url)
         if proxy not in slot:
             slot[proxy] = httpx.AsyncHTTPTransport(proxy=proxy)
@@ -131,9 +128,9 @@ class HttpSlots:
 
     async def aclose(self) -> None:
         """Close every transport's connections."""
-        transports = [t for slot in self._slots for t in slot.values()]
-        for transport in [*transports, *([self._given] if self._given else [])]:
-            await transport.aclose()
+        for slot in self._slots:
+            for transport in slot.values():
+                await transport.aclose()
 
 
 Http = httpx.AsyncClient | HttpSlots
