@@ -36,6 +36,11 @@ HTTP_SECONDS = Histogram(
 OUTBOX_OLDEST_SECONDS = Gauge(
     "holdline_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row", ["service"]
 )
+BACKGROUND_STOPPED = Gauge(
+    "holdline_background_loop_stopped",
+    "1 when a background loop (consumers and relay, dispatcher, scheduler) ended on an error",
+    ["service", "task"],
+)
 CONSUMER_LAG = Gauge(
     "holdline_consumer_lag_messages",
     "Messages behind the end of the partition",

@@ -78,6 +78,7 @@ class Runtime:
         self.producer: AIOKafkaProducer | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._consumers: list[EventConsumer] = []
+        self.stopped: dict[str, str] = {}  # background loops that ended on an error: name -> error
 
     def uow(self) -> UnitOfWork:
         """A new unit of work; committing events wakes the relay."""
@@ -91,6 +92,12 @@ class Runtime:
             self._tasks.append(asyncio.create_task(job(self), name=job.__name__))
         for task in self._tasks:
             task.add_done_callback(report_stopped)
+            task.add_done_callback(self._remember_stopped)
+
+    def _remember_stopped(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.stopped[task.get_name()] = repr(task.exception())
+            metrics.BACKGROUND_STOPPED.labels(self.settings.service_name, task.get_name()).set(1)
 
     async def _kafka_side(self) -> None:
         delay = 0.5
@@ -143,8 +150,11 @@ class Runtime:
         await self.engine.dispose()
 
     async def readiness(self) -> dict[str, str]:
-        """What /readyz reports: the database and Kafka, each `ok` or the error."""
+        """What /readyz reports: the database, Kafka and the background loops, each `ok` or the
+        error."""
         checks: dict[str, str] = {}
+        stopped = ", ".join(f"{name} ({error})" for name, error in sorted(self.stopped.items()))
+        checks["background"] = f"error: stopped: {stopped}" if stopped else "ok"
         try:
             await asyncio.wait_for(ping(self.engine), 3)
             checks["database"] = "ok"
@@ -172,7 +182,8 @@ NO_OPENTELEMETRY: dict[str, Any] = (
 
 def report_stopped(task: asyncio.Task[Any]) -> None:
     """A background loop (consumers and relay, a dispatcher, a scheduler) runs until the service
-    stops; one that ends on an error leaves the service half-working, so it is said loudly."""
+    stops; one that ends on an error leaves the service half-working, so it is said loudly (and
+    /healthz fails, so that an orchestrator restarts the process)."""
     if not task.cancelled() and task.exception() is not None:
         log.critical(
             "background task %s stopped: %r; restart the service", task.get_name(),
@@ -201,8 +212,15 @@ def create_service_app(runtime: Runtime, *, title: str, routers: list[Any]) -> F
     app.add_middleware(MeasureMiddleware, service=service)
 
     @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": service}
+    async def healthz() -> JSONResponse:
+        # the liveness probe: a process whose consumer, relay or dispatcher loop has ended on an
+        # error answers but no longer does its work, and only a restart brings the loop back
+        if runtime.stopped:
+            return JSONResponse(
+                {"status": "failing", "service": service, "stopped": runtime.stopped},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ok", "service": service})
 
     @app.get("/readyz", tags=["ops"])
     async def readyz() -> JSONResponse:

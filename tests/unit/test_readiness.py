@@ -63,3 +63,46 @@ async def test_a_background_loop_that_stops_on_an_error_is_reported(
     assert [r.getMessage() for r in caplog.records] == [
         "background task kafka stopped: ConnectionError('database away'); restart the service"
     ]
+
+
+async def test_a_stopped_loop_fails_the_liveness_probe_so_the_service_is_restarted(
+    tmp_path: Path,
+) -> None:
+    """A consumer or dispatcher loop that ended leaves a process that answers HTTP but does no
+    work: /healthz (the liveness probe) and /readyz fail and name it, and a gauge says so."""
+    settings = IntakeSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'intake.db'}",
+        kafka_bootstrap="127.0.0.1:9",
+    )
+    app = create_app(settings)
+    runtime = app.state.runtime
+    failed = asyncio.Event()
+
+    async def statuses(runtime: object) -> None:
+        await failed.wait()
+        raise RuntimeError("statuses table missing")
+
+    runtime.background.append(statuses)
+    await runtime.start()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app), base_url="http://t"
+        ) as http:
+            assert (await http.get("/healthz")).json() == {"status": "ok", "service": "intake"}
+            assert (await http.get("/readyz")).json()["checks"]["background"] == "ok"
+            failed.set()
+            await asyncio.sleep(0.05)
+            live = await http.get("/healthz")
+            assert live.status_code == 503
+            assert live.json()["stopped"] == {"statuses": "RuntimeError('statuses table missing')"}
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["background"] == (
+                "error: stopped: statuses (RuntimeError('statuses table missing'))"
+            )
+            scraped = (await http.get("/metrics")).text
+            assert (
+                'holdline_background_loop_stopped{service="intake",task="statuses"} 1.0' in scraped
+            )
+    finally:
+        await runtime.stop()
