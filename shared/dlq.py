@@ -201,7 +201,7 @@ async def replay(topic: str, settings: ServiceSettings, *, dry_run: bool = False
 
 dlq_app = typer.Typer(no_args_is_help=True)
 _out = Console()
-_err = Console(stderr=True)
+_err = Console(stderr=True, soft_wrap=True)  # an error line is never broken inside a path
 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:

@@ -23,7 +23,7 @@ from shared.service import Runtime, validation_problem
 
 cadres_app = typer.Typer(help="The cadre roster: bulk import.")
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error line is never broken inside a path
 SERVICE_DIR = Path(__file__).parent
 
 

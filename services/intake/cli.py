@@ -26,7 +26,7 @@ from services.intake.feeds import SCHEMAS
 
 feed_app = typer.Typer(help="Department data-comparison feeds (rules §8).", no_args_is_help=True)
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error line is never broken inside a path
 MEDIA = {".ndjson": "application/x-ndjson", ".jsonl": "application/x-ndjson", ".csv": "text/csv"}
 CHUNK = 256 * 1024
 
