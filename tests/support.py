@@ -8,14 +8,21 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
+import services.risk
 from services.demo import free_port
+from services.risk.config import RiskSettings
+from services.risk.models import metadata as risk_metadata
 from shared.clock import SystemClock
 from shared.events import DeclarationSubmitted, Envelope, new_event
+from shared.kafka import ensure_topics
+from shared.migrations import upgrade
+from shared.service import Runtime
 
 
 def declaration_event(household_id: str | None = None) -> Envelope[DeclarationSubmitted]:
@@ -36,6 +43,23 @@ def declaration_event(household_id: str | None = None) -> Envelope[DeclarationSu
         correlation_id=submission,
         clock=SystemClock(),
     )
+
+
+async def risk_runtime(
+    kafka_bootstrap: str, pg_url: str, topic_prefix: str, topics: list[str], **settings: Any
+) -> Runtime:
+    """The risk service's runtime on a migrated database, its `topics` created; consumers and
+    relay not started. The caller disposes of its engine."""
+    values: dict[str, Any] = {
+        "database_url": pg_url, "kafka_bootstrap": kafka_bootstrap, "topic_prefix": topic_prefix,
+    }  # fmt: skip
+    config = RiskSettings(**(values | settings))
+    runtime = Runtime(
+        settings=config, metadata=risk_metadata, service_dir=Path(services.risk.__file__).parent
+    )
+    await upgrade(config.database_url, runtime.service_dir)
+    await ensure_topics(config, [config.topic(t) for t in topics])
+    return runtime
 
 
 async def read_topic(

@@ -6,22 +6,18 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import date
 from functools import partial
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
-import services.risk
 from services.risk import handlers
-from services.risk.config import RiskSettings
-from services.risk.models import cases, metadata
+from services.risk.models import cases
 from shared.clock import SystemClock
 from shared.events import FeedRecord, FeedRecordsReceived, decode, new_event
-from shared.kafka import EventConsumer, ensure_topics, in_one_transaction
-from shared.migrations import upgrade
+from shared.kafka import EventConsumer, in_one_transaction
 from shared.service import Runtime
-from tests.support import declaration_event, read_topic
+from tests.support import declaration_event, read_topic, risk_runtime
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -29,17 +25,10 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 @pytest.fixture
 async def runtime(kafka_bootstrap: str, pg_url: str, topic_prefix: str) -> AsyncIterator[Runtime]:
     """The risk service's runtime on a fresh database and fresh topics, consumers not started."""
-    settings = RiskSettings(
-        database_url=pg_url,
-        kafka_bootstrap=kafka_bootstrap,
-        topic_prefix=topic_prefix,
+    rt = await risk_runtime(
+        kafka_bootstrap, pg_url, topic_prefix, ["signals", "cases"],
         consumer_retry_backoff_seconds=0.01,
-    )
-    rt = Runtime(
-        settings=settings, metadata=metadata, service_dir=Path(services.risk.__file__).parent
-    )
-    await upgrade(settings.database_url, rt.service_dir)
-    await ensure_topics(settings, [settings.topic(t) for t in ("signals", "cases")])
+    )  # fmt: skip
     yield rt
     await rt.engine.dispose()
 

@@ -6,20 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
-import services.risk
-from services.risk.config import RiskSettings
-from services.risk.models import metadata
-from shared.kafka import ensure_topics
-from shared.migrations import upgrade
 from shared.service import Runtime
-from tests.support import declaration_event
+from tests.support import declaration_event, risk_runtime
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -32,17 +26,9 @@ HOLDER = (
 
 @pytest.fixture
 async def runtime(kafka_bootstrap: str, pg_url: str, topic_prefix: str) -> AsyncIterator[Runtime]:
-    settings = RiskSettings(
-        database_url=pg_url,
-        kafka_bootstrap=kafka_bootstrap,
-        topic_prefix=topic_prefix,
-        outbox_poll_seconds=0.1,
+    rt = await risk_runtime(
+        kafka_bootstrap, pg_url, topic_prefix, ["cases"], outbox_poll_seconds=0.1
     )
-    rt = Runtime(
-        settings=settings, metadata=metadata, service_dir=Path(services.risk.__file__).parent
-    )
-    await upgrade(settings.database_url, rt.service_dir)
-    await ensure_topics(settings, [settings.topic("cases")])
     yield rt
     await rt.engine.dispose()
 
