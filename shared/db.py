@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
+from operator import itemgetter
 from types import TracebackType
 from typing import Any
 
@@ -221,21 +222,32 @@ def utc(value: datetime) -> datetime:
 
 def _copy_values(table: Table, columns: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     """A row as COPY takes it: JSON columns as JSON text (asyncpg's default json codec)."""
-    json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
+    pick = itemgetter(*columns)
+    json_at = [n for n, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
+    if len(columns) == 1:
+        return (lambda row: (json_text(pick(row)),)) if json_at else (lambda row: (pick(row),))
+    if not json_at:
+        return pick
 
     def convert(row: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(json_text(row[c]) if c in json_columns else row[c] for c in columns)
+        values = list(pick(row))
+        for n in json_at:
+            values[n] = json_text(values[n])
+        return tuple(values)
 
     return convert
 
 
 async def _copy(uow: UnitOfWork, table_name: str, table: Table, rows: list[dict[str, Any]]) -> None:
-    # make sure the transaction has begun on the driver connection before COPY joins it
-    await uow.execute(text("SELECT 1"))
     raw = await uow.conn.get_raw_connection()
+    driver = raw.driver_connection
+    # SQLAlchemy begins the driver's transaction at the first statement: make sure it has begun
+    # before COPY joins it (one round trip, only when nothing ran yet)
+    if not driver.is_in_transaction():  # type: ignore[union-attr]
+        await uow.execute(text("SELECT 1"))
     columns = list(rows[0])
     convert = _copy_values(table, columns)
-    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+    await driver.copy_records_to_table(  # type: ignore[union-attr]
         table_name, records=[convert(r) for r in rows], columns=columns
     )
 
