@@ -90,6 +90,7 @@ def create_app(
                 settings=settings,
                 rng=rng,
                 wake=new_notifications,
+                overlap=runtime.engine.dialect.name == "postgresql",
             ).run()
         finally:
             await http.aclose()

@@ -51,9 +51,11 @@ class NotifySettings(ServiceSettings):
     breaker_failure_ratio: float = 0.9
     breaker_cooldown_seconds: float = 30.0
     dispatch_poll_seconds: float = 0.5
-    # notifications claimed at once; a claim's later ones wait for slots, so their lease (how
-    # long a crashed process's claim waits before it is sent again) grows with this
-    dispatch_batch_size: int = 32
+    dispatch_batch_size: int = 100
+    # when new notifications wait, the next pass starts once the last has run this long (a
+    # hanging gateway holds its own pass, not everyone's alerts); at most this many at once
+    dispatch_overlap_seconds: float = 1.0
+    dispatch_max_passes: int = 4
     # parallel attempts; below the database pool size so consumers and the API keep a connection
     dispatch_concurrency: int = 8
     # how often escalations and digests are looked for

@@ -1,5 +1,5 @@
-"""Delivery: due notifications claimed with a lease, tried with timeouts, backoff and breakers,
-and their outcomes recorded."""
+"""Delivery: each due notification tried once per pass, with timeouts, backoff and breakers;
+passes overlap when one is slow."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 
 from sqlalchemy import bindparam, insert, select, update
@@ -44,99 +45,46 @@ async def deliver_due(
     breakers: BreakerBoard,
     settings: NotifySettings,
     rng: random.Random,
+    gate: asyncio.Semaphore | None = None,
 ) -> int:
-    """One pass: claim the due notifications, attempt each once, record the outcomes; returns
-    the count. The running service keeps passes overlapping instead (`Dispatcher`)."""
-    rows = await claim_due(uow_factory, settings, settings.dispatch_batch_size)
-    if rows:
-        gate = asyncio.Semaphore(settings.dispatch_concurrency)
-        clock = uow_factory().clock
-        tried = await asyncio.gather(
-            *(try_one(row, channels, breakers, settings, gate, clock) for row in rows)
-        )
-        await record(uow_factory, tried, settings, rng)
-    return len(rows)
+    """Attempt every due notification once; returns the count. `gate` bounds the sends in
+    flight, shared with other passes running at the same time (see `Dispatcher`).
 
-
-async def claim_due(
-    uow_factory: Callable[[], UnitOfWork], settings: NotifySettings, limit: int
-) -> list[Any]:
-    """Take up to `limit` due notifications in a short transaction of their own: each gets a
-    lease (its next attempt moved past the longest its send can take), so no other pass or
-    replica takes it meanwhile, and no transaction or row lock is held while gateways answer.
-    If the process dies before the outcome is recorded, the lease runs out and the message is
-    sent again; the webhook's Idempotency-Key (the notification id) lets a receiver drop it."""
+    One pass is one transaction: the due rows are claimed (locked on PostgreSQL, so another
+    replica skips them), sent concurrently, and every outcome (attempt rows, the new state,
+    the Delivered/Failed events) is written together before the commit. A crash between a
+    receiver's 200 and the commit means a resend, which the webhook's Idempotency-Key (the
+    notification id) lets the receiver drop."""
     async with uow_factory() as uow:
-        now = uow.clock.now()
         query = (
             select(notifications)
-            .where(notifications.c.status == "pending", notifications.c.next_attempt_at <= now)
+            .where(
+                notifications.c.status == "pending",
+                notifications.c.next_attempt_at <= uow.clock.now(),
+            )
             .order_by(notifications.c.next_attempt_at)
-            .limit(limit)
+            .limit(settings.dispatch_batch_size)
         )
         if uow.conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         rows = (await uow.execute(query)).all()
-        if rows:
-            longest = max(channel_timeout(r.channel, settings) for r in rows)
-            until = [now + lease(n, longest, settings) for n in range(len(rows))]
-            leases = [{"b_id": r.id, "b_until": t} for r, t in zip(rows, until, strict=True)]
-            await uow.execute(LEASE, leases)
-    return list(rows)
-
-
-def lease(position: int, longest: float, settings: NotifySettings) -> timedelta:
-    """How long the `position`-th notification of a claim is held: the sends ahead of it in the
-    slots (the claim's own and at most one round of earlier claims'), its own, and a margin;
-    `longest` is the longest timeout among the claim's channels."""
-    rounds = position // max(settings.dispatch_concurrency, 1) + 2
-    return timedelta(seconds=rounds * longest + 10)
-
-
-def channel_timeout(channel: str, settings: NotifySettings) -> float:
-    """The longest one send on `channel` may take (an unknown channel fails at once)."""
-    timeout = getattr(settings, f"{channel}_timeout_seconds", 0.0)
-    return float(timeout) if isinstance(timeout, int | float) else 0.0
-
-
-LEASE = (
-    update(notifications)
-    .where(notifications.c.id == bindparam("b_id"))
-    .values(next_attempt_at=bindparam("b_until"))
-)
-
-
-async def record(
-    uow_factory: Callable[[], UnitOfWork],
-    tried: list[Tried],
-    settings: NotifySettings,
-    rng: random.Random,
-) -> None:
-    """Write the outcomes of claimed notifications in one transaction. A notification that is
-    no longer as it was claimed (its lease ran out and another pass recorded it first) is left
-    as that pass wrote it, so each attempt is counted and each outcome announced once."""
-    async with uow_factory() as uow:
-        current = select(
-            notifications.c.id, notifications.c.status, notifications.c.attempts
-        ).where(notifications.c.id.in_([t.row.id for t in tried]))
-        if uow.conn.dialect.name == "postgresql":
-            current = current.with_for_update()
-        now = {r.id: (r.status, r.attempts) for r in (await uow.execute(current)).all()}
-        fresh = [t for t in tried if now.get(t.row.id) == ("pending", t.row.attempts)]
-        if len(fresh) < len(tried):
-            log.warning(
-                "%d notification outcomes were recorded by another pass first",
-                len(tried) - len(fresh),
-            )
-        if fresh:
-            await record_outcomes(uow, fresh, settings, rng)
+        if not rows:
+            return 0
+        gate = gate or asyncio.Semaphore(settings.dispatch_concurrency)
+        tried = await asyncio.gather(
+            *(try_one(row, channels, breakers, settings, gate, uow.clock) for row in rows)
+        )
+        await record_outcomes(uow, tried, settings, rng)
+    return len(rows)
 
 
 class Dispatcher:
-    """Keeps the delivery slots busy. A new claim is made as soon as every claimed notification
-    has a slot (not when the slowest send of the last claim has finished), and each claim's
-    outcomes are recorded when its own sends are done: a slow or dead gateway holds only the
-    slots its own sends occupy, and alerts for everyone else keep leaving."""
+    """Runs delivery passes, each in its own transaction. The next pass starts when the last
+    one has ended (it then takes everything that came due meanwhile) or, when new
+    notifications are waiting, once the last one has run `dispatch_overlap_seconds`: a slow or
+    hanging gateway keeps its own pass open until its timeout, and the next pass skips the
+    rows that pass holds (SKIP LOCKED) and sends the rest on the free slots. On SQLite, which
+    has no row locks to skip, passes never overlap."""
 
     def __init__(
         self,
@@ -147,63 +95,59 @@ class Dispatcher:
         settings: NotifySettings,
         rng: random.Random,
         wake: asyncio.Event,
+        overlap: bool,
     ) -> None:
-        self.uow_factory, self.channels, self.breakers = uow_factory, channels, breakers
-        self.settings, self.rng, self.wake = settings, rng, wake
-        self.clock = uow_factory().clock
-        self.gate = asyncio.Semaphore(settings.dispatch_concurrency)
-        self.waiting = 0  # claimed notifications without a slot yet
-        self.moved = asyncio.Event()  # one got a slot, or a claim was recorded
-        self.passes: set[asyncio.Task[None]] = set()
+        self.wake, self.settings, self.overlap = wake, settings, overlap
+        self.pass_once = partial(
+            deliver_due, uow_factory=uow_factory, channels=channels, breakers=breakers,
+            settings=settings, rng=rng, gate=asyncio.Semaphore(settings.dispatch_concurrency),
+        )  # fmt: skip
+        self.passes: set[asyncio.Task[int]] = set()
+        self.ended = asyncio.Event()
 
     async def run(self) -> None:
-        """Claim, start the sends, and wait until there is room and a reason to claim again:
-        new notifications committed (`wake`), a full claim (more are due), or the poll
-        interval (retries and released digests come due by the clock)."""
+        """Start passes until cancelled; a pass that found something is followed at once, one
+        that found nothing waits for `wake` (new notifications committed) or the poll interval
+        (retries and digests come due by the clock)."""
         loop = asyncio.get_running_loop()
+        poll = self.settings.dispatch_poll_seconds
+        overlap = self.settings.dispatch_overlap_seconds
         try:
             while True:
                 self.wake.clear()
-                more = await self._claim()
-                deadline = loop.time() + self.settings.dispatch_poll_seconds
-                while self.waiting or not (more or self.wake.is_set() or loop.time() >= deadline):
-                    self.moved.clear()
-                    timeout = None if self.waiting else max(deadline - loop.time(), 0.0)
-                    await first_of(self.moved, self.wake, timeout=timeout)
+                newest = asyncio.create_task(self._pass(), name="dispatch-pass")
+                self.passes.add(newest)
+                started = loop.time()
+                while True:
+                    now = loop.time()
+                    room = len(self.passes) < self.settings.dispatch_max_passes
+                    if newest.done() and room:
+                        found = newest.result() > 0  # then more may have come due meanwhile
+                        if found or self.wake.is_set() or now >= started + poll:
+                            break
+                        timeout: float | None = started + poll - now
+                    elif self.overlap and room and not newest.done():
+                        if now >= started + overlap and self.wake.is_set():
+                            break
+                        timeout = max(started + overlap - now, 0.0) or None
+                    else:
+                        timeout = None
+                    self.ended.clear()
+                    # a wake already seen only counts once the overlap has passed
+                    events = [self.ended] if self.wake.is_set() else [self.ended, self.wake]
+                    await first_of(*events, timeout=timeout)
         finally:
             await self.drain()
 
-    async def _claim(self) -> bool:
-        limit = self.settings.dispatch_batch_size
+    async def _pass(self) -> int:
         try:
-            rows = await claim_due(self.uow_factory, self.settings, limit)
+            return await self.pass_once()
         except Exception:
-            log.exception("dispatch claim failed")
-            return False
-        if rows:
-            self.waiting += len(rows)
-            task = asyncio.create_task(self._pass(rows), name="dispatch-pass")
-            self.passes.add(task)
-            task.add_done_callback(self.passes.discard)
-        return len(rows) == limit
-
-    async def _pass(self, rows: list[Any]) -> None:
-        try:
-            tried = await asyncio.gather(
-                *(try_one(row, self.channels, self.breakers, self.settings, self.gate,
-                          self.clock, started=self._started) for row in rows)
-            )  # fmt: skip
-            await record(self.uow_factory, tried, self.settings, self.rng)
-        except Exception:
-            # sent but not recorded: the leases run out and the messages go again
-            log.exception("dispatch pass of %d notifications failed", len(rows))
+            log.exception("dispatch pass failed")
+            return 0
         finally:
-            self.moved.set()
-
-    def _started(self) -> None:
-        self.waiting -= 1
-        if not self.waiting:
-            self.moved.set()
+            self.passes.discard(asyncio.current_task())
+            self.ended.set()
 
     async def drain(self, timeout: float = 5.0) -> None:
         """On stop: let the passes in hand finish (their sends are under way), briefly."""
@@ -230,22 +174,16 @@ async def try_one(
     settings: NotifySettings,
     gate: asyncio.Semaphore,
     clock: Clock,
-    started: Callable[[], None] | None = None,
 ) -> Tried:
-    """One delivery attempt, unless there is no such channel or its breaker is open;
-    `started` is called when the attempt has its slot."""
+    """One delivery attempt, unless there is no such channel or its breaker is open."""
     channel = channels.get(row.channel)
     if channel is None:
-        if started is not None:
-            started()
         return Tried(row, "no_channel", clock.now(), error=f"no channel {row.channel!r}")
     address = row.address or settings.webhook_url
     gateway = channel.gateway(address)
     breaker = breakers.get(row.channel, gateway)
     # the breaker is asked inside the gate: failures recorded by earlier sends can open it
     async with gate:
-        if started is not None:
-            started()
         now = clock.now()
         if not breaker.allow(now):
             metrics.HELD_BY_BREAKER.labels(row.channel).inc()

@@ -342,8 +342,9 @@ def _token(settings: NotifySettings, jurisdiction: str) -> dict[str, str]:
 async def test_a_hanging_gateway_holds_only_its_own_slots(
     pg_url: str, receiver: FlakyReceiver
 ) -> None:
-    """Cadre v0's webhook accepts connections and never answers (until the 3 s timeout); alerts
-    committed for cadre v1 meanwhile are claimed, sent and recorded while v0's are in flight."""
+    """Cadre v0's webhook accepts connections and never answers (until the 8 s timeout); alerts
+    committed for cadre v1 meanwhile go out in a second pass (after the 1 s overlap), recorded
+    while v0's are in flight."""
     hung: list[asyncio.StreamWriter] = []
 
     async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -355,7 +356,7 @@ async def test_a_hanging_gateway_holds_only_its_own_slots(
     hanging_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
     receiver.failure_rate = 0.0
     settings = settings_for(
-        pg_url, receiver.url, webhook_timeout_seconds=3.0, retry_base_seconds=60,
+        pg_url, receiver.url, webhook_timeout_seconds=8.0, retry_base_seconds=60,
         retry_max_seconds=60,
     )  # fmt: skip
     _app, runtime = await service(settings)
@@ -375,6 +376,7 @@ async def test_a_hanging_gateway_holds_only_its_own_slots(
             settings=settings,
             rng=random.Random(1),
             wake=wake,
+            overlap=True,
         )
         running = asyncio.create_task(dispatcher.run())
         loop = asyncio.get_running_loop()
@@ -384,7 +386,7 @@ async def test_a_hanging_gateway_holds_only_its_own_slots(
         await feed(runtime, settings, [case_opened(f"hh-f{n}", VILLAGES[1]) for n in range(6)])
         wake.set()
         delivered = select(func.count()).where(notifications.c.status == "delivered")
-        while await count(runtime, delivered) < 6 and loop.time() - started < 2.5:
+        while await count(runtime, delivered) < 6 and loop.time() - started < 6:
             await asyncio.sleep(0.02)
         async with runtime.uow() as uow:
             rows = (await uow.execute(select(notifications))).all()
@@ -395,7 +397,7 @@ async def test_a_hanging_gateway_holds_only_its_own_slots(
         assert sorted(receiver.accepted.values()) == [1] * 6
         # v0's calls time out and are recorded as failed attempts to retry later
         tried_once = select(func.count()).where(notifications.c.attempts == 1)
-        while await count(runtime, tried_once) < 10 and loop.time() - started < 10:
+        while await count(runtime, tried_once) < 10 and loop.time() - started < 20:
             await asyncio.sleep(0.05)
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -405,50 +407,7 @@ async def test_a_hanging_gateway_holds_only_its_own_slots(
             await uow.execute(select(notifications).where(notifications.c.recipient == "cadre:v0"))
         ).all()
     assert {(r.status, r.attempts) for r in v0} == {("pending", 1)}
+    assert len(hung) == 4, "the second pass skipped the rows the first one held"
     assert all("Timeout" in (r.last_error or "") for r in v0)
     server.close()
-    await runtime.engine.dispose()
-
-
-async def test_a_claimed_notification_is_leased_and_recorded_once(
-    pg_url: str, receiver: FlakyReceiver
-) -> None:
-    """A claim moves each notification's next attempt past its send, so a second claim (another
-    pass, another replica) leaves it; an outcome that arrives after someone else recorded the
-    notification (the lease ran out) is dropped rather than counted twice."""
-    receiver.failure_rate = 0.0
-    settings = settings_for(pg_url, receiver.url)
-    _app, runtime = await service(settings)
-    await feed(runtime, settings, [case_opened(f"hh-l{n}", VILLAGES[2]) for n in range(3)])
-    claimed = await delivery.claim_due(runtime.uow, settings, 10)
-    assert len(claimed) == 3
-    assert await delivery.claim_due(runtime.uow, settings, 10) == []
-    now = datetime.now(UTC)
-    async with runtime.uow() as uow:
-        leased = (await uow.execute(select(notifications.c.next_attempt_at))).scalars().all()
-    # two webhook timeouts (5 s) and the margin (10 s): the sends ahead of it, its own
-    assert all(now + timedelta(seconds=15) < t <= now + timedelta(seconds=20) for t in leased)
-
-    first, second, third = claimed
-    async with runtime.uow() as uow:  # another pass recorded `first` after its lease ran out
-        await uow.execute(
-            notifications.update()
-            .where(notifications.c.id == first.id)
-            .values(status="delivered", attempts=1)
-        )
-    tried = [
-        delivery.Tried(row, "sent", datetime.now(UTC), status_code=200)
-        for row in (first, second, third)
-    ]
-    await delivery.record(runtime.uow, tried, settings, random.Random(1))
-    async with runtime.uow() as uow:
-        rows = {r.id: r for r in (await uow.execute(select(notifications))).all()}
-        logged = (await uow.execute(select(delivery_attempts.c.notification_id))).scalars().all()
-        events = [decode(r.value) for r in (await uow.execute(select(outbox.c.value))).all()]
-    assert {(r.status, r.attempts) for r in rows.values()} == {("delivered", 1)}
-    assert sorted(logged) == sorted([second.id, third.id])
-    announced = [
-        e.payload.notification_id for e in events if e.event_type == "NotificationDelivered"
-    ]
-    assert sorted(announced) == sorted([second.id, third.id])
     await runtime.engine.dispose()
