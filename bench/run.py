@@ -166,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="file whose results section is rewritten (default: bench/README.md on full runs)",
     )
+    parser.add_argument(
+        "--keep-from",
+        type=Path,
+        help="an earlier results file whose rows of the benchmarks not run now are kept (with "
+        "their revision and time in the caption), instead of today's",
+    )
     opts = parser.parse_args(argv)
     names = list(BENCHMARKS) if not opts.only else [n.strip() for n in opts.only.split(",")]
     unknown = [n for n in names if n not in BENCHMARKS]
@@ -195,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     opts.results_dir.mkdir(parents=True, exist_ok=True)
     suffix = "-quick" if opts.quick else ""
     out = opts.results_dir / f"{started.date().isoformat()}{suffix}.json"
-    data = merged(out, fresh, names)
+    data = merged(opts.keep_from or out, fresh, names)
     out.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     text = table(data["results"])
     line = caption(data, opts.quick, out.name)

@@ -98,9 +98,10 @@ async def refresh_workload(
 def workload_job(
     capacities: Mapping[str, int | None], every_seconds: float
 ) -> Callable[[Runtime], Coroutine[Any, Any, None]]:
-    """A background job refreshing the gauges every `every_seconds`."""
+    """A background job refreshing the gauges every `every_seconds` (its task is named after
+    it in logs, /healthz and `holdline_background_loop_stopped`)."""
 
-    async def run(runtime: Runtime) -> None:
+    async def workload_gauges(runtime: Runtime) -> None:
         while True:
             try:
                 await refresh_workload(runtime.uow, capacities)
@@ -108,4 +109,4 @@ def workload_job(
                 log.exception("workload gauges not refreshed; retrying next time")
             await asyncio.sleep(every_seconds)
 
-    return run
+    return workload_gauges

@@ -63,3 +63,27 @@ def test_an_only_run_keeps_the_other_rows_with_the_revision_they_were_measured_a
     assert "revision cccccccccc; load average 0.50 at start, 2.00 at end" in caption(
         again, False, path.name
     )
+
+
+def test_rows_kept_from_an_earlier_day_name_that_day_in_the_caption(tmp_path: Path) -> None:
+    """`--keep-from`: a partial run today, the long benchmarks' rows from an earlier file."""
+    earlier = tmp_path / "2026-11-26.json"
+    earlier.write_text(json.dumps({
+        "date": "2026-11-26", "machine": MACHINE,
+        "runs": [_run(["intake", "feed", "e2e"], "2026-11-26T14:31:00+00:00",
+                      git_revision="a" * 40)],
+        "results": _rows("intake", "feed", "e2e"),
+    }))  # fmt: skip
+    fresh = {
+        "date": "2026-12-06", "machine": MACHINE,
+        "runs": [_run(["intake", "e2e"], "2026-12-06T12:40:00+00:00", git_revision="b" * 40)],
+        "results": [r | {"figure": 2.0} for r in _rows("intake", "e2e")],
+    }  # fmt: skip
+    data = merged(earlier, fresh, ["intake", "e2e"])
+    assert [(r["benchmark"], r["figure"]) for r in data["results"]] == [
+        ("feed", 1.0), ("intake", 2.0), ("e2e", 2.0)
+    ]  # fmt: skip
+    line = caption(data, False, "2026-12-06.json")
+    assert line.startswith("Measured 2026-12-06")
+    assert "intake, feed, e2e at revision aaaaaaaaaa from 2026-11-26T14:31:00+00:00" in line
+    assert "intake, e2e at revision bbbbbbbbbb from 2026-12-06T12:40:00+00:00" in line
