@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,9 +47,11 @@ async def deliver_due(
     settings: NotifySettings,
     rng: random.Random,
     gate: asyncio.Semaphore | None = None,
+    sending: dict[str, float] | None = None,
 ) -> int:
     """Attempt every due notification once; returns the count. `gate` bounds the sends in
-    flight, shared with other passes running at the same time (see `Dispatcher`).
+    flight, shared with other passes running at the same time, and `sending` holds when each
+    send in flight began (see `Dispatcher`).
 
     One pass is one transaction: the due rows are claimed (locked on PostgreSQL, so another
     replica skips them), sent concurrently, and every outcome (attempt rows, the new state,
@@ -72,7 +75,7 @@ async def deliver_due(
             return 0
         gate = gate or asyncio.Semaphore(settings.dispatch_concurrency)
         tried = await asyncio.gather(
-            *(try_one(row, channels, breakers, settings, gate, uow.clock) for row in rows)
+            *(try_one(row, channels, breakers, settings, gate, uow.clock, sending) for row in rows)
         )
         await record_outcomes(uow, tried, settings, rng)
     return len(rows)
@@ -81,10 +84,12 @@ async def deliver_due(
 class Dispatcher:
     """Runs delivery passes, each in its own transaction. The next pass starts when the last
     one has ended (it then takes everything that came due meanwhile) or, when new
-    notifications are waiting, once the last one has run `dispatch_overlap_seconds`: a slow or
-    hanging gateway keeps its own pass open until its timeout, and the next pass skips the
-    rows that pass holds (SKIP LOCKED) and sends the rest on the free slots. On SQLite, which
-    has no row locks to skip, passes never overlap."""
+    notifications are waiting, once one of the last pass's sends has been waiting for its
+    gateway `dispatch_overlap_seconds`: a slow or hanging gateway keeps its own pass open until
+    its timeout, and the next pass skips the rows that pass holds (SKIP LOCKED) and sends the
+    rest on the free slots. A pass that is slow for any other reason (a busy machine) is
+    waited for, so that the passes stay few and large. On SQLite, which has no row locks to
+    skip, passes never overlap."""
 
     def __init__(
         self,
@@ -98,9 +103,11 @@ class Dispatcher:
         overlap: bool,
     ) -> None:
         self.wake, self.settings, self.overlap = wake, settings, overlap
+        self.sending: dict[str, float] = {}  # notification id -> when its send began
         self.pass_once = partial(
             deliver_due, uow_factory=uow_factory, channels=channels, breakers=breakers,
             settings=settings, rng=rng, gate=asyncio.Semaphore(settings.dispatch_concurrency),
+            sending=self.sending,
         )  # fmt: skip
         self.passes: set[asyncio.Task[int]] = set()
         self.ended = asyncio.Event()
@@ -109,7 +116,6 @@ class Dispatcher:
         """Start passes until cancelled; a pass that found something is followed at once, one
         that found nothing waits for `wake` (new notifications committed) or the poll interval
         (retries and digests come due by the clock)."""
-        loop = asyncio.get_running_loop()
         poll = self.settings.dispatch_poll_seconds
         overlap = self.settings.dispatch_overlap_seconds
         try:
@@ -117,9 +123,9 @@ class Dispatcher:
                 self.wake.clear()
                 newest = asyncio.create_task(self._pass(), name="dispatch-pass")
                 self.passes.add(newest)
-                started = loop.time()
+                started = time.monotonic()
                 while True:
-                    now = loop.time()
+                    now = time.monotonic()
                     room = len(self.passes) < self.settings.dispatch_max_passes
                     if newest.done() and room:
                         found = newest.result() > 0  # then more may have come due meanwhile
@@ -127,9 +133,11 @@ class Dispatcher:
                             break
                         timeout: float | None = started + poll - now
                     elif self.overlap and room and not newest.done():
-                        if now >= started + overlap and self.wake.is_set():
+                        # how long the oldest send in flight has waited for its gateway
+                        waited = now - min(self.sending.values(), default=now)
+                        if waited >= overlap and self.wake.is_set():
                             break
-                        timeout = max(started + overlap - now, 0.0) or None
+                        timeout = (max(overlap - waited, 0.0) or None) if self.sending else overlap
                     else:
                         timeout = None
                     self.ended.clear()
@@ -174,6 +182,7 @@ async def try_one(
     settings: NotifySettings,
     gate: asyncio.Semaphore,
     clock: Clock,
+    sending: dict[str, float] | None = None,
 ) -> Tried:
     """One delivery attempt, unless there is no such channel or its breaker is open."""
     channel = channels.get(row.channel)
@@ -197,6 +206,8 @@ async def try_one(
             text=row.body.get("text", ""),
             body=row.body | {"notification_id": row.id, "recipient": row.recipient},
         )
+        if sending is not None:
+            sending[row.id] = time.monotonic()
         try:
             status_code = await channel.send(message)
         except DeliveryError as exc:
@@ -204,6 +215,9 @@ async def try_one(
         except Exception as exc:  # an adapter bug must not undo the rest of the pass
             log.exception("notification %s: %s adapter failed", row.id, row.channel)
             error = repr(exc)
+        finally:
+            if sending is not None:
+                sending.pop(row.id, None)
         now = clock.now()
         breaker.record(ok=error is None, now=now, error=error)
     metrics.ATTEMPTS.labels(row.channel, "ok" if error is None else "error").inc()
