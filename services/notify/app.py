@@ -47,16 +47,27 @@ def consumer_spec(settings: NotifySettings, wake: Callable[[], None] | None = No
     )
 
 
-async def _loop(name: str, every: float, job: Callable[[], Awaitable[int]]) -> None:
-    """Run `job` every `every` seconds until cancelled (at once again while it finds work)."""
+async def _loop(
+    name: str, every: float, job: Callable[[], Awaitable[int]], wake: asyncio.Event | None = None
+) -> None:
+    """Run `job` until cancelled; when it finds nothing, wait `every` seconds or until woken."""
     while True:
+        if wake is not None:
+            wake.clear()
         try:
             busy = await job()
         except Exception:
             log.exception("%s pass failed", name)
             busy = 0
-        if not busy:
+        if busy:
+            continue
+        if wake is None:
             await asyncio.sleep(every)
+            continue
+        try:
+            await asyncio.wait_for(wake.wait(), every)
+        except TimeoutError:
+            pass
 
 
 def breaker_board(settings: NotifySettings) -> BreakerBoard:
@@ -83,15 +94,20 @@ def create_app(
         rng = random.Random()
         http = HttpSlots(settings.dispatch_concurrency)
         try:
-            await delivery.Dispatcher(
-                uow_factory=runtime.uow,
-                channels=channels or build_channels(http, settings),
-                breakers=breakers,
-                settings=settings,
-                rng=rng,
-                wake=new_notifications,
-                overlap=runtime.engine.dialect.name == "postgresql",
-            ).run()
+            wired = channels or build_channels(http, settings)
+            await _loop(
+                "dispatch",
+                settings.dispatch_poll_seconds,
+                partial(
+                    delivery.deliver_due,
+                    uow_factory=runtime.uow,
+                    channels=wired,
+                    breakers=breakers,
+                    settings=settings,
+                    rng=rng,
+                ),
+                new_notifications,
+            )
         finally:
             await http.aclose()
 

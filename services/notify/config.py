@@ -52,11 +52,6 @@ class NotifySettings(ServiceSettings):
     breaker_cooldown_seconds: float = 30.0
     dispatch_poll_seconds: float = 0.5
     dispatch_batch_size: int = 100
-    # when new notifications wait, the next pass starts once a send of the last one has waited
-    # this long for its gateway (a hanging gateway holds its own pass, not everyone's alerts);
-    # at most this many passes at once
-    dispatch_overlap_seconds: float = 1.0
-    dispatch_max_passes: int = 4
     # parallel attempts; below the database pool size so consumers and the API keep a connection
     dispatch_concurrency: int = 8
     # how often escalations and digests are looked for

@@ -1,16 +1,13 @@
-"""Delivery: each due notification tried once per pass, with timeouts, backoff and breakers;
-passes overlap when one is slow."""
+"""Delivery: each due notification tried once per pass, with timeouts, backoff and breakers."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any, Literal
 
 from sqlalchemy import bindparam, insert, select, update
@@ -46,12 +43,8 @@ async def deliver_due(
     breakers: BreakerBoard,
     settings: NotifySettings,
     rng: random.Random,
-    gate: asyncio.Semaphore | None = None,
-    sending: dict[str, float] | None = None,
 ) -> int:
-    """Attempt every due notification once; returns the count. `gate` bounds the sends in
-    flight, shared with other passes running at the same time, and `sending` holds when each
-    send in flight began (see `Dispatcher`).
+    """Attempt every due notification once; returns the count.
 
     One pass is one transaction: the due rows are claimed (locked on PostgreSQL, so another
     replica skips them), sent concurrently, and every outcome (attempt rows, the new state,
@@ -73,106 +66,12 @@ async def deliver_due(
         rows = (await uow.execute(query)).all()
         if not rows:
             return 0
-        gate = gate or asyncio.Semaphore(settings.dispatch_concurrency)
+        gate = asyncio.Semaphore(settings.dispatch_concurrency)
         tried = await asyncio.gather(
-            *(try_one(row, channels, breakers, settings, gate, uow.clock, sending) for row in rows)
+            *(try_one(row, channels, breakers, settings, gate, uow.clock) for row in rows)
         )
         await record_outcomes(uow, tried, settings, rng)
     return len(rows)
-
-
-class Dispatcher:
-    """Runs delivery passes, each in its own transaction. The next pass starts when the last
-    one has ended (it then takes everything that came due meanwhile) or, when new
-    notifications are waiting, once one of the last pass's sends has been waiting for its
-    gateway `dispatch_overlap_seconds`: a slow or hanging gateway keeps its own pass open until
-    its timeout, and the next pass skips the rows that pass holds (SKIP LOCKED) and sends the
-    rest on the free slots. A pass that is slow for any other reason (a busy machine) is
-    waited for, so that the passes stay few and large. On SQLite, which has no row locks to
-    skip, passes never overlap."""
-
-    def __init__(
-        self,
-        *,
-        uow_factory: Callable[[], UnitOfWork],
-        channels: Mapping[str, Channel],
-        breakers: BreakerBoard,
-        settings: NotifySettings,
-        rng: random.Random,
-        wake: asyncio.Event,
-        overlap: bool,
-    ) -> None:
-        self.wake, self.settings, self.overlap = wake, settings, overlap
-        self.sending: dict[str, float] = {}  # notification id -> when its send began
-        self.pass_once = partial(
-            deliver_due, uow_factory=uow_factory, channels=channels, breakers=breakers,
-            settings=settings, rng=rng, gate=asyncio.Semaphore(settings.dispatch_concurrency),
-            sending=self.sending,
-        )  # fmt: skip
-        self.passes: set[asyncio.Task[int]] = set()
-        self.ended = asyncio.Event()
-
-    async def run(self) -> None:
-        """Start passes until cancelled; a pass that found something is followed at once, one
-        that found nothing waits for `wake` (new notifications committed) or the poll interval
-        (retries and digests come due by the clock)."""
-        poll = self.settings.dispatch_poll_seconds
-        overlap = self.settings.dispatch_overlap_seconds
-        try:
-            while True:
-                self.wake.clear()
-                newest = asyncio.create_task(self._pass(), name="dispatch-pass")
-                self.passes.add(newest)
-                started = time.monotonic()
-                while True:
-                    now = time.monotonic()
-                    room = len(self.passes) < self.settings.dispatch_max_passes
-                    if newest.done() and room:
-                        found = newest.result() > 0  # then more may have come due meanwhile
-                        if found or self.wake.is_set() or now >= started + poll:
-                            break
-                        timeout: float | None = started + poll - now
-                    elif self.overlap and room and not newest.done():
-                        # how long the oldest send in flight has waited for its gateway
-                        waited = now - min(self.sending.values(), default=now)
-                        if waited >= overlap and self.wake.is_set():
-                            break
-                        timeout = (max(overlap - waited, 0.0) or None) if self.sending else overlap
-                    else:
-                        timeout = None
-                    self.ended.clear()
-                    # a wake already seen only counts once the overlap has passed
-                    events = [self.ended] if self.wake.is_set() else [self.ended, self.wake]
-                    await first_of(*events, timeout=timeout)
-        finally:
-            await self.drain()
-
-    async def _pass(self) -> int:
-        try:
-            return await self.pass_once()
-        except Exception:
-            log.exception("dispatch pass failed")
-            return 0
-        finally:
-            self.passes.discard(asyncio.current_task())
-            self.ended.set()
-
-    async def drain(self, timeout: float = 5.0) -> None:
-        """On stop: let the passes in hand finish (their sends are under way), briefly."""
-        if self.passes:
-            _done, late = await asyncio.wait(set(self.passes), timeout=timeout)
-            for task in late:
-                task.cancel()
-
-
-async def first_of(*events: asyncio.Event, timeout: float | None) -> None:
-    """Wait until one of `events` is set, or `timeout` seconds."""
-    waits = [asyncio.ensure_future(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()
 
 
 async def try_one(
@@ -182,7 +81,6 @@ async def try_one(
     settings: NotifySettings,
     gate: asyncio.Semaphore,
     clock: Clock,
-    sending: dict[str, float] | None = None,
 ) -> Tried:
     """One delivery attempt, unless there is no such channel or its breaker is open."""
     channel = channels.get(row.channel)
@@ -206,8 +104,6 @@ async def try_one(
             text=row.body.get("text", ""),
             body=row.body | {"notification_id": row.id, "recipient": row.recipient},
         )
-        if sending is not None:
-            sending[row.id] = time.monotonic()
         try:
             status_code = await channel.send(message)
         except DeliveryError as exc:
@@ -215,9 +111,6 @@ async def try_one(
         except Exception as exc:  # an adapter bug must not undo the rest of the pass
             log.exception("notification %s: %s adapter failed", row.id, row.channel)
             error = repr(exc)
-        finally:
-            if sending is not None:
-                sending.pop(row.id, None)
         now = clock.now()
         breaker.record(ok=error is None, now=now, error=error)
     metrics.ATTEMPTS.labels(row.channel, "ok" if error is None else "error").inc()

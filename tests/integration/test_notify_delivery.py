@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import socket
@@ -337,77 +336,3 @@ def _token(settings: NotifySettings, jurisdiction: str) -> dict[str, str]:
         clock=SystemClock(),
     )
     return {"Authorization": f"Bearer {token}"}
-
-
-async def test_a_hanging_gateway_holds_only_its_own_slots(
-    pg_url: str, receiver: FlakyReceiver
-) -> None:
-    """Cadre v0's webhook accepts connections and never answers (until the 8 s timeout); alerts
-    committed for cadre v1 meanwhile go out in a second pass (after the 1 s overlap), recorded
-    while v0's are in flight."""
-    hung: list[asyncio.StreamWriter] = []
-
-    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        hung.append(writer)
-        await reader.read()  # never answers; returns when the caller gives up and hangs up
-        writer.close()
-
-    server = await asyncio.start_server(hang, "127.0.0.1", 0)
-    hanging_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
-    receiver.failure_rate = 0.0
-    settings = settings_for(
-        pg_url, receiver.url, webhook_timeout_seconds=8.0, retry_base_seconds=60,
-        retry_max_seconds=60,
-    )  # fmt: skip
-    _app, runtime = await service(settings)
-    roster = [
-        cadre("v0", "village", VILLAGES[0], {"webhook": hanging_url}),
-        cadre("v1", "village", VILLAGES[1], {"webhook": receiver.url}),
-    ]
-    await feed(
-        runtime, settings, [*roster, *(case_opened(f"hh-s{n}", VILLAGES[0]) for n in range(4))]
-    )
-    wake = asyncio.Event()
-    async with httpx.AsyncClient() as http:
-        dispatcher = delivery.Dispatcher(
-            uow_factory=runtime.uow,
-            channels=build_channels(http, settings),
-            breakers=BreakerBoard(5, timedelta(seconds=60)),
-            settings=settings,
-            rng=random.Random(1),
-            wake=wake,
-            overlap=True,
-        )
-        running = asyncio.create_task(dispatcher.run())
-        loop = asyncio.get_running_loop()
-        while len(hung) < 4:  # v0's four calls are in flight
-            await asyncio.sleep(0.01)
-        started = loop.time()
-        await feed(runtime, settings, [case_opened(f"hh-f{n}", VILLAGES[1]) for n in range(6)])
-        wake.set()
-        delivered = select(func.count()).where(notifications.c.status == "delivered")
-        while await count(runtime, delivered) < 6 and loop.time() - started < 6:
-            await asyncio.sleep(0.02)
-        async with runtime.uow() as uow:
-            rows = (await uow.execute(select(notifications))).all()
-        v0 = [r for r in rows if r.recipient == "cadre:v0"]
-        v1 = [r for r in rows if r.recipient == "cadre:v1"]
-        assert [(r.status, r.attempts) for r in v1] == [("delivered", 1)] * 6
-        assert [(r.status, r.attempts) for r in v0] == [("pending", 0)] * 4, "still in flight"
-        assert sorted(receiver.accepted.values()) == [1] * 6
-        # v0's calls time out and are recorded as failed attempts to retry later
-        tried_once = select(func.count()).where(notifications.c.attempts == 1)
-        while await count(runtime, tried_once) < 10 and loop.time() - started < 20:
-            await asyncio.sleep(0.05)
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
-    async with runtime.uow() as uow:
-        v0 = (
-            await uow.execute(select(notifications).where(notifications.c.recipient == "cadre:v0"))
-        ).all()
-    assert {(r.status, r.attempts) for r in v0} == {("pending", 1)}
-    assert len(hung) == 4, "the second pass skipped the rows the first one held"
-    assert all("Timeout" in (r.last_error or "") for r in v0)
-    server.close()
-    await runtime.engine.dispose()
