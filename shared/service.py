@@ -91,11 +91,10 @@ class Runtime:
         for job in self.background:
             self._tasks.append(asyncio.create_task(job(self), name=job.__name__))
         for task in self._tasks:
-            task.add_done_callback(report_stopped)
             task.add_done_callback(self._remember_stopped)
 
     def _remember_stopped(self, task: asyncio.Task[Any]) -> None:
-        if not task.cancelled() and task.exception() is not None:
+        if report_stopped(task):
             self.stopped[task.get_name()] = repr(task.exception())
             metrics.BACKGROUND_STOPPED.labels(self.settings.service_name, task.get_name()).set(1)
 
@@ -180,15 +179,17 @@ NO_OPENTELEMETRY: dict[str, Any] = (
 )
 
 
-def report_stopped(task: asyncio.Task[Any]) -> None:
+def report_stopped(task: asyncio.Task[Any]) -> bool:
     """A background loop (consumers and relay, a dispatcher, a scheduler) runs until the service
     stops; one that ends on an error leaves the service half-working, so it is said loudly (and
-    /healthz fails, so that an orchestrator restarts the process)."""
-    if not task.cancelled() and task.exception() is not None:
+    /healthz fails, so that an orchestrator restarts the process). True when it did."""
+    failed = not task.cancelled() and task.exception() is not None
+    if failed:
         log.critical(
             "background task %s stopped: %r; restart the service", task.get_name(),
             task.exception(), exc_info=task.exception(),
         )  # fmt: skip
+    return failed
 
 
 def create_service_app(runtime: Runtime, *, title: str, routers: list[Any]) -> FastAPI:
