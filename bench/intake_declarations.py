@@ -128,12 +128,16 @@ def baseline_app() -> FastAPI:
 
 
 def serve_baseline(port: int) -> None:
-    """Serve the baseline exactly as `holdline serve` serves a service."""
+    """Serve the baseline exactly as `holdline serve` serves a service (logging, garbage
+    collector, uvicorn call)."""
     import uvicorn
 
     from shared.logs import configure_logging
+    from shared.service import tune_gc
+    from shared.settings import ServiceSettings
 
     configure_logging("baseline", os.environ.get("HOLDLINE_LOG_LEVEL", "INFO"))
+    tune_gc(ServiceSettings().gc_gen0_threshold)  # as `holdline serve` sets the collector
     uvicorn.run(baseline_app(), host="127.0.0.1", port=port, log_config=None)
 
 

@@ -37,9 +37,12 @@ def serve(
     if service not in SERVICES:
         err.print(f"[red]service: {service!r} is not one of {', '.join(SERVICES)}, all[/red]")
         raise typer.Exit(2)
+    from shared.service import tune_gc
+
     module = import_module(f"services.{service}.app")
     application = module.create_app()
     settings = application.state.runtime.settings
+    tune_gc(settings.gc_gen0_threshold)
     uvicorn.run(application, host=settings.host, port=settings.port, log_config=None)
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -50,6 +50,9 @@ class ServiceSettings(BaseSettings):
     # department -> API key; in development every department's key is `dev-<department>-key`
     department_keys: dict[str, SecretStr] = {}
     log_level: str = "INFO"
+    # allocations between two young-generation collections of the cyclic garbage collector
+    # (`holdline serve` only; 0 keeps Python's 700): see shared/service.py tune_gc
+    gc_gen0_threshold: Annotated[int, Field(ge=0)] = 50_000
 
     @classmethod
     def settings_customise_sources(
