@@ -41,6 +41,11 @@ BACKGROUND_STOPPED = Gauge(
     "1 when a background loop (consumers and relay, dispatcher, scheduler) ended on an error",
     ["service", "task"],
 )
+HOUSEKEEPING_DELETED = Counter(
+    "holdline_housekeeping_deleted_total",
+    "Rows deleted by housekeeping: published outbox rows and dedup marks past their retention",
+    ["service", "table"],
+)
 CONSUMER_LAG = Gauge(
     "holdline_consumer_lag_messages",
     "Messages behind the end of the partition",

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared import metrics
 from shared.clock import Clock, SystemClock
 from shared.db import UnitOfWork, create_engine, messaging_tables, ping
+from shared.housekeeping import run_housekeeping
 from shared.inputs import NulGuard
 from shared.kafka import (
     BatchHandler,
@@ -89,6 +90,10 @@ class Runtime:
         """Migrate, then connect to Kafka in the background so HTTP answers even without it."""
         await upgrade(self.settings.database_url, self.service_dir)
         self._tasks.append(asyncio.create_task(self._kafka_side(), name="kafka"))
+        housekeeping = run_housekeeping(
+            self.engine, self.outbox, self.processed, self.clock, self.settings
+        )
+        self._tasks.append(asyncio.create_task(housekeeping, name="housekeeping"))
         for job in self.background:
             self._tasks.append(asyncio.create_task(job(self), name=job.__name__))
         for task in self._tasks:

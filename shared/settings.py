@@ -44,6 +44,12 @@ class ServiceSettings(BaseSettings):
     outbox_poll_seconds: float = 0.5
     # how often the relay measures its backlog for the outbox gauges (and the stuck-outbox alert)
     outbox_metrics_seconds: float = 5.0
+    # housekeeping (shared/housekeeping.py): published outbox rows are kept this long, dedup
+    # marks longer than any topic's retention (DLQs: 90 days) so a replay stays a no-op
+    outbox_keep_days: Annotated[float, Field(ge=0)] = 7
+    processed_keep_days: Annotated[float, Field(ge=1)] = 100
+    housekeeping_seconds: Annotated[float, Field(gt=0)] = 3600
+    housekeeping_batch: Annotated[int, Field(ge=1)] = 5_000
     secret_key: SecretStr = SecretStr(DEV_SECRET)
     jwt_secret: SecretStr = SecretStr(DEV_SECRET + "-jwt")
     app_key: SecretStr = SecretStr("holdline-dev-app-key")
