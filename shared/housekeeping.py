@@ -18,7 +18,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, delete, select, tuple_
+from sqlalchemy import Delete, Table, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import metrics
@@ -28,12 +28,12 @@ from shared.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 
-async def _purge(engine: AsyncEngine, statement: object, batch: int) -> int:
+async def _purge(engine: AsyncEngine, statement: Delete, batch: int) -> int:
     """Run a batched DELETE until it removes fewer than `batch` rows; the total deleted."""
     total = 0
     while True:
         async with engine.begin() as conn:
-            deleted = (await conn.execute(statement)).rowcount  # type: ignore[call-overload]
+            deleted = (await conn.execute(statement)).rowcount
         total += deleted
         if deleted < batch:
             return total
