@@ -95,9 +95,11 @@ class OutboxRelay:
     async def _relay(self, producer: AIOKafkaProducer, conn: AsyncConnection) -> None:
         """Passes on the relay's connection until one fails."""
         while True:
+            # cleared before the pass reads the outbox: a commit made while the pass runs (its
+            # sends wait for the broker) sets it again, and the next pass starts at once
+            self._wake.clear()
             sent = await self.publish_pending(producer, conn)
             if sent < self._settings.outbox_batch_size:
-                self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), self._settings.outbox_poll_seconds)
                 except TimeoutError:

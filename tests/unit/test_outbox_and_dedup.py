@@ -72,3 +72,53 @@ async def test_commit_keeps_outbox_row_keyed_by_household_and_wakes_relay(uow_fa
     assert row.key == "hh" and row.topic == "holdline.cases.v1" and row.published_at is None
     assert row.value == event.to_bytes()
     assert woken == [1]
+
+
+async def test_a_row_committed_while_a_pass_runs_is_published_by_the_next_pass_at_once(
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    """Not after the poll interval: the commit's wake-up must not be lost to the running pass."""
+    import asyncio
+
+    from shared.kafka import OutboxRelay
+    from shared.settings import ServiceSettings
+
+    metadata = MetaData()
+    outbox, processed = messaging_tables(metadata)
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    settings = ServiceSettings(outbox_poll_seconds=60, outbox_metrics_seconds=60)
+    relay = OutboxRelay(engine=engine, outbox=outbox, clock=CLOCK, settings=settings)
+
+    def make() -> UnitOfWork:
+        return UnitOfWork(engine, outbox, processed, CLOCK, relay.wake)
+
+    sent: list[bytes] = []
+
+    class Broker:
+        """Acknowledges at once; the first send commits another row, as a request would while
+        the pass waits for the broker."""
+
+        async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
+            sent.append(value)
+            if len(sent) == 1:
+                async with make() as uow:
+                    await uow.record(_event(), "t")
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+    async with make() as uow:
+        await uow.record(_event(), "t")
+    task = asyncio.create_task(relay.run(Broker()))  # type: ignore[arg-type]
+    try:
+        for _ in range(100):
+            if len(sent) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert len(sent) == 2, "the second row waited for the 60 s poll"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await engine.dispose()
