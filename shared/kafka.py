@@ -293,23 +293,31 @@ class EventConsumer:
             timeout_ms=timeout_ms, max_records=self._settings.consumer_batch_size
         )
         count = 0
-        for tp, records in batch.items():
-            next_offset = records[0].offset
+        if self._batch_handler is not None and batch:
+            # the poll's records of every partition together, each partition's in order: one
+            # transaction for the poll's run instead of one per partition it touched
             try:
-                if self._batch_handler is not None:
-                    await self._process_batch(records)
-                    next_offset = records[-1].offset + 1
-                    self._pending[tp] = next_offset
-                    count += len(records)
-                else:
+                await self._process_batch([r for records in batch.values() for r in records])
+            except BaseException:
+                first = next(iter(batch))
+                self._rewind(batch, first, batch[first][0].offset)  # all of it, marks dedupe
+                raise
+            for tp, records in batch.items():
+                self._pending[tp] = records[-1].offset + 1
+                count += len(records)
+        else:
+            for tp, records in batch.items():
+                next_offset = records[0].offset
+                try:
                     for record in records:
                         await self._process(record)
                         next_offset = record.offset + 1
                         self._pending[tp] = next_offset
                         count += 1
-            except BaseException:
-                self._rewind(batch, tp, next_offset)
-                raise
+                except BaseException:
+                    self._rewind(batch, tp, next_offset)
+                    raise
+        for tp in batch:
             highwater = self.kafka.highwater(tp)
             if highwater is not None:
                 metrics.CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(

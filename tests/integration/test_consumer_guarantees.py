@@ -216,6 +216,48 @@ async def test_a_batch_transaction_is_bounded_by_units_not_messages(
     ]
 
 
+async def test_one_poll_over_several_partitions_is_one_transaction_in_partition_order(
+    runtime: Runtime, producer: AIOKafkaProducer
+) -> None:
+    """A poll that brings records of several partitions hands them to the batch handler
+    together (one transaction, not one per partition), each partition's records in order."""
+    topic = runtime.settings.topic("signals")
+    events = [declaration_event() for _ in range(40)]  # 40 households over the 4 partitions
+    partition_of: dict[str, int] = {}
+    for event in events:
+        key = event.household_id.encode()
+        meta = await producer.send_and_wait(topic, event.to_bytes(), key=key)
+        partition_of[str(event.event_id)] = meta.partition
+    assert len(set(partition_of.values())) > 1
+    transactions: list[list[str]] = []
+
+    async def batch(*, uow, events):  # type: ignore[no-untyped-def]
+        transactions.append([str(e.event_id) for e in events])
+
+    async def one(*, uow, event):  # type: ignore[no-untyped-def]
+        transactions.append([str(event.event_id)])
+
+    consumer = EventConsumer(
+        name="risk", topics=[topic], handlers={"DeclarationSubmitted": one},
+        uow_factory=runtime.uow, producer=producer, settings=runtime.settings,
+        batch_handler=batch,
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        assert await drain(consumer, until=40) == 40
+    finally:
+        await consumer.close()
+    handled = [e for t in transactions for e in t]
+    assert sorted(handled) == sorted(partition_of), "each event handled once"
+    spans = [len({partition_of[e] for e in t}) for t in transactions]
+    assert max(spans) > 1, f"one transaction per partition: {spans}"
+    for t in transactions:  # within a transaction, each partition's events keep their order
+        for partition in {partition_of[e] for e in t}:
+            mine = [e for e in t if partition_of[e] == partition]
+            order = [str(e.event_id) for e in events if partition_of[str(e.event_id)] == partition]
+            assert mine == [e for e in order if e in mine]
+
+
 def feed_slice(*, rows: int, batch: str):  # type: ignore[no-untyped-def]
     records = [
         FeedRecord(line=n, household_id=f"hh-{batch}-{n}", person_id_hash=f"p{n}",
