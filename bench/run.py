@@ -110,11 +110,16 @@ def merged(path: Path, fresh: dict[str, Any], ran: list[str]) -> dict[str, Any]:
     kept = [r for r in old.get("results", []) if r.get("benchmark") not in ran]
     kept_from = {r.get("benchmark") for r in kept}
     earlier = old.get("machine", {}).get("git_revision")
-    runs = [
-        {"git_revision": earlier} | r  # runs recorded before runs named their revision
-        for r in old.get("runs", [])
-        if set(r.get("benchmarks", [])) & kept_from
-    ]
+    old_runs = old.get("runs", [])
+    # a kept row comes from the last run that measured its benchmark: each earlier run is
+    # named with the benchmarks whose rows it still supplies, or not at all
+    latest = {b: n for n, r in enumerate(old_runs) for b in r.get("benchmarks", [])}
+    runs = []
+    for n, r in enumerate(old_runs):
+        supplies = [b for b in r.get("benchmarks", []) if b in kept_from and latest[b] == n]
+        if supplies:
+            # runs recorded before runs named their revision: the machine facts had it
+            runs.append({"git_revision": earlier} | r | {"benchmarks": supplies})
     return fresh | {"results": kept + fresh["results"], "runs": runs + fresh["runs"]}
 
 

@@ -47,7 +47,8 @@ def test_an_only_run_keeps_the_other_rows_with_the_revision_they_were_measured_a
     ]  # fmt: skip
     assert [r["git_revision"] for r in data["runs"]] == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
     line = caption(data, False, path.name)
-    assert "intake, feed, e2e at revision aaaaaaaaaa from 2026-11-26T14:31:00+00:00" in line
+    # the earlier run is named for the rows it still supplies
+    assert "in runs: feed at revision aaaaaaaaaa from 2026-11-26T14:31:00+00:00" in line
     assert "intake, e2e at revision bbbbbbbbbb from 2026-11-26T17:00:00+00:00" in line
 
     # a full run later the same day replaces every row, and the caption names one revision
@@ -85,5 +86,19 @@ def test_rows_kept_from_an_earlier_day_name_that_day_in_the_caption(tmp_path: Pa
     ]  # fmt: skip
     line = caption(data, False, "2026-12-06.json")
     assert line.startswith("Measured 2026-12-06")
-    assert "intake, feed, e2e at revision aaaaaaaaaa from 2026-11-26T14:31:00+00:00" in line
+    assert "in runs: feed at revision aaaaaaaaaa from 2026-11-26T14:31:00+00:00" in line
     assert "intake, e2e at revision bbbbbbbbbb from 2026-12-06T12:40:00+00:00" in line
+
+    # then the feed alone, kept from the merged file: the first run supplies nothing any more
+    today = tmp_path / "2026-12-06.json"
+    today.write_text(json.dumps(data))
+    feed_run = {
+        "date": "2026-12-06", "machine": MACHINE,
+        "runs": [_run(["feed"], "2026-12-06T14:00:00+00:00", git_revision="c" * 40)],
+        "results": [r | {"figure": 3.0} for r in _rows("feed")],
+    }  # fmt: skip
+    later = merged(today, feed_run, ["feed"])
+    assert [r["git_revision"][:1] for r in later["runs"]] == ["b", "c"]
+    line = caption(later, False, "2026-12-06.json")
+    assert "aaaaaaaaaa" not in line
+    assert "intake, e2e at revision bbbbbbbbbb" in line and "feed at revision cccccccccc" in line
