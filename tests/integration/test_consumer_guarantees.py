@@ -34,15 +34,18 @@ async def runtime(kafka_bootstrap: str, pg_url: str, topic_prefix: str) -> Async
 
 
 def risk_consumer(runtime: Runtime, producer: AIOKafkaProducer, **overrides) -> EventConsumer:  # type: ignore[no-untyped-def]
+    """The risk consumer of the signals topic; `handler`, `handlers` or `batch_handler`
+    replace the real ones."""
     settings = runtime.settings
     handler = overrides.get("handler") or partial(handlers.on_declaration, settings=settings)
     return EventConsumer(
         name="risk",
         topics=[settings.topic("signals")],
-        handlers={"DeclarationSubmitted": handler},
+        handlers=overrides.get("handlers") or {"DeclarationSubmitted": handler},
         uow_factory=runtime.uow,
         producer=producer,
         settings=settings,
+        batch_handler=overrides.get("batch_handler"),
     )
 
 
@@ -198,11 +201,8 @@ async def test_a_batch_transaction_is_bounded_by_units_not_messages(
     async def batch(*, uow, events):  # type: ignore[no-untyped-def]
         transactions.append([e.event_type for e in events])
 
-    consumer = EventConsumer(
-        name="risk", topics=[topic], handlers={"FeedRecordsReceived": batch,
-        "DeclarationSubmitted": batch}, uow_factory=runtime.uow, producer=producer,
-        settings=runtime.settings, batch_handler=batch,
-    )  # fmt: skip
+    table = {"FeedRecordsReceived": batch, "DeclarationSubmitted": batch}
+    consumer = risk_consumer(runtime, producer, handlers=table, batch_handler=batch)
     await consumer.start()
     try:
         assert await drain(consumer, until=4) == 4
@@ -237,11 +237,7 @@ async def test_one_poll_over_several_partitions_is_one_transaction_in_partition_
     async def one(*, uow, event):  # type: ignore[no-untyped-def]
         transactions.append([str(event.event_id)])
 
-    consumer = EventConsumer(
-        name="risk", topics=[topic], handlers={"DeclarationSubmitted": one},
-        uow_factory=runtime.uow, producer=producer, settings=runtime.settings,
-        batch_handler=batch,
-    )  # fmt: skip
+    consumer = risk_consumer(runtime, producer, handler=one, batch_handler=batch)
     await consumer.start()
     try:
         assert await drain(consumer, until=40) == 40
@@ -296,10 +292,9 @@ async def test_a_run_in_one_transaction_skips_foreign_events_and_isolates_a_pois
         await real(uow=uow, event=event)
 
     table = {"DeclarationSubmitted": handler}
-    consumer = EventConsumer(
-        name="risk", topics=[topic], handlers=table, uow_factory=runtime.uow, producer=producer,
-        settings=runtime.settings, batch_handler=in_one_transaction(table),
-    )  # fmt: skip
+    consumer = risk_consumer(
+        runtime, producer, handlers=table, batch_handler=in_one_transaction(table)
+    )
     await consumer.start()
     try:
         assert await drain(consumer, until=5) == 5
