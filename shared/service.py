@@ -20,6 +20,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 from sqlalchemy import MetaData
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -217,8 +219,17 @@ def report_stopped(task: asyncio.Task[Any]) -> bool:
     return failed
 
 
-def create_service_app(runtime: Runtime, *, title: str, routers: list[Any]) -> FastAPI:
-    """A FastAPI app whose lifespan runs the runtime, with /healthz, /readyz and /metrics."""
+def create_service_app(
+    runtime: Runtime,
+    *,
+    title: str,
+    routers: list[Any],
+    body_models: Sequence[type[BaseModel]] = (),
+) -> FastAPI:
+    """A FastAPI app whose lifespan runs the runtime, with /healthz, /readyz and /metrics.
+
+    `body_models`: models that routes read themselves (`shared.inputs.json_body`) rather than
+    as declared parameters; their schemas are added to the OpenAPI components."""
     configure_logging(runtime.settings.service_name, runtime.settings.log_level)
 
     @asynccontextmanager
@@ -267,7 +278,28 @@ def create_service_app(runtime: Runtime, *, title: str, routers: list[Any]) -> F
 
     for router in routers:
         app.include_router(router)
+    if body_models:
+        _document_models(app, body_models)
     return app
+
+
+def _document_models(app: FastAPI, models: Sequence[type[BaseModel]]) -> None:
+    """Add `models` (and the models they use) to the app's OpenAPI components."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = build()
+            _, defs = models_json_schema(
+                [(m, "validation") for m in models], ref_template="#/components/schemas/{model}"
+            )
+            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+            for name, schema in defs.get("$defs", {}).items():
+                schemas.setdefault(name, schema)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class MeasureMiddleware:

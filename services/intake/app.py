@@ -14,6 +14,7 @@ from services.intake.config import IntakeSettings
 from services.intake.models import metadata
 from services.intake.pii import Vault
 from services.intake.ratelimit import RateLimiter
+from services.intake.schemas import DeclarationCreate
 from shared.clock import Clock, SystemClock
 from shared.kafka import Handler
 from shared.service import ConsumerSpec, Runtime, create_service_app
@@ -42,7 +43,12 @@ def create_app(settings: IntakeSettings | None = None, clock: Clock | None = Non
             )
         ],
     )
-    app = create_service_app(runtime, title="Holdline intake", routers=[router, feeds_api.router])
+    app = create_service_app(
+        runtime,
+        title="Holdline intake",
+        routers=[router, feeds_api.router],
+        body_models=[DeclarationCreate],
+    )
     redact.install()  # after create_service_app, which sets up the log handlers
     window = settings.rate_window_seconds
     app.state.intake = IntakeParts(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
@@ -159,3 +160,76 @@ async def test_oversized_bodies_are_refused(
     answer = await http.post("/v1/declarations", json=big, headers=APP)
     assert answer.status_code == 413
     assert answer.json()["detail"].startswith("body:")
+
+
+async def test_a_chunked_body_without_a_length_is_cut_off_at_the_limit(
+    intake: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    """No Content-Length to check up front: the declaration route stops reading at the limit."""
+    http, _ = intake
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"description": "'
+        for _ in range(100):
+            yield b"x" * 1_000
+        yield b'"}'
+
+    answer = await http.post(
+        "/v1/declarations", content=chunks(), headers=APP | {"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["detail"] == "body: exceeds the limit of 65536 bytes"
+
+
+MALFORMED = [
+    # (name, body, headers, status, field or detail prefix)
+    ("not JSON", b"{nope", {"Content-Type": "application/json"}, 422, "body"),
+    ("a JSON array", b"[1]", {"Content-Type": "application/json"}, 422, "body"),
+    ("empty", b"", {"Content-Type": "application/json"}, 422, "body"),
+    ("text/plain", b"{}", {"Content-Type": "text/plain"}, 415, "Content-Type:"),
+    ("no Content-Type", b"{}", {}, 415, "Content-Type:"),
+    ("an Idempotency-Key of 201 characters", None,
+     {"Content-Type": "application/json", "Idempotency-Key": "k" * 201}, 422, "Idempotency-Key"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "content", "headers", "status", "named"), MALFORMED)
+async def test_malformed_declarations_are_refused_naming_what_is_wrong(
+    intake: tuple[httpx.AsyncClient, dict[str, str]],
+    name: str,
+    content: bytes | None,
+    headers: dict[str, str],
+    status: int,
+    named: str,
+) -> None:
+    http, _ = intake
+    body = content if content is not None else json.dumps(declaration()).encode()
+    answer = await http.post("/v1/declarations", content=body, headers=APP | headers)
+    assert answer.status_code == status, (name, answer.text)
+    if status == 422:
+        assert [e["field"] for e in answer.json()["errors"]] == [named], answer.text
+    else:
+        assert answer.json()["detail"].startswith(named), answer.text
+    # without the app key the same request is refused as unauthenticated, its body unread
+    anonymous = await http.post("/v1/declarations", content=body, headers=headers)
+    assert anonymous.status_code == 401, (name, anonymous.text)
+
+
+async def test_the_declaration_route_documents_the_body_and_headers_it_reads(
+    intake: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    """It reads them itself; the OpenAPI document still shows them, with the body's schema."""
+    http, _ = intake
+    spec = (await http.get("/openapi.json")).json()
+    operation = spec["paths"]["/v1/declarations"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/DeclarationCreate"}
+    assert operation["requestBody"]["required"] is True
+    declared = spec["components"]["schemas"]["DeclarationCreate"]
+    assert set(declared["required"]) >= {"declarant_id", "phone", "village_code", "risk_types"}
+    risk_type = {"$ref": "#/components/schemas/RiskType"}
+    assert declared["properties"]["risk_types"]["items"] == risk_type
+    headers = {p["name"]: p for p in operation["parameters"] if p["in"] == "header"}
+    assert headers["Idempotency-Key"]["schema"]["maxLength"] == 200
+    assert "X-App-Key" in headers
+    assert {"401", "413", "415", "422", "429"} <= set(operation["responses"])
