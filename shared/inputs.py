@@ -10,6 +10,7 @@ declared parameters cost more than the rest of the route; see bench/README.md).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -17,7 +18,7 @@ from fastapi import HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError, field_validator
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 NUL = "\x00"
 PROBLEM = "must not contain a NUL character"
@@ -41,7 +42,8 @@ class Problem(BaseModel):
 
 # what a router declares for 422, so that the documented shape is the one served
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    422: {"model": Problem, "description": "the request names a field it cannot use"}
+    413: {"model": Problem, "description": "body: larger than the route's limit (BodyLimit)"},
+    422: {"model": Problem, "description": "the request names a field it cannot use"},
 }
 
 
@@ -99,6 +101,70 @@ def _nul_field(scope: Scope) -> str | None:
     return None
 
 
+def too_large(limit: int, declared: int | None = None) -> HTTPException:
+    """The 413 of a body over `limit` bytes (its declared length when it has one)."""
+    said = f"{declared} bytes exceeds" if declared is not None else "exceeds"
+    return HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body: {said} the limit of {limit}")
+
+
+class BodyLimit:
+    """Plain ASGI middleware: no request body larger than its route's limit is read whole.
+
+    A declared Content-Length over the limit is answered 413 before anything else runs; a body
+    without one (chunked) is counted as it arrives and the read that crosses the limit fails
+    with the same 413, so no route, FastAPI's body parameters included, ever holds more than the
+    limit in memory. `limits` maps a path prefix to its own limit, or to None for a route that
+    streams its body under a limit of its own (a department feed)."""
+
+    def __init__(self, app: ASGIApp, default: int, limits: Mapping[str, int | None]) -> None:
+        self.app = app
+        self.default = default
+        # longest prefix first, so a narrower prefix wins
+        self.limits = sorted(limits.items(), key=lambda item: -len(item[0]))
+
+    def limit_for(self, path: str) -> int | None:
+        """The limit of a request path (None: not limited here)."""
+        for prefix, limit in self.limits:
+            if path.startswith(prefix):
+                return limit
+        return self.default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse a declared oversize at once, else count the body as the route reads it."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        if limit is None:
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            error = too_large(limit, declared)
+            answer = JSONResponse({"detail": error.detail}, status_code=error.status_code)
+            await answer(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise too_large(limit)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -109,27 +175,17 @@ def _is_json(content_type: str) -> bool:
     return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
-async def json_body(request: Request, model: type[M], *, max_bytes: int) -> M:
-    """The request's JSON body validated as `model`: 415 when it is not JSON, 413 as soon as
-    more than `max_bytes` have arrived (a chunked upload declares no length), 422 naming each
-    field that fails (`body` for the whole), in the shape of FastAPI's own 422."""
+async def json_body(request: Request, model: type[M]) -> M:
+    """The request's JSON body validated as `model`: 415 when it is not JSON, 422 naming each
+    field that fails (`body` for the whole), in the shape of FastAPI's own 422. Its size is
+    bounded by `BodyLimit` as it arrives."""
     content_type = request.headers.get("content-type", "")
     if not _is_json(content_type):
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             f"Content-Type: {content_type or 'none'} is not application/json",
         )
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise HTTPException(
-                status.HTTP_413_CONTENT_TOO_LARGE,
-                f"body: exceeds the limit of {max_bytes} bytes",
-            )
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    body = await request.body()
     if not body:
         raise RequestValidationError([{"loc": ("body",), "msg": "Field required"}])
     try:

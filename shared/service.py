@@ -9,7 +9,7 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +30,7 @@ from shared import metrics
 from shared.clock import Clock, SystemClock
 from shared.db import UnitOfWork, create_engine, messaging_tables, ping
 from shared.housekeeping import run_housekeeping
-from shared.inputs import NulGuard
+from shared.inputs import BodyLimit, NulGuard
 from shared.kafka import (
     BatchHandler,
     EventConsumer,
@@ -225,11 +225,14 @@ def create_service_app(
     title: str,
     routers: list[Any],
     body_models: Sequence[type[BaseModel]] = (),
+    body_limits: Mapping[str, int | None] | None = None,
 ) -> FastAPI:
     """A FastAPI app whose lifespan runs the runtime, with /healthz, /readyz and /metrics.
 
     `body_models`: models that routes read themselves (`shared.inputs.json_body`) rather than
-    as declared parameters; their schemas are added to the OpenAPI components."""
+    as declared parameters; their schemas are added to the OpenAPI components.
+    `body_limits`: path prefix -> that route's body limit in bytes (None: the route bounds its
+    own streamed body); every other route reads at most `max_body_bytes`."""
     configure_logging(runtime.settings.service_name, runtime.settings.log_level)
 
     @asynccontextmanager
@@ -245,7 +248,10 @@ def create_service_app(
     service = runtime.settings.service_name
     metrics.preinit_domain_events(service)
 
-    app.add_middleware(NulGuard)  # inside MeasureMiddleware: its 422s are counted
+    app.add_middleware(
+        BodyLimit, default=runtime.settings.max_body_bytes, limits=dict(body_limits or {})
+    )
+    app.add_middleware(NulGuard)  # these two inside MeasureMiddleware: their 4xx are counted
     app.add_middleware(MeasureMiddleware, service=service)
 
     @app.get("/healthz", tags=["ops"])

@@ -56,6 +56,9 @@ class ServiceSettings(BaseSettings):
     # department -> API key; in development every department's key is `dev-<department>-key`
     department_keys: dict[str, SecretStr] = {}
     log_level: str = "INFO"
+    # the largest request body any route reads whole (JSON); a route may have its own limit
+    # (create_service_app's body_limits), and a longer body is refused with 413 as it arrives
+    max_body_bytes: Annotated[int, Field(ge=1)] = 64 * 1024
     # allocations between two young-generation collections of the cyclic garbage collector
     # (`holdline serve` only; 0 keeps Python's 700): see shared/service.py tune_gc
     gc_gen0_threshold: Annotated[int, Field(ge=0)] = 50_000

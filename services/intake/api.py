@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
 from sqlalchemy.exc import IntegrityError
 
 from services.intake import handlers, registry
 from services.intake.access import Caller, IntakeParts, app_or_official, parts_of
-from services.intake.config import IntakeSettings
 from services.intake.schemas import (
     CadreReportCreate,
     DeclarationCreate,
@@ -42,29 +41,11 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _refuse_oversized(request: Request, limit: int) -> None:
-    """413 before the body is read when its declared length exceeds `limit`."""
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE, f"body: {length} bytes exceeds the limit of {limit}"
-        )
-
-
-def _limit(size: Callable[[IntakeSettings], int]) -> Callable[[Request], Awaitable[None]]:
-    async def body_within_limit(request: Request) -> None:
-        """Refuse oversized bodies before parsing them."""
-        _refuse_oversized(request, size(request.app.state.runtime.settings))
-
-    return body_within_limit
-
-
 def app_declaration(request: Request) -> IntakeParts:
-    """The busiest route's checks before its body is read: the app's key (401), the body's
-    declared size (413); then intake's helpers. Called by the route itself, not solved as a
-    FastAPI dependency (which cost more than the checks)."""
+    """The busiest route's check before its body is read: the app's key (401); then intake's
+    helpers. Called by the route itself, not solved as a FastAPI dependency (which cost more
+    than the check). The body's size is bounded for every route by shared.inputs.BodyLimit."""
     check_app_key(request, request.headers.get("x-app-key"))
-    _refuse_oversized(request, request.app.state.runtime.settings.max_body_bytes)
     parts: IntakeParts = request.app.state.intake
     return parts
 
@@ -152,13 +133,12 @@ DECLARATION_OPENAPI = documented_json_body(
     summary="Farmer self-declaration (农户自主申报)",
 )
 async def post_declaration(request: Request) -> SubmissionAccepted:
-    """Accept a declaration: 202 once it is durable; Kafka may be down. The key and the size
-    are checked (401, 413) before the body is read."""
+    """Accept a declaration: 202 once it is durable; Kafka may be down. The key is checked
+    (401) before the body is read."""
     parts = app_declaration(request)
     runtime: Runtime = request.app.state.runtime
     idempotency_key = header_value(request, "Idempotency-Key", max_length=IDEMPOTENCY_KEY_MAX)
-    settings = cast(IntakeSettings, runtime.settings)
-    declaration = await json_body(request, DeclarationCreate, max_bytes=settings.max_body_bytes)
+    declaration = await json_body(request, DeclarationCreate)
     _rate_limit(parts.per_ip.hit(request.client.host if request.client else "?"), "client")
     # the vault's keyed hash: the same digest as keyed_hash with the secret, without re-keying
     _rate_limit(parts.per_phone.hit(parts.vault.hash(declaration.phone)), "phone")
@@ -177,7 +157,6 @@ async def post_declaration(request: Request) -> SubmissionAccepted:
     "/cadre-reports",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SubmissionAccepted,
-    dependencies=[Depends(_limit(lambda s: s.max_body_bytes))],
     responses=AUTH_ERRORS,
     summary="Grassroots cadre investigation report (基层干部排查)",
 )
@@ -206,7 +185,6 @@ async def post_cadre_report(
     "/registry",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RegistryAccepted,
-    dependencies=[Depends(_limit(lambda s: s.registry_max_body_bytes))],
     responses=AUTH_ERRORS,
     summary="Baseline household registry sync (upsert, bulk)",
 )

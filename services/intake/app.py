@@ -48,6 +48,8 @@ def create_app(settings: IntakeSettings | None = None, clock: Clock | None = Non
         title="Holdline intake",
         routers=[router, feeds_api.router],
         body_models=[DeclarationCreate],
+        # a feed streams its body under feed_max_bytes (feeds_api.py)
+        body_limits={"/v1/registry": settings.registry_max_body_bytes, "/v1/feeds/": None},
     )
     redact.install()  # after create_service_app, which sets up the log handlers
     window = settings.rate_window_seconds

@@ -12,8 +12,8 @@ class IntakeSettings(ServiceSettings):
 
     service_name: str = "intake"
     port: int = 8001
-    # JSON bodies (declarations, cadre reports); a registry sync may be larger (bulk)
-    max_body_bytes: int = 64 * 1024
+    # JSON bodies: max_body_bytes (shared, 64 KiB) for declarations and cadre reports; a
+    # registry sync may be larger (bulk)
     registry_max_body_bytes: int = 8 * 1024 * 1024
     registry_max_households: int = 2_000
     # department feeds are streamed: the body limit bounds the upload, not memory

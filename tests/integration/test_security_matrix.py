@@ -10,6 +10,7 @@ not its content: ids are random and carry no personal data) and an empty list fo
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -580,6 +581,58 @@ async def test_a_nul_character_in_a_body_is_refused_naming_the_field(world: Worl
         f"/v1/cases/{world.ids['case']}/actions", json=action, headers=bearer("village", TOWN)
     )
     assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "note"
+
+
+def _oversized_posts(world: World) -> list[tuple[str, str, int, bool]]:
+    """(service, path, limit, whether it reads a body) of every POST route but the feeds."""
+    routes = []
+    for service, app in world.apps.items():
+        settings = app.state.runtime.settings
+        for path, operations in app.openapi()["paths"].items():
+            if "post" not in operations or path.startswith("/v1/feeds/"):
+                continue  # a feed streams its body under a limit of its own (feed_max_bytes)
+            limit = settings.registry_max_body_bytes if path == "/v1/registry" else 64 * 1024
+            reads = "requestBody" in operations["post"]
+            routes.append((service, re.sub(r"\{[^}]+\}", "x", path), limit, reads))
+    return routes
+
+
+async def test_an_oversized_body_is_refused_on_every_route_before_anything_reads_it(
+    world: World,
+) -> None:
+    """A body one byte over the route's limit: 413. Declared, before the route runs (without
+    credentials, which the route would answer 401); chunked without a length, as the read
+    crosses the limit (with the app key, which the declaration route checks before reading), on
+    every route that reads a body."""
+    routes = _oversized_posts(world)
+    assert {s for s, _, _, _ in routes} == {"intake", "risk", "assistance", "notify"}
+    assert {s for s, _, _, reads in routes if reads} == {"intake", "risk", "assistance"}
+    for service, path, limit, reads in routes:
+        declared = await world.http[service].post(
+            path, content=b" " * (limit + 1), headers={"Content-Type": "application/json"}
+        )
+        assert declared.status_code == 413, (service, path, declared.text)
+        assert declared.json()["detail"] == f"body: {limit + 1} bytes exceeds the limit of {limit}"
+        if not reads:
+            continue  # nothing reads a body there
+
+        async def chunks(size: int = limit + 1) -> AsyncIterator[bytes]:
+            while size > 0:
+                yield b" " * min(size, 16 * 1024)
+                size -= 16 * 1024
+
+        chunked = await world.http[service].post(
+            path, content=chunks(), headers=APP | {"Content-Type": "application/json"}
+        )
+        assert chunked.status_code == 413, (service, path, chunked.text)
+        assert chunked.json()["detail"] == f"body: exceeds the limit of {limit}"
+    # at the limit it is read, and refused for what it is
+    declaration_at_limit = await world.http["intake"].post(
+        "/v1/declarations",
+        content=b" " * (64 * 1024),
+        headers=APP | {"Content-Type": "application/json"},
+    )
+    assert declaration_at_limit.status_code == 422, declaration_at_limit.text
 
 
 async def test_retiring_a_cadre_while_naming_another_township_answers_with_the_stored_cadre(
