@@ -53,12 +53,33 @@ class ChaosConfig:
     seed: int = 7
     receiver_down_seconds: float = 30.0
     fault_gap_seconds: float = 15.0  # between two faults
-    min_drive_seconds: float = 0.0  # spread the traffic over at least this long
+    # spread the traffic over at least this long; None: one round of faults, so that every
+    # fault kind strikes while signals are still going in (see round_seconds)
+    min_drive_seconds: float | None = None
     drain_timeout_seconds: float = 1800.0
-    rounds_after_drive: int = 1  # full rounds of faults once all traffic is in
+    rounds_after_drive: int = 1  # rounds of faults that end after all traffic is in
     failure_rate: float = 0.5
     report: Path | None = None
     keep_dir: bool = False
+
+    def drive_seconds(self) -> float:
+        """How long the traffic is spread over."""
+        if self.min_drive_seconds is not None:
+            return self.min_drive_seconds
+        return round_seconds(self.fault_gap_seconds)
+
+
+# the faults' own time in a round: the broker's restart about 17 s, each service's or
+# PostgreSQL's 2-4 s, with room for a slow machine
+FAULTS_OWN_SECONDS = 60.0
+
+
+FAULTS_PER_ROUND = 7  # Chaos.plan()
+
+
+def round_seconds(fault_gap_seconds: float) -> float:
+    """About how long one round of every fault kind takes."""
+    return FAULTS_PER_ROUND * fault_gap_seconds + FAULTS_OWN_SECONDS
 
 
 @dataclass
@@ -115,17 +136,22 @@ class Chaos:
         self.infra, self.fleet, self.receiver, self.cfg = infra, fleet, receiver, cfg
         self.faults: list[dict[str, Any]] = []
         self.receiver_back: asyncio.Task[None] | None = None
+        self.driving: asyncio.Task[Any] | None = None
 
     async def _record(self, kind: str, action: Callable[[], Awaitable[None]]) -> None:
         started = time.monotonic()
-        say(f"fault: {kind}")
+        during_traffic = self.driving is not None and not self.driving.done()
+        say(f"fault: {kind}" + (" (traffic still going in)" if during_traffic else ""))
         error = None
         try:
             await action()
         except Exception as exc:  # a component that does not come back is a finding, not a crash
             error = str(exc)[-2000:]
         took = round(time.monotonic() - started, 1)
-        entry = {"fault": kind, "at": time.strftime("%H:%M:%S"), "seconds": took, "error": error}
+        entry = {
+            "fault": kind, "at": time.strftime("%H:%M:%S"), "seconds": took, "error": error,
+            "during_traffic": during_traffic,
+        }  # fmt: skip
         self.faults.append(entry)
         say(f"fault: {kind} " + (f"NOT recovered: {error}" if error else f"recovered in {took} s"))
 
@@ -162,7 +188,7 @@ class Chaos:
         self.receiver_back = asyncio.create_task(back())
 
     def plan(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
-        """Every fault kind once, in this order."""
+        """Every fault kind once, in this order (FAULTS_PER_ROUND of them)."""
         return [
             ("SIGKILL intake + restart", self.service("intake")),
             ("SIGKILL kafka + restart", self.kafka),
@@ -174,19 +200,27 @@ class Chaos:
         ]
 
     async def run(self, driving: asyncio.Task[Any]) -> None:
-        """Rounds of every fault while the traffic goes in, then `rounds_after_drive` more
-        (the services still work through their backlog then)."""
+        """Rounds of every fault while the traffic goes in, until `rounds_after_drive` rounds
+        have ended after it (the services still work through their backlog then)."""
+        self.driving = driving
         after = 0
         while True:
-            finished_before = driving.done()
             for kind, action in self.plan():
                 await asyncio.sleep(self.cfg.fault_gap_seconds)
                 await self._record(kind, action)
-            after += finished_before
+            after += driving.done()
             if driving.done() and after >= self.cfg.rounds_after_drive:
                 break
         if self.receiver_back is not None:
             await self.receiver_back
+
+    def struck_during_traffic(self) -> Check:
+        """Every fault kind struck at least once while signals were still going in."""
+        kinds = {f["fault"] for f in self.faults if f["during_traffic"]}
+        every = len(self.plan())
+        return Check(
+            "fault kinds that struck while traffic went in", len(kinds), every, len(kinds) == every
+        )
 
 
 async def run_chaos(cfg: ChaosConfig) -> ChaosResult:
@@ -216,7 +250,7 @@ async def run_chaos(cfg: ChaosConfig) -> ChaosResult:
         driving = asyncio.create_task(
             drive(
                 traffic=traffic, intake_url=fleet.urls["intake"], bootstrap=infra.bootstrap,
-                signals_topic=f"{PREFIX}signals.v1", min_seconds=cfg.min_drive_seconds, say=say,
+                signals_topic=f"{PREFIX}signals.v1", min_seconds=cfg.drive_seconds(), say=say,
             )
         )  # fmt: skip
         faults = asyncio.create_task(chaos.run(driving))
@@ -238,6 +272,7 @@ async def run_chaos(cfg: ChaosConfig) -> ChaosResult:
         )  # fmt: skip
         verdict.checks.insert(0, _quiet_check(quiet, timings["drain"]))
         unrecovered = [f["fault"] for f in chaos.faults if f["error"]]
+        verdict.checks.insert(0, chaos.struck_during_traffic())
         verdict.checks.insert(
             0, Check("faults not recovered from", len(unrecovered), 0, not unrecovered)
         )
@@ -322,7 +357,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, default=Path(".holdline/chaos-report.json"))
     parser.add_argument("--receiver-down", type=float, default=30.0, help="seconds")
     parser.add_argument("--fault-gap", type=float, default=15.0, help="seconds between faults")
-    parser.add_argument("--min-drive", type=float, default=0.0, help="spread traffic (seconds)")
+    parser.add_argument(
+        "--min-drive", type=float, default=None,
+        help="spread the traffic over this many seconds (default: one round of faults)",
+    )  # fmt: skip
     parser.add_argument("--drain-timeout", type=float, default=1800.0, help="seconds")
     parser.add_argument("--rounds-after-drive", type=int, default=1, help="fault rounds")
     args = parser.parse_args(argv)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.chaos import ChaosConfig, print_table, run_chaos
+from bench.chaos import FAULTS_PER_ROUND, ChaosConfig, print_table, run_chaos
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.postgres]
 FAULT_KINDS = ("kafka", "intake", "risk", "assistance", "notify", "postgresql", "receiver down")
@@ -19,7 +19,8 @@ async def test_reduced_chaos_loses_nothing_and_delivers_each_notification_once()
         signals=1_500,
         receiver_down_seconds=5,
         fault_gap_seconds=1,
-        min_drive_seconds=40,
+        # longer than a round of faults (about 40 s here), so each kind strikes mid-traffic
+        min_drive_seconds=60,
         rounds_after_drive=0,
         drain_timeout_seconds=300,
     )
@@ -27,5 +28,6 @@ async def test_reduced_chaos_loses_nothing_and_delivers_each_notification_once()
     print_table(result, cfg.signals)
     injected = " ".join(f["fault"] for f in result.faults)
     assert all(kind in injected for kind in FAULT_KINDS), injected
+    assert len(FAULT_KINDS) == FAULTS_PER_ROUND
     failed = [(c.what, c.value, c.expected) for c in result.verdict.checks if not c.ok]
     assert not failed, (failed, result.verdict.evidence)
