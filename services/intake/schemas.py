@@ -16,12 +16,13 @@ from services.intake.fields import (
     ResidentId,
     RiskType,
 )
+from shared.inputs import CleanInput
 
 STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 SchoolingStage = Literal["preschool", "primary", "junior", "senior", "vocational", "higher"]
 
 
-class DeclarationCreate(BaseModel):
+class DeclarationCreate(CleanInput):
     """A farmer's self-declaration (农户自主申报) from the mobile app."""
 
     model_config = ConfigDict(
@@ -62,7 +63,7 @@ class DeclarationCreate(BaseModel):
     happened_on: PastDate | None = Field(None, description="发生日期")
 
 
-class MemberIn(BaseModel):
+class MemberIn(CleanInput):
     """One household member as a cadre or the registry knows them (rules §1)."""
 
     model_config = STRICT
@@ -79,7 +80,7 @@ class MemberIn(BaseModel):
     has_employment_record: bool = Field(False, description="有就业记录")
 
 
-class GuaranteesIn(BaseModel):
+class GuaranteesIn(CleanInput):
     """Two no-worries, three guarantees and drinking water (两不愁三保障, rules §3)."""
 
     model_config = STRICT
@@ -92,7 +93,7 @@ class GuaranteesIn(BaseModel):
     drinking_water_safe: bool | None = Field(None, description="饮水安全")
 
 
-class _NamesHousehold(BaseModel):
+class _NamesHousehold(CleanInput):
     household_id: HouseholdId | None = Field(None, description="户编号")
     household_member_id: ResidentId | None = Field(
         None, description="户内成员身份证号; names the household when household_id is omitted"
@@ -173,7 +174,7 @@ class RegistryHousehold(_NamesHousehold):
     members: list[MemberIn] = Field(min_length=1, max_length=30, description="家庭成员")
 
 
-class RegistrySync(BaseModel):
+class RegistrySync(CleanInput):
     """A registry sync: one or many households, upserted by household id."""
 
     model_config = ConfigDict(

@@ -581,6 +581,21 @@ async def test_a_nul_character_in_a_body_is_refused_naming_the_field(world: Worl
         f"/v1/cases/{world.ids['case']}/actions", json=action, headers=bearer("village", TOWN)
     )
     assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "note"
+    # intake's bodies too: a NUL it accepted would reach risk's text columns (the household
+    # head's name) and fail there, in the consumer, after the 202
+    body = declaration(declarant_name="王\x00五")
+    answer = await world.http["intake"].post("/v1/declarations", json=body, headers=APP)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"] == [
+        {"field": "declarant_name", "problem": "must not contain a NUL character"}
+    ]
+    report = cadre_report()
+    report["members"][0]["name"] = "\x00"
+    answer = await world.http["intake"].post(
+        "/v1/cadre-reports", json=report, headers=bearer("village", TOWN)
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == "members.0.name"
 
 
 def _oversized_posts(world: World) -> list[tuple[str, str, int, bool]]:
