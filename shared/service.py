@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +24,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from sqlalchemy import MetaData
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -282,11 +285,37 @@ def create_service_app(
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(validation_problem(exc.errors()), status_code=422)
 
+    for away in DATABASE_AWAY:
+        app.add_exception_handler(away, _database_unavailable)
+
     for router in routers:
         app.include_router(router)
     if body_models:
         _document_models(app, body_models)
     return app
+
+
+# what a request meets while its database restarts, fails over or is out of connections
+DATABASE_AWAY: tuple[type[Exception], ...] = (
+    DBAPIError,  # only when SQLAlchemy saw the connection die (below); other errors stay 500s
+    ConnectionError,  # refused or reset while connecting
+    asyncpg.CannotConnectNowError,  # the server is starting up or shutting down
+    asyncpg.TooManyConnectionsError,
+    PoolTimeout,  # every pooled connection busy for the pool's whole timeout
+)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    """503 with Retry-After for a database that is away for a moment: the same request a
+    moment later is the right thing to do (a submission's Idempotency-Key makes it safe even
+    when the connection died during its commit)."""
+    if isinstance(exc, DBAPIError) and not exc.connection_invalidated:
+        raise exc  # a statement's own error: a 500, as before
+    return JSONResponse(
+        {"detail": "database: unavailable for a moment; retry (with the same Idempotency-Key)"},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
 
 
 def _document_models(app: FastAPI, models: Sequence[type[BaseModel]]) -> None:
