@@ -257,6 +257,9 @@ def create_service_app(
     app.add_middleware(NulGuard)  # these two inside MeasureMiddleware: their 4xx are counted
     app.add_middleware(MeasureMiddleware, service=service)
 
+    for router in routers:  # first: the services' own routes are matched before the probes
+        app.include_router(router)
+
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> JSONResponse:
         # the liveness probe: a process whose consumer, relay or dispatcher loop has ended on an
@@ -288,8 +291,6 @@ def create_service_app(
     for away in DATABASE_AWAY:
         app.add_exception_handler(away, _database_unavailable)
 
-    for router in routers:
-        app.include_router(router)
     if body_models:
         _document_models(app, body_models)
     return app
@@ -347,6 +348,8 @@ class MeasureMiddleware:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        # (method, route, status) -> its counter and histogram; routes are templates, so few
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the request with its correlation id set, then count and time it."""
@@ -378,11 +381,16 @@ class MeasureMiddleware:
         finally:
             correlation_id.reset(token)
         route = getattr(scope.get("route"), "path", "unmatched")
-        method = scope["method"]
-        metrics.HTTP_REQUESTS.labels(self.service, method, route, status_code).inc()
-        metrics.HTTP_SECONDS.labels(self.service, method, route).observe(
-            time.perf_counter() - started
-        )
+        key = (scope["method"], route, status_code)
+        children = self._children.get(key)
+        if children is None:  # labels() takes a lock and builds its key on every call
+            method = scope["method"]
+            children = self._children[key] = (
+                metrics.HTTP_REQUESTS.labels(self.service, method, route, status_code),
+                metrics.HTTP_SECONDS.labels(self.service, method, route),
+            )
+        children[0].inc()
+        children[1].observe(time.perf_counter() - started)
 
 
 def validation_problem(errors: Sequence[Any]) -> dict[str, Any]:
