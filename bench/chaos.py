@@ -54,7 +54,7 @@ class ChaosConfig:
     receiver_down_seconds: float = 30.0
     fault_gap_seconds: float = 15.0  # between two faults
     # spread the traffic over at least this long; None: one round of faults, so that every
-    # fault kind strikes while signals are still going in (see round_seconds)
+    # fault kind strikes while signals are still going in (see Chaos.round_seconds)
     min_drive_seconds: float | None = None
     drain_timeout_seconds: float = 1800.0
     rounds_after_drive: int = 1  # rounds of faults that end after all traffic is in
@@ -62,24 +62,10 @@ class ChaosConfig:
     report: Path | None = None
     keep_dir: bool = False
 
-    def drive_seconds(self) -> float:
-        """How long the traffic is spread over."""
-        if self.min_drive_seconds is not None:
-            return self.min_drive_seconds
-        return round_seconds(self.fault_gap_seconds)
-
 
 # the faults' own time in a round: the broker's restart about 17 s, each service's or
 # PostgreSQL's 2-4 s, with room for a slow machine
 FAULTS_OWN_SECONDS = 60.0
-
-
-FAULTS_PER_ROUND = 7  # Chaos.plan()
-
-
-def round_seconds(fault_gap_seconds: float) -> float:
-    """About how long one round of every fault kind takes."""
-    return FAULTS_PER_ROUND * fault_gap_seconds + FAULTS_OWN_SECONDS
 
 
 @dataclass
@@ -188,7 +174,7 @@ class Chaos:
         self.receiver_back = asyncio.create_task(back())
 
     def plan(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
-        """Every fault kind once, in this order (FAULTS_PER_ROUND of them)."""
+        """Every fault kind once, in this order."""
         return [
             ("SIGKILL intake + restart", self.service("intake")),
             ("SIGKILL kafka + restart", self.kafka),
@@ -198,6 +184,10 @@ class Chaos:
             ("SIGKILL assistance + restart", self.service("assistance")),
             ("SIGKILL notify + restart", self.service("notify")),
         ]
+
+    def round_seconds(self) -> float:
+        """About how long one round of every fault kind takes."""
+        return len(self.plan()) * self.cfg.fault_gap_seconds + FAULTS_OWN_SECONDS
 
     async def run(self, driving: asyncio.Task[Any]) -> None:
         """Rounds of every fault while the traffic goes in, until `rounds_after_drive` rounds
@@ -247,10 +237,13 @@ async def run_chaos(cfg: ChaosConfig) -> ChaosResult:
         timings["start"] = round(time.monotonic() - t0, 1)
         say(f"four services ready ({timings['start']} s); driving and breaking things")
         chaos = Chaos(infra, fleet, receiver, cfg)
+        drive_seconds = cfg.min_drive_seconds
+        if drive_seconds is None:
+            drive_seconds = chaos.round_seconds()
         driving = asyncio.create_task(
             drive(
                 traffic=traffic, intake_url=fleet.urls["intake"], bootstrap=infra.bootstrap,
-                signals_topic=f"{PREFIX}signals.v1", min_seconds=cfg.drive_seconds(), say=say,
+                signals_topic=f"{PREFIX}signals.v1", min_seconds=drive_seconds, say=say,
             )
         )  # fmt: skip
         faults = asyncio.create_task(chaos.run(driving))

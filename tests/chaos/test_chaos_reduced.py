@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.chaos import FAULTS_PER_ROUND, ChaosConfig, print_table, run_chaos
+from bench.chaos import ChaosConfig, print_table, run_chaos
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.postgres]
 FAULT_KINDS = ("kafka", "intake", "risk", "assistance", "notify", "postgresql", "receiver down")
@@ -28,6 +28,5 @@ async def test_reduced_chaos_loses_nothing_and_delivers_each_notification_once()
     print_table(result, cfg.signals)
     injected = " ".join(f["fault"] for f in result.faults)
     assert all(kind in injected for kind in FAULT_KINDS), injected
-    assert len(FAULT_KINDS) == FAULTS_PER_ROUND
     failed = [(c.what, c.value, c.expected) for c in result.verdict.checks if not c.ok]
     assert not failed, (failed, result.verdict.evidence)
