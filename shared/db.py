@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import cache
 from operator import itemgetter
 from types import TracebackType
 from typing import Any
 
+import asyncpg
 import orjson
 from sqlalchemy import (
     JSON,
@@ -29,7 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from shared.clock import Clock
@@ -191,12 +194,7 @@ class UnitOfWork:
         """Put many outgoing events on the outbox in one statement, in order."""
         if not envelopes:
             return
-        now = self.clock.now()
-        rows = [
-            {"event_id": str(e.event_id), "topic": topic, "key": e.household_id,
-             "value": e.to_bytes(), "created_at": now}
-            for e in envelopes
-        ]  # fmt: skip
+        rows = outbox_rows(((e, topic) for e in envelopes), self.clock.now())
         await bulk_insert(self, self._outbox, rows)
         self._recorded += len(envelopes)
         self._counted.extend(envelopes)
@@ -208,13 +206,7 @@ class UnitOfWork:
         """
         if not events:
             return
-        now = self.clock.now()
-        rows = [
-            {"event_id": str(e.event_id), "topic": topic, "key": e.household_id,
-             "value": e.to_bytes(), "created_at": now}
-            for e, topic in events
-        ]  # fmt: skip
-        await self.conn.execute(insert(self._outbox), rows)
+        await self.conn.execute(insert(self._outbox), outbox_rows(events, self.clock.now()))
         self._recorded += len(events)
         self._counted.extend(e for e, _ in events)
 
@@ -244,6 +236,93 @@ class UnitOfWork:
         )
         rows = [{"consumer": consumer, "event_id": e, "processed_at": now} for e in event_ids]
         return {str(e) for e in (await self.conn.execute(stmt, rows)).scalars()}
+
+
+def outbox_rows(events: Iterable[tuple[Envelope[Any], str]], now: datetime) -> list[dict[str, Any]]:
+    """Outbox rows of (event, topic) pairs, in order."""
+    return [
+        {"event_id": str(e.event_id), "topic": topic, "key": e.household_id,
+         "value": e.to_bytes(), "created_at": now}
+        for e, topic in events
+    ]  # fmt: skip
+
+
+@asynccontextmanager
+async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """One transaction straight on a pooled asyncpg connection (PostgreSQL only).
+
+    For a hot path of a few fixed statements: SQLAlchemy's execution layer (its transaction
+    bookkeeping, the adapter's await bridge, result objects) costs the client more CPU than such
+    a transaction's round trips (bench/README.md). The pool, with its liveness ping, is the
+    engine's. Errors come out as SQLAlchemy would raise them, so callers and the API's handlers
+    treat both paths alike: IntegrityError, DataError, else DBAPIError; when the connection died
+    it is invalidated (never handed out again) and the error says so (connection_invalidated).
+    """
+    async with engine.connect() as conn:
+        driver = await driver_of(conn)
+        try:
+            async with driver.transaction():
+                yield driver
+        except BaseException as exc:
+            # a session the server ended may not show as closed yet (its goodbye still being
+            # read), and one left inside a transaction (a rollback cut short) must not be reused
+            died = (
+                driver.is_closed() or isinstance(exc, _SESSION_LOST) or driver.is_in_transaction()
+            )
+            if died:
+                await conn.invalidate()
+            if isinstance(exc, (asyncpg.PostgresError, *_SESSION_LOST)):
+                raise _as_sqlalchemy_error(exc, died) from exc
+            raise
+
+
+# client-side and server-side signs that a session is gone (or unusable) rather than that a
+# statement failed in it
+_SESSION_LOST = (
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # terminated by an administrator, shutting down
+    OSError,
+)
+
+
+async def driver_of(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under a PostgreSQL connection of the engine's."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    if not isinstance(driver, asyncpg.Connection):
+        raise TypeError(f"not an asyncpg connection: {driver!r}")
+    return driver
+
+
+def _as_sqlalchemy_error(exc: Exception, died: bool) -> DBAPIError:
+    kind: type[DBAPIError] = DBAPIError
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        kind = IntegrityError
+    elif isinstance(exc, asyncpg.DataError):
+        kind = DataError
+    return kind(None, None, exc, connection_invalidated=died)
+
+
+async def driver_insert(
+    driver: asyncpg.Connection, table: Table, rows: list[dict[str, Any]]
+) -> None:
+    """INSERT `rows` (the same keys each) into `table` with one executemany on the driver (a
+    prepared statement, the rows pipelined); JSON columns go as JSON text."""
+    if not rows:
+        return
+    statement, convert = _driver_insert(table, tuple(rows[0]))
+    await driver.executemany(statement, [convert(r) for r in rows])
+
+
+@cache
+def _driver_insert(
+    table: Table, columns: tuple[str, ...]
+) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]:
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
+    statement = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'
+    return statement, _copy_values(table, list(columns))
 
 
 async def ping(engine: AsyncEngine) -> None:
@@ -276,15 +355,14 @@ def _copy_values(table: Table, columns: list[str]) -> Callable[[dict[str, Any]],
 
 
 async def _copy(uow: UnitOfWork, table_name: str, table: Table, rows: list[dict[str, Any]]) -> None:
-    raw = await uow.conn.get_raw_connection()
-    driver = raw.driver_connection
+    driver = await driver_of(uow.conn)
     # SQLAlchemy begins the driver's transaction at the first statement: make sure it has begun
     # before COPY joins it (one round trip, only when nothing ran yet)
-    if not driver.is_in_transaction():  # type: ignore[union-attr]
+    if not driver.is_in_transaction():
         await uow.execute(text("SELECT 1"))
     columns = list(rows[0])
     convert = _copy_values(table, columns)
-    await driver.copy_records_to_table(  # type: ignore[union-attr]
+    await driver.copy_records_to_table(
         table_name, records=[convert(r) for r in rows], columns=columns
     )
 

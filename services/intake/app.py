@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from services.intake import feeds_api, handlers, redact
 from services.intake.access import IntakeParts
 from services.intake.api import router
-from services.intake.committer import GroupCommitter
+from services.intake.committer import GroupCommitter, store_for
 from services.intake.config import IntakeSettings
 from services.intake.models import metadata
 from services.intake.pii import Vault
@@ -58,7 +58,7 @@ def create_app(settings: IntakeSettings | None = None, clock: Clock | None = Non
         per_phone=RateLimiter(limit=settings.rate_per_phone, window_seconds=window, clock=clock),
         per_ip=RateLimiter(limit=settings.rate_per_ip, window_seconds=window, clock=clock),
         committer=GroupCommitter(
-            runtime.uow,
+            store_for(runtime),
             batch_max=settings.commit_batch_max,
             concurrency=settings.commit_concurrency,
         ),

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from uuid import uuid4
 
+import asyncpg
 from pydantic import BaseModel
 from sqlalchemy import bindparam, insert, select, update
 
@@ -16,7 +17,7 @@ from services.intake.models import outbox, submissions
 from services.intake.pii import Vault, household_key
 from services.intake.schemas import CadreReportCreate, DeclarationCreate, MemberIn
 from shared.clock import Clock
-from shared.db import UnitOfWork, utc
+from shared.db import UnitOfWork, driver_insert, outbox_rows, utc
 from shared.events import (
     CadreReportSubmitted,
     CaseMerged,
@@ -147,16 +148,23 @@ def prepare_declaration(
     return Prepared(row, event, signals_topic)
 
 
-async def store_batch(
-    uow: UnitOfWork, batch: list[Prepared]
-) -> list[Accepted | IdempotencyConflict]:
+Outcome = Accepted | IdempotencyConflict
+# (kind, Idempotency-Key) -> (submission id, household id, body hash) of the stored submission
+Known = dict[tuple[str, str], tuple[str, str, str]]
+KNOWN_KEYS_SQL = (
+    "SELECT kind, idempotency_key, id, household_id, body_hash FROM submissions"
+    " WHERE idempotency_key = ANY($1::text[])"
+)
+
+
+async def store_batch(uow: UnitOfWork, batch: list[Prepared]) -> list[Outcome]:
     """Store many prepared submissions in the caller's transaction, each answer in order.
 
     A key already stored, or claimed earlier in the same batch, replays that submission
     (or conflicts when the body differs) instead of storing a second one.
     """
-    keys = [p.key for p in batch if p.key]
-    known: dict[tuple[str, str], tuple[str, str, str]] = {}
+    keys = {k for _, k in _keys(batch)}
+    known: Known = {}
     if keys:
         rows = await uow.execute(
             select(
@@ -165,10 +173,42 @@ async def store_batch(
                 submissions.c.id,
                 submissions.c.household_id,
                 submissions.c.body_hash,
-            ).where(submissions.c.idempotency_key.in_({k for _, k in keys}))
+            ).where(submissions.c.idempotency_key.in_(keys))
         )
         known = {(r.kind, r.idempotency_key): (r.id, r.household_id, r.body_hash) for r in rows}
-    outcomes: list[Accepted | IdempotencyConflict] = []
+    outcomes, fresh = sort_batch(batch, known)
+    if fresh:
+        await uow.execute(INSERT_SUBMISSION, [p.row for p in fresh])
+        await uow.record_rows([(p.event, p.topic) for p in fresh])
+    return outcomes
+
+
+async def store_batch_on_driver(
+    driver: asyncpg.Connection, batch: list[Prepared], *, now: datetime
+) -> tuple[list[Outcome], list[Prepared]]:
+    """store_batch in a transaction straight on asyncpg (the group commit on PostgreSQL);
+    returns the answers and the submissions stored."""
+    keys = {k for _, k in _keys(batch)}
+    known: Known = {}
+    if keys:
+        rows = await driver.fetch(KNOWN_KEYS_SQL, list(keys))
+        known = {(kind, key): (id_, home, digest) for kind, key, id_, home, digest in rows}
+    outcomes, fresh = sort_batch(batch, known)
+    if fresh:
+        await driver_insert(driver, submissions, [p.row for p in fresh])
+        await driver_insert(driver, outbox, outbox_rows(((p.event, p.topic) for p in fresh), now))
+    return outcomes, fresh
+
+
+def _keys(batch: list[Prepared]) -> list[tuple[str, str]]:
+    return [p.key for p in batch if p.key]
+
+
+def sort_batch(batch: list[Prepared], known: Known) -> tuple[list[Outcome], list[Prepared]]:
+    """Each submission's answer, and the submissions to store: a key stored before (`known`) or
+    claimed earlier in the batch replays that submission, or conflicts when the body differs."""
+    known = dict(known)
+    outcomes: list[Outcome] = []
     fresh: list[Prepared] = []
     for prepared in batch:
         key = prepared.key
@@ -187,10 +227,7 @@ async def store_batch(
             known[key] = (row["id"], row["household_id"], row["body_hash"])
         fresh.append(prepared)
         outcomes.append(prepared.accepted)
-    if fresh:
-        await uow.execute(INSERT_SUBMISSION, [p.row for p in fresh])
-        await uow.record_rows([(p.event, p.topic) for p in fresh])
-    return outcomes
+    return outcomes, fresh
 
 
 def member_event(member: MemberIn, vault: Vault, today: date | None = None) -> Member:

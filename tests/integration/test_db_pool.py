@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from shared import db
 from tests.conftest import PG_DSN
@@ -85,5 +85,54 @@ async def test_only_a_connection_idle_past_the_window_is_pinged(
         for _ in range(3):
             await _backend_pid(engine)
         assert pings == 3
+    finally:
+        await engine.dispose()
+
+
+async def test_a_driver_transaction_commits_all_or_nothing_and_names_errors_as_sqlalchemy(
+    pg_url: str,
+) -> None:
+    """`driver_transaction` (the group commit's path): its rows commit together, a failing
+    statement rolls back the others and raises SQLAlchemy's IntegrityError / DataError."""
+    engine = db.create_engine(pg_url)
+    metadata = db.MetaData()
+    table = db.Table(
+        "driver_rows", metadata, db.Column("id", db.Integer, primary_key=True),
+        db.Column("doc", db.JSON), db.Column("n", db.Integer),
+    )  # fmt: skip
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        async with db.driver_transaction(engine) as driver:
+            await db.driver_insert(driver, table, [{"id": 1, "doc": {"a": [1]}, "n": 2}])
+        with pytest.raises(IntegrityError):
+            async with db.driver_transaction(engine) as driver:
+                await db.driver_insert(driver, table, [{"id": 2, "doc": None, "n": 1}])
+                await db.driver_insert(driver, table, [{"id": 1, "doc": None, "n": 1}])
+        with pytest.raises(DataError):
+            async with db.driver_transaction(engine) as driver:
+                await driver.execute("SELECT 1 / 0")
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT id, doc FROM driver_rows"))).all()
+        assert [(r.id, r.doc) for r in rows] == [(1, {"a": [1]})]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_driver_transaction_on_a_dead_session_is_invalidated_and_not_reused(
+    pg_url: str,
+) -> None:
+    """A session the server ended under a driver transaction: DBAPIError with
+    connection_invalidated (the APIs' 503), and the pool never hands that connection out again."""
+    engine = db.create_engine(pg_url)
+    try:
+        pid = await _backend_pid(engine)
+        await _end_session(pg_url, pid)
+        with pytest.raises(DBAPIError) as failed:
+            async with db.driver_transaction(engine) as driver:
+                await driver.execute("SELECT 1")
+        assert failed.value.connection_invalidated
+        async with db.driver_transaction(engine) as driver:
+            assert await driver.fetchval("SELECT pg_backend_pid()") not in (pid, 0)
     finally:
         await engine.dispose()

@@ -14,11 +14,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 
 from services.demo import demo_declarations, free_port
 from services.intake import handlers
 from services.intake.app import create_app
-from services.intake.committer import GroupCommitter
+from services.intake.committer import GroupCommitter, store_for
 from services.intake.config import IntakeSettings
 from services.intake.models import outbox, submissions
 from services.intake.schemas import DeclarationCreate
@@ -153,7 +154,7 @@ async def test_a_key_lost_to_another_process_replays_it_and_loses_no_neighbour(
         other_process = runtime.uow()
         await other_process.__aenter__()
         await handlers.store_batch(other_process, [winner])  # not committed yet
-        committer = GroupCommitter(runtime.uow, batch_max=50, concurrency=1)
+        committer = GroupCommitter(store_for(runtime), batch_max=50, concurrency=1)
         batch = [prepared(bodies[0], key)] + [prepared(b, None) for b in bodies[1:]]
         answers = asyncio.gather(*(committer.submit(p) for p in batch))
         async with runtime.engine.connect() as conn:
@@ -198,11 +199,11 @@ async def test_a_failing_item_fails_alone_and_its_batch_neighbours_are_stored(
         ]
         clash = items[1]
         items[1] = replace(clash, row=clash.row | {"id": stored.json()["submission_id"]})
-        committer = GroupCommitter(runtime.uow, batch_max=50, concurrency=1)
+        committer = GroupCommitter(store_for(runtime), batch_max=50, concurrency=1)
         answers = await asyncio.gather(
             *(committer.submit(p) for p in items), return_exceptions=True
         )
-        assert isinstance(answers[1], Exception)
+        assert isinstance(answers[1], IntegrityError)  # as SQLAlchemy names it, on either path
         good = [a for n, a in enumerate(answers) if n != 1]
         assert all(isinstance(a, handlers.Accepted) for a in good)
         assert await count(app, select(func.count()).select_from(submissions)) == len(bodies) - 1

@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from shared.events import decode
 from shared.service import Runtime
-from tests.support import declaration_event, risk_runtime
+from tests.support import declaration_event, read_topic, risk_runtime
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -100,3 +101,27 @@ async def test_a_relay_that_loses_its_session_waits_for_the_lock_before_it_publi
         # the relay's connection left with the relay, not back into the pool holding the lock
         assert await admin.fetchval(HOLDER, LOCK, name) is None
         await admin.close()
+
+
+async def test_passes_publish_in_order_mark_each_row_once_and_leave_no_transaction_open(
+    runtime: Runtime, producer: AIOKafkaProducer, kafka_bootstrap: str
+) -> None:
+    """On PostgreSQL a pass reads and marks straight on the driver: rows go out in batches of
+    outbox_batch_size, each is published and marked once, and the session is left idle (no
+    snapshot or lock held between passes)."""
+    runtime.relay._settings = runtime.settings.model_copy(update={"outbox_batch_size": 4})
+    ids = [await _record(runtime) for _ in range(10)]
+    assert [await runtime.relay.publish_pending(producer) for _ in range(4)] == [4, 4, 2, 0]
+    t = runtime.outbox
+    async with runtime.engine.connect() as conn:
+        marked = (await conn.execute(select(t.c.event_id, t.c.published_at).order_by(t.c.id))).all()
+        assert [r.event_id for r in marked] == ids and all(r.published_at for r in marked)
+        idle = await conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND state LIKE 'idle in transaction%'"
+            )
+        )
+        assert idle.scalar_one() == 0
+    records = await read_topic(kafka_bootstrap, runtime.settings.topic("cases"), expect=10)
+    assert sorted(str(decode(r.value).event_id) for r in records) == sorted(ids)

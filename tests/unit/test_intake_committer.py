@@ -15,7 +15,7 @@ from sqlalchemy.sql import Select
 
 from services.demo import demo_declarations
 from services.intake import handlers
-from services.intake.committer import GroupCommitter
+from services.intake.committer import GroupCommitter, in_units_of_work
 from services.intake.pii import Vault
 from services.intake.schemas import DeclarationCreate
 from shared.clock import FrozenClock
@@ -92,7 +92,8 @@ class FakeUow:
 async def submit_all(
     db: FakeDatabase, items: list[handlers.Prepared], batch_max: int = 200, concurrency: int = 1
 ) -> list[Any]:
-    committer = GroupCommitter(db.uow, batch_max=batch_max, concurrency=concurrency)  # type: ignore[arg-type]
+    store = in_units_of_work(db.uow)  # type: ignore[arg-type]
+    committer = GroupCommitter(store, batch_max=batch_max, concurrency=concurrency)
     return await asyncio.gather(*(committer.submit(p) for p in items), return_exceptions=True)
 
 
@@ -163,7 +164,7 @@ async def test_database_down_errors_every_waiting_request() -> None:
 async def test_a_cancelled_request_does_not_disturb_its_batch() -> None:
     """A client that goes away: its row is still committed, the others are answered."""
     db = FakeDatabase()
-    committer = GroupCommitter(db.uow, batch_max=200, concurrency=1)  # type: ignore[arg-type]
+    committer = GroupCommitter(in_units_of_work(db.uow), batch_max=200, concurrency=1)  # type: ignore[arg-type]
     items = [prepared(n) for n in range(3)]
     tasks = [asyncio.create_task(committer.submit(p)) for p in items]
     await asyncio.sleep(0)
@@ -186,7 +187,7 @@ def test_prepared_row_carries_no_resident_id_or_phone_in_clear(n: int) -> None:
 async def test_a_request_right_after_a_drain_ends_is_still_committed() -> None:
     """Sequential requests: each finds a committer running for it (none waits forever)."""
     db = FakeDatabase()
-    committer = GroupCommitter(db.uow, batch_max=200, concurrency=1)  # type: ignore[arg-type]
+    committer = GroupCommitter(in_units_of_work(db.uow), batch_max=200, concurrency=1)  # type: ignore[arg-type]
     items = [prepared(n) for n in range(3)]
     async with asyncio.timeout(5):  # a hang guard, not a measurement
         for item in items:
