@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
+from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from services.intake import handlers, registry
@@ -19,7 +20,13 @@ from services.intake.schemas import (
     SubmissionRead,
 )
 from shared.auth import Official, check_app_key, ensure_within, require_role
-from shared.inputs import PROBLEM_RESPONSES, documented_json_body, header_value, json_body
+from shared.inputs import (
+    PROBLEM_RESPONSES,
+    PlainRoute,
+    documented_json_body,
+    header_value,
+    json_body,
+)
 from shared.service import Runtime, runtime_of
 
 router = APIRouter(
@@ -120,19 +127,7 @@ DECLARATION_OPENAPI = documented_json_body(
 )
 
 
-@router.post(
-    "/declarations",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=SubmissionAccepted,
-    responses=AUTH_ERRORS
-    | {
-        415: {"description": "the body is not application/json"},
-        429: {"description": "rate limit; see Retry-After"},
-    },
-    openapi_extra=DECLARATION_OPENAPI,
-    summary="Farmer self-declaration (农户自主申报)",
-)
-async def post_declaration(request: Request) -> SubmissionAccepted:
+async def post_declaration(request: Request) -> JSONResponse:
     """Accept a declaration: 202 once it is durable; Kafka may be down. The key is checked
     (401) before the body is read."""
     parts = app_declaration(request)
@@ -150,7 +145,24 @@ async def post_declaration(request: Request) -> SubmissionAccepted:
         clock=runtime.clock,
     )
     accepted = await _grouped(parts, prepared)
-    return _accepted(accepted)
+    return JSONResponse(_accepted(accepted).model_dump(), status.HTTP_202_ACCEPTED)
+
+
+router.add_api_route(
+    "/declarations",
+    post_declaration,
+    methods=["POST"],
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SubmissionAccepted,
+    responses=AUTH_ERRORS
+    | {
+        415: {"description": "the body is not application/json"},
+        429: {"description": "rate limit; see Retry-After"},
+    },
+    openapi_extra=DECLARATION_OPENAPI,
+    summary="Farmer self-declaration (农户自主申报)",
+    route_class_override=PlainRoute,
+)
 
 
 @router.post(
