@@ -156,14 +156,23 @@ async def test_a_key_lost_to_another_process_replays_it_and_loses_no_neighbour(
         await handlers.store_batch(other_process, [winner])  # not committed yet
         committer = GroupCommitter(store_for(runtime), batch_max=50, concurrency=1)
         batch = [prepared(bodies[0], key)] + [prepared(b, None) for b in bodies[1:]]
-        answers = asyncio.gather(*(committer.submit(p) for p in batch))
+        answers = asyncio.gather(*(committer.submit(p) for p in batch), return_exceptions=True)
         async with runtime.engine.connect() as conn:
             waiting = text(
                 "SELECT count(*) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND wait_event_type = 'Lock'"
             )
+            deadline = asyncio.get_running_loop().time() + 30
             while (await conn.execute(waiting)).scalar_one() == 0:
-                await asyncio.sleep(0.01)  # the batch's INSERT waits on the uncommitted key
+                # the batch's INSERT waits on the uncommitted key; a batch that ended without
+                # waiting, or never got that far, fails here instead of hanging the run
+                assert not answers.done(), f"the batch ended without waiting: {answers.result()}"
+                assert asyncio.get_running_loop().time() < deadline, "the batch never waited"
+                # a transaction lists the backends as they were at its first read of
+                # pg_stat_activity: one opened later (the batch's, on a loaded machine) never
+                # showed, and the loop waited for it forever
+                await conn.commit()
+                await asyncio.sleep(0.01)
         await other_process.__aexit__(None, None, None)
         results = await answers
         assert results[0] == handlers.Accepted(
