@@ -226,8 +226,8 @@ class PlainRoute(APIRoute):
     """A route whose endpoint takes the Request and returns its Response itself (with
     `json_body` and `header_value`). It is documented like any route (response_model,
     openapi_extra), but per request FastAPI neither solves parameters nor validates and
-    serialises the answer through the response model: about 50 us of CPU a request on intake's
-    declaration route, a quarter of its path through the app (bench/README.md)."""
+    serialises the answer through the response model: 182 -> 152 us of CPU a request on intake's
+    declaration route in process (bench/README.md)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """The endpoint itself."""
