@@ -282,7 +282,11 @@ _SESSION_LOST = (
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,  # terminated by an administrator, shutting down
+    # the server ended the session (an administrator, a shutdown, a crash) or is starting; a
+    # cancelled statement (the same SQLSTATE class) leaves its session usable
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
     OSError,
 )
 
