@@ -163,7 +163,7 @@ async def store_batch(uow: UnitOfWork, batch: list[Prepared]) -> list[Outcome]:
     A key already stored, or claimed earlier in the same batch, replays that submission
     (or conflicts when the body differs) instead of storing a second one.
     """
-    keys = {k for _, k in _keys(batch)}
+    keys = _idempotency_keys(batch)
     known: Known = {}
     if keys:
         rows = await uow.execute(
@@ -188,7 +188,7 @@ async def store_batch_on_driver(
 ) -> tuple[list[Outcome], list[Prepared]]:
     """store_batch in a transaction straight on asyncpg (the group commit on PostgreSQL);
     returns the answers and the submissions stored."""
-    keys = {k for _, k in _keys(batch)}
+    keys = _idempotency_keys(batch)
     known: Known = {}
     if keys:
         rows = await driver.fetch(KNOWN_KEYS_SQL, list(keys))
@@ -200,8 +200,8 @@ async def store_batch_on_driver(
     return outcomes, fresh
 
 
-def _keys(batch: list[Prepared]) -> list[tuple[str, str]]:
-    return [p.key for p in batch if p.key]
+def _idempotency_keys(batch: list[Prepared]) -> set[str]:
+    return {p.key[1] for p in batch if p.key}
 
 
 def sort_batch(batch: list[Prepared], known: Known) -> tuple[list[Outcome], list[Prepared]]:
