@@ -307,10 +307,17 @@ class EventConsumer:
 
     async def run(self) -> None:
         """Poll, process and commit until stop() is called."""
+        loop = asyncio.get_running_loop()
+        interval = self._settings.consumer_commit_seconds
+        commit_at = loop.time() + interval
         while not self._stopping:
             try:
                 await self.poll_once()
-                await self.commit_pending()
+                # an OffsetCommit after every poll cost the broker a write and the loop a round
+                # trip per batch; what a crash replays meanwhile is deduplicated
+                if loop.time() >= commit_at:
+                    await self.commit_pending()
+                    commit_at = loop.time() + interval
             except KafkaError as exc:
                 # offsets stay pending and are committed on the next pass; redelivery is a no-op
                 log.warning("%s: kafka error %r; carrying on", self.name, exc)

@@ -40,6 +40,9 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size: int = 200
     # a batch handler's transaction holds at most this many units (a feed slice counts its rows)
     consumer_batch_units: int = 2_000
+    # processed offsets are committed to Kafka at most this often (and always on a rebalance
+    # and on close); a crash replays up to this much, which the dedup marks turn into no-ops
+    consumer_commit_seconds: Annotated[float, Field(ge=0)] = 1.0
     outbox_batch_size: int = 500
     outbox_poll_seconds: float = 0.5
     # how often the relay measures its backlog for the outbox gauges (and the stuck-outbox alert)

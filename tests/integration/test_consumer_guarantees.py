@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import date
 from functools import partial
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from sqlalchemy import func, select
 
 from services.risk import handlers
@@ -99,6 +100,69 @@ async def test_same_event_delivered_twice_gives_one_case(runtime: Runtime, produ
     assert opened[0].household_id == event.household_id
     assert opened[0].correlation_id == event.correlation_id
     assert await dead_letters(runtime) == [], "a redelivery must be a no-op, not a failure"
+
+
+async def committed_total(consumer: EventConsumer, topic: str) -> int:
+    """The group's committed offsets summed over the topic's partitions."""
+    # ensure_topics creates four partitions
+    offsets = [await consumer.kafka.committed(TopicPartition(topic, p)) for p in range(4)]
+    return sum(o or 0 for o in offsets)
+
+
+async def until_cases(runtime: Runtime, households: list[str], timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while [await count_cases(runtime, h) for h in households] != [1] * len(households):
+        assert asyncio.get_running_loop().time() < deadline, "the events were not handled"
+        await asyncio.sleep(0.1)
+
+
+async def test_running_consumer_commits_offsets_per_interval_and_on_close(
+    kafka_bootstrap: str, pg_url: str, topic_prefix: str, producer
+) -> None:  # type: ignore[no-untyped-def]
+    """Offsets go to Kafka once per consumer_commit_seconds, not after every poll; a crash in
+    between replays the handled events as no-ops, and close() commits what was handled."""
+    runtime = await risk_runtime(
+        kafka_bootstrap, pg_url, topic_prefix, ["signals", "cases"], consumer_commit_seconds=3600
+    )
+    topic = runtime.settings.topic("signals")
+    events = [declaration_event() for _ in range(3)]
+    households = [e.household_id for e in events]
+    try:
+        for event in events:
+            await producer.send_and_wait(topic, event.to_bytes(), key=event.household_id.encode())
+        first = risk_consumer(runtime, producer)
+        await first.start()
+        running = asyncio.create_task(first.run())
+        await until_cases(runtime, households)
+        assert not running.done()
+        assert await committed_total(first, topic) == 0, "committed before the interval ended"
+        # the process dies: nothing was committed, so every event comes again
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await first.kafka.stop()
+
+        second = risk_consumer(runtime, producer)
+        await second.start()
+        running = asyncio.create_task(second.run())
+        deadline = asyncio.get_running_loop().time() + 30
+        while sum(second._pending.values()) < 3:  # next offsets of a fresh topic: handled
+            assert asyncio.get_running_loop().time() < deadline, "the events were not redelivered"
+            await asyncio.sleep(0.1)
+        assert await committed_total(second, topic) == 0
+        await second.stop()
+        await running
+        await second.close()
+        assert [await count_cases(runtime, h) for h in households] == [1, 1, 1]
+
+        third = risk_consumer(runtime, producer)
+        await third.start()
+        try:
+            assert await committed_total(third, topic) == 3, "close() did not commit"
+        finally:
+            await third.close()
+    finally:
+        await runtime.engine.dispose()
 
 
 async def test_kill_between_db_commit_and_offset_commit_gives_no_duplicate(
