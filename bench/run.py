@@ -27,7 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Result, git_revision, machine_facts
+from bench.common import Result, delete_topics, git_revision, machine_facts
+from shared import infra
 
 # name -> module in bench/; the order is the order they run in
 BENCHMARKS = {
@@ -188,8 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         print(f"== {name} ({'quick' if opts.quick else 'full'})", flush=True)
         t0 = time.perf_counter()
-        for row in run_one(name, opts.quick):
-            results.append({"benchmark": name} | asdict(row))
+        try:
+            for row in run_one(name, opts.quick):
+                results.append({"benchmark": name} | asdict(row))
+        finally:
+            # every benchmark names its topics holdline.bench...: none of them is needed again
+            asyncio.run(delete_topics(f"127.0.0.1:{infra.kafka_port()}", ["holdline.bench"]))
         print(table(results[-1:]), f"\n({time.perf_counter() - t0:.0f} s)", flush=True)
     load_end = os.getloadavg()
     run = {

@@ -42,10 +42,21 @@ def kafka_bootstrap() -> str:
     return KAFKA
 
 
+# topic prefixes handed out in this session; their topics are deleted when it ends
+PREFIXES: list[str] = []
+
+
+def new_topic_prefix(label: str = "t") -> str:
+    """A prefix no other test uses, its topics deleted when the session ends."""
+    prefix = f"holdline.{label}{uuid.uuid4().hex[:10]}."
+    PREFIXES.append(prefix)
+    return prefix
+
+
 @pytest.fixture
 def topic_prefix() -> str:
     """Topics of one test, apart from every other test's."""
-    return f"holdline.t{uuid.uuid4().hex[:10]}."
+    return new_topic_prefix()
 
 
 async def new_database() -> str:
@@ -65,7 +76,8 @@ async def new_database() -> str:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Drop the session's databases: a full run makes about 150, over a gigabyte on disk."""
+    """Drop the session's databases (a full run makes about 150, over a gigabyte on disk) and
+    delete its topics."""
     if CREATED and not os.environ.get("HOLDLINE_KEEP_TEST_DATABASES"):
         from bench.common import drop_database  # ends their sessions first; warns, never raises
 
@@ -75,6 +87,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
         asyncio.run(drop_all())
         CREATED.clear()
+    # and the session's topics: a broker that keeps every run's partitions runs out of heap
+    if PREFIXES and _reachable(KAFKA):
+        from bench.common import delete_topics
+
+        asyncio.run(delete_topics(KAFKA, PREFIXES))
+        PREFIXES.clear()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from schemathesis.core.failures import FailureGroup
 from shared.auth import mint_token
 from shared.clock import SystemClock
 from shared.settings import ServiceSettings
+from tests.conftest import new_topic_prefix
 from tests.support import SERVICES, Platform
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -41,7 +41,7 @@ def live(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     logs: Path = tmp_path_factory.mktemp("fuzz")
     platform = Platform(
         kafka_bootstrap=kafka_bootstrap,
-        topic_prefix=f"holdline.fuzz{uuid.uuid4().hex[:10]}.",
+        topic_prefix=new_topic_prefix("fuzz"),
         logs=logs,
         webhook_url="http://127.0.0.1:9/hook",  # nothing listens: deliveries just fail
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import new_topic_prefix
 from tests.integration.test_intake_api import (
     APP,
     ID_A,
@@ -30,7 +30,7 @@ NONE: dict[str, str] = {}
 @pytest.fixture(scope="module")
 async def intake(kafka_bootstrap: str) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
     """One intake for the module, with a submission and a feed batch to read."""
-    prefix = f"holdline.t{uuid.uuid4().hex[:10]}."
+    prefix = new_topic_prefix()
     async with running_intake(kafka=kafka_bootstrap, prefix=prefix, rate_per_ip=10_000) as (
         http,
         _,

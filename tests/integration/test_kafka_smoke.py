@@ -10,13 +10,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.kafka import ensure_topics, make_producer
 from shared.settings import ServiceSettings
+from tests.conftest import new_topic_prefix
 
 pytestmark = pytest.mark.kafka
 
 
 async def test_admin_idempotent_producer_and_manual_commit(kafka_bootstrap: str) -> None:
     settings = ServiceSettings(kafka_bootstrap=kafka_bootstrap, topic_prefix="holdline.smoke.")
-    topic = f"holdline.smoke.{uuid.uuid4().hex[:8]}"
+    topic = new_topic_prefix("smoke") + "topic"
 
     await ensure_topics(settings, [topic], partitions=3)
     await ensure_topics(settings, [topic], partitions=3)  # a second call changes nothing
