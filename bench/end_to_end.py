@@ -43,6 +43,8 @@ from bench.common import (
 )
 from bench.intake_declarations import declarations
 from shared import infra
+from shared.kafka import make_producer
+from shared.settings import ServiceSettings
 from tests.support import Platform, declaration_event
 
 HEADERS = b"X-App-Key: " + APP_KEY.encode() + b"\r\n"
@@ -345,10 +347,7 @@ async def kafka_round_trip(sizes: Sizes) -> list[float]:
     value = declaration_event().to_bytes()  # the size of a DeclarationSubmitted envelope
 
     def producer() -> AIOKafkaProducer:
-        # as the services' producer (shared/kafka.py make_producer)
-        return AIOKafkaProducer(
-            bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5
-        )
+        return make_producer(ServiceSettings(kafka_bootstrap=bootstrap))  # the services' own
 
     def consumer(topic: str, group: str) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
