@@ -77,8 +77,10 @@ async def new_database() -> str:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Drop the session's databases (a full run makes about 150, over a gigabyte on disk) and
-    delete its topics."""
-    if CREATED and not os.environ.get("HOLDLINE_KEEP_TEST_DATABASES"):
+    delete its topics, unless HOLDLINE_KEEP_TEST_DATABASES asks to keep both."""
+    if os.environ.get("HOLDLINE_KEEP_TEST_DATABASES"):
+        return
+    if CREATED:
         from bench.common import drop_database  # ends their sessions first; warns, never raises
 
         async def drop_all() -> None:
