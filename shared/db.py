@@ -248,8 +248,11 @@ def outbox_rows(events: Iterable[tuple[Envelope[Any], str]], now: datetime) -> l
 
 
 @asynccontextmanager
-async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    """One transaction straight on a pooled asyncpg connection (PostgreSQL only).
+async def driver_connection(
+    engine: AsyncEngine, *, transaction: bool = False
+) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled asyncpg connection straight, each statement committing by itself, or all of
+    them in one transaction (PostgreSQL only).
 
     For a hot path of a few fixed statements: SQLAlchemy's execution layer (its transaction
     bookkeeping, the adapter's await bridge, result objects) costs the client more CPU than such
@@ -261,7 +264,10 @@ async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Conne
     async with engine.connect() as conn:
         driver = await driver_of(conn)
         try:
-            async with driver.transaction():
+            if transaction:
+                async with driver.transaction():
+                    yield driver
+            else:
                 yield driver
         except BaseException as exc:
             # a session the server ended may not show as closed yet (its goodbye still being
@@ -309,24 +315,54 @@ def _as_sqlalchemy_error(exc: Exception, died: bool) -> DBAPIError:
 
 
 async def driver_insert(
-    driver: asyncpg.Connection, table: Table, rows: list[dict[str, Any]]
+    driver: asyncpg.Connection, *parts: tuple[Table, list[dict[str, Any]]]
 ) -> None:
-    """INSERT `rows` (the same keys each) into `table` with one executemany on the driver (a
-    prepared statement, the rows pipelined); JSON columns go as JSON text."""
-    if not rows:
+    """INSERT each (table, rows) of `parts` with one statement: every table's rows go as one
+    array a column, unnested in order, the tables after the first in data-modifying WITH
+    clauses. One statement is atomic by itself, so no transaction is needed around it: one
+    round trip where BEGIN, an executemany a table and COMMIT took four. JSON columns go as
+    JSON text."""
+    parts = tuple((table, rows) for table, rows in parts if rows)
+    if not parts:
         return
-    statement, convert = _driver_insert(table, tuple(rows[0]))
-    await driver.executemany(statement, [convert(r) for r in rows])
+    statement, converts = _driver_insert(tuple((table, tuple(rows[0])) for table, rows in parts))
+    args: list[list[Any]] = []
+    for (_, rows), convert in zip(parts, converts, strict=True):
+        values = [convert(row) for row in rows]
+        args.extend(list(column) for column in zip(*values, strict=True))
+    await driver.execute(statement, *args)
 
 
 @cache
 def _driver_insert(
-    table: Table, columns: tuple[str, ...]
-) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]:
-    names = ", ".join(f'"{c}"' for c in columns)
-    marks = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
-    statement = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'
-    return statement, _copy_values(table, list(columns))
+    parts: tuple[tuple[Table, tuple[str, ...]], ...],
+) -> tuple[str, list[Callable[[dict[str, Any]], tuple[Any, ...]]]]:
+    dialect = postgresql.dialect()
+    inserts: list[str] = []
+    converts: list[Callable[[dict[str, Any]], tuple[Any, ...]]] = []
+    number = 0
+    for table, columns in parts:
+        arrays, picks = [], []
+        for column in columns:
+            number += 1
+            kind = table.c[column].type
+            name = kind.compile(dialect=dialect)
+            if isinstance(kind, JSON):  # sent as text, like COPY's rows
+                arrays.append(f"${number}::text[]")
+                picks.append(f'u."{column}"::{name}')
+            else:
+                arrays.append(f"${number}::{name}[]")
+                picks.append(f'u."{column}"')
+        names = ", ".join(f'"{c}"' for c in columns)
+        inserts.append(
+            f'INSERT INTO "{table.name}" ({names}) SELECT {", ".join(picks)}'
+            f' FROM unnest({", ".join(arrays)}) WITH ORDINALITY AS u({names}, "row__")'
+            ' ORDER BY "row__"'  # serial ids follow the rows' order
+        )
+        converts.append(_copy_values(table, list(columns)))
+    *first, last = inserts
+    clauses = ", ".join(f"part{n} AS ({insert})" for n, insert in enumerate(first))
+    return (f"WITH {clauses} {last}" if clauses else last), converts
 
 
 async def ping(engine: AsyncEngine) -> None:
@@ -341,7 +377,8 @@ def utc(value: datetime) -> datetime:
 
 
 def _copy_values(table: Table, columns: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    """A row as COPY takes it: JSON columns as JSON text (asyncpg's default json codec)."""
+    """A row as COPY (or driver_insert) takes it: JSON columns as JSON text (asyncpg's
+    default json codec)."""
     pick = itemgetter(*columns)
     json_at = [n for n, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
     if len(columns) == 1:

@@ -64,7 +64,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     """Route the root logger to stderr as masked JSON lines."""
     # the lines carry no source file, thread or process: spare every record looking them up
     # (the access line of each request went through this)
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False

@@ -17,7 +17,7 @@ from services.intake.handlers import (
     store_batch,
     store_batch_on_driver,
 )
-from shared.db import UnitOfWork, driver_transaction
+from shared.db import UnitOfWork, driver_connection
 from shared.metrics import count_domain_events
 from shared.service import Runtime
 
@@ -41,14 +41,15 @@ def in_units_of_work(uow_factory: Callable[[], UnitOfWork]) -> Store:
 
 
 def store_for(runtime: Runtime) -> Store:
-    """The group commit's transaction: straight on asyncpg on PostgreSQL, where SQLAlchemy's
-    execution layer cost more CPU than the batch's statements (bench/README.md); a unit of work
-    elsewhere. Either way the relay is woken and the events counted after the commit."""
+    """The group commit's store: straight on asyncpg on PostgreSQL, where SQLAlchemy's
+    execution layer cost more CPU than the batch's statements (bench/README.md), its rows in one
+    statement that needs no transaction around it; a unit of work elsewhere. Either way the
+    relay is woken and the events counted after the commit."""
     if runtime.engine.dialect.name != "postgresql":
         return in_units_of_work(runtime.uow)
 
     async def store(batch: list[Prepared]) -> list[Outcome]:
-        async with driver_transaction(runtime.engine) as driver:
+        async with driver_connection(runtime.engine) as driver:
             outcomes, stored = await store_batch_on_driver(driver, batch, now=runtime.clock.now())
         if stored:
             count_domain_events(p.event for p in stored)

@@ -186,8 +186,9 @@ async def store_batch(uow: UnitOfWork, batch: list[Prepared]) -> list[Outcome]:
 async def store_batch_on_driver(
     driver: asyncpg.Connection, batch: list[Prepared], *, now: datetime
 ) -> tuple[list[Outcome], list[Prepared]]:
-    """store_batch in a transaction straight on asyncpg (the group commit on PostgreSQL);
-    returns the answers and the submissions stored."""
+    """store_batch straight on asyncpg (the group commit on PostgreSQL): the batch's rows of
+    both tables in one statement, atomic by itself; returns the answers and the submissions
+    stored."""
     keys = _idempotency_keys(batch)
     known: Known = {}
     if keys:
@@ -195,8 +196,8 @@ async def store_batch_on_driver(
         known = {(kind, key): (id_, home, digest) for kind, key, id_, home, digest in rows}
     outcomes, fresh = sort_batch(batch, known)
     if fresh:
-        await driver_insert(driver, submissions, [p.row for p in fresh])
-        await driver_insert(driver, outbox, outbox_rows(((p.event, p.topic) for p in fresh), now))
+        events = outbox_rows(((p.event, p.topic) for p in fresh), now)
+        await driver_insert(driver, (submissions, [p.row for p in fresh]), (outbox, events))
     return outcomes, fresh
 
 

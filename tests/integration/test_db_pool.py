@@ -5,6 +5,8 @@ A session the server ended (as a restart ends them all) is simulated with pg_ter
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import asyncpg
 import pytest
 from sqlalchemy import text
@@ -89,50 +91,74 @@ async def test_only_a_connection_idle_past_the_window_is_pinged(
         await engine.dispose()
 
 
-async def test_a_driver_transaction_commits_all_or_nothing_and_names_errors_as_sqlalchemy(
+async def test_driver_insert_stores_several_tables_in_one_atomic_statement_in_order(
     pg_url: str,
 ) -> None:
-    """`driver_transaction` (the group commit's path): its rows commit together, a failing
-    statement rolls back the others and raises SQLAlchemy's IntegrityError / DataError."""
+    """`driver_insert` (the group commit's path): the rows of every table in one statement,
+    atomic with no transaction around it, serial ids in the rows' order, JSON as JSON; errors
+    named as SQLAlchemy's (IntegrityError / DataError)."""
     engine = db.create_engine(pg_url)
     metadata = db.MetaData()
-    table = db.Table(
-        "driver_rows", metadata, db.Column("id", db.Integer, primary_key=True),
-        db.Column("doc", db.JSON), db.Column("n", db.Integer),
+    parents = db.Table(
+        "driver_parents", metadata, db.Column("id", db.BigInteger, primary_key=True),
+        db.Column("name", db.String(10)), db.Column("doc", db.JSON),
     )  # fmt: skip
+    children = db.Table(
+        "driver_children", metadata, db.Column("id", db.Integer, primary_key=True),
+        db.Column("at", db.DateTime(timezone=True)), db.Column("raw", db.LargeBinary),
+    )  # fmt: skip
+    now = datetime.now(UTC)
+    names = [f"p{n}" for n in (5, 1, 9, 3, 7, 2)]  # not in any order the database would pick
     try:
         async with engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
-        async with db.driver_transaction(engine) as driver:
-            await db.driver_insert(driver, table, [{"id": 1, "doc": {"a": [1]}, "n": 2}])
-        with pytest.raises(IntegrityError):
-            async with db.driver_transaction(engine) as driver:
-                await db.driver_insert(driver, table, [{"id": 2, "doc": None, "n": 1}])
-                await db.driver_insert(driver, table, [{"id": 1, "doc": None, "n": 1}])
+        async with db.driver_connection(engine) as driver:
+            await db.driver_insert(
+                driver,
+                (parents, [{"name": n, "doc": {"n": [n]} if n != "p9" else None} for n in names]),
+                (children, [{"id": 1, "at": now, "raw": b"\x00\x01"}]),
+                (children, []),  # an empty part is left out
+            )
+        with pytest.raises(IntegrityError):  # the child's key is taken: no parent row either
+            async with db.driver_connection(engine) as driver:
+                await db.driver_insert(
+                    driver,
+                    (parents, [{"name": "lost", "doc": None}]),
+                    (children, [{"id": n, "at": now, "raw": None} for n in (2, 1)]),
+                )
+        with pytest.raises(IntegrityError):  # in a transaction, the statement before goes too
+            async with db.driver_connection(engine, transaction=True) as driver:
+                await db.driver_insert(driver, (parents, [{"name": "lost", "doc": None}]))
+                await db.driver_insert(driver, (children, [{"id": 1, "at": now, "raw": None}]))
         with pytest.raises(DataError):
-            async with db.driver_transaction(engine) as driver:
+            async with db.driver_connection(engine) as driver:
                 await driver.execute("SELECT 1 / 0")
         async with engine.connect() as conn:
-            rows = (await conn.execute(text("SELECT id, doc FROM driver_rows"))).all()
-        assert [(r.id, r.doc) for r in rows] == [(1, {"a": [1]})]
+            query = text("SELECT name, doc FROM driver_parents ORDER BY id")
+            stored = (await conn.execute(query)).all()
+            kids = (await conn.execute(text("SELECT id, at, raw FROM driver_children"))).all()
+        assert [r.name for r in stored] == names
+        assert stored[0].doc == {"n": ["p5"]} and stored[2].doc is None
+        assert [(k.id, k.at, k.raw) for k in kids] == [(1, now, b"\x00\x01")]
     finally:
         await engine.dispose()
 
 
-async def test_a_driver_transaction_on_a_dead_session_is_invalidated_and_not_reused(
-    pg_url: str,
+@pytest.mark.parametrize("transaction", [False, True])
+async def test_a_driver_connection_on_a_dead_session_is_invalidated_and_not_reused(
+    pg_url: str, transaction: bool
 ) -> None:
-    """A session the server ended under a driver transaction: DBAPIError with
+    """A session the server ended under a driver connection (or its transaction): DBAPIError with
     connection_invalidated (the APIs' 503), and the pool never hands that connection out again."""
     engine = db.create_engine(pg_url)
     try:
         pid = await _backend_pid(engine)
         await _end_session(pg_url, pid)
         with pytest.raises(DBAPIError) as failed:
-            async with db.driver_transaction(engine) as driver:
+            async with db.driver_connection(engine, transaction=transaction) as driver:
                 await driver.execute("SELECT 1")
         assert failed.value.connection_invalidated
-        async with db.driver_transaction(engine) as driver:
+        async with db.driver_connection(engine, transaction=transaction) as driver:
             assert await driver.fetchval("SELECT pg_backend_pid()") not in (pid, 0)
     finally:
         await engine.dispose()
