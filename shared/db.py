@@ -251,8 +251,8 @@ def outbox_rows(events: Iterable[tuple[Envelope[Any], str]], now: datetime) -> l
 async def driver_connection(
     engine: AsyncEngine, *, transaction: bool = False
 ) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled asyncpg connection straight, each statement committing by itself, or all of
-    them in one transaction (PostgreSQL only).
+    """The asyncpg connection under a pooled one, used directly: each statement commits by
+    itself, or with `transaction` all of them together (PostgreSQL only).
 
     For a hot path of a few fixed statements: SQLAlchemy's execution layer (its transaction
     bookkeeping, the adapter's await bridge, result objects) costs the client more CPU than such
