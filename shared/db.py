@@ -248,15 +248,13 @@ def outbox_rows(events: Iterable[tuple[Envelope[Any], str]], now: datetime) -> l
 
 
 @asynccontextmanager
-async def driver_connection(
-    engine: AsyncEngine, *, transaction: bool = False
-) -> AsyncIterator[asyncpg.Connection]:
-    """The asyncpg connection under a pooled one, used directly: each statement commits by
-    itself, or with `transaction` all of them together (PostgreSQL only).
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """The asyncpg connection under a pooled one, used directly, each statement committing by
+    itself (PostgreSQL only).
 
     For a hot path of a few fixed statements: SQLAlchemy's execution layer (its transaction
-    bookkeeping, the adapter's await bridge, result objects) costs the client more CPU than such
-    a transaction's round trips (bench/README.md). The pool, with its liveness ping, is the
+    bookkeeping, the adapter's await bridge, result objects) costs the client more CPU than the
+    statements' round trips (bench/README.md). The pool, with its liveness ping, is the
     engine's. Errors come out as SQLAlchemy would raise them, so callers and the API's handlers
     treat both paths alike: IntegrityError, DataError, else DBAPIError; when the connection died
     it is invalidated (never handed out again) and the error says so (connection_invalidated).
@@ -264,11 +262,7 @@ async def driver_connection(
     async with engine.connect() as conn:
         driver = await driver_of(conn)
         try:
-            if transaction:
-                async with driver.transaction():
-                    yield driver
-            else:
-                yield driver
+            yield driver
         except BaseException as exc:
             # a session the server ended may not show as closed yet (its goodbye still being
             # read), and one left inside a transaction (a rollback cut short) must not be reused

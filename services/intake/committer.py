@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 ROW_ERRORS = (IntegrityError, DataError)
 
 
-# stores a batch in one transaction and returns each submission's answer, in order
+# stores a batch atomically and returns each submission's answer, in order
 Store = Callable[[list[Prepared]], Awaitable[list[Outcome]]]
 
 
