@@ -12,6 +12,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import select, text
 
+from shared.db import driver_of
 from shared.events import decode
 from shared.service import Runtime
 from tests.support import declaration_event, read_topic, risk_runtime
@@ -125,3 +126,52 @@ async def test_passes_publish_in_order_mark_each_row_once_and_leave_no_transacti
         assert idle.scalar_one() == 0
     records = await read_topic(kafka_bootstrap, runtime.settings.topic("cases"), expect=10)
     assert sorted(str(decode(r.value).event_id) for r in records) == sorted(ids)
+
+
+FILL = (
+    "INSERT INTO outbox (event_id, topic, key, value, created_at)"
+    " SELECT md5(random()::text || g), 't', 'k', decode(repeat('ab', 300), 'hex'), now()"
+    " FROM generate_series(1, $1) AS g"
+)
+UNFILL = "DELETE FROM outbox WHERE topic = 't'"  # no relay of another test finds them
+
+
+async def _plan(driver: asyncpg.Connection, statement: str) -> str:
+    return "\n".join(row[0] for row in await driver.fetch("EXPLAIN " + statement))
+
+
+async def test_a_pass_reads_the_unpublished_rows_through_their_index_whatever_the_statistics(
+    runtime: Runtime,
+) -> None:
+    """Statistics taken while every row was unpublished (the outbox after a burst) must not
+    turn the read into a walk along the primary key through every published row."""
+    async with runtime.engine.connect() as conn:
+        driver = await driver_of(conn)
+        await driver.execute(FILL, 3000)
+        await driver.execute("ANALYZE outbox")
+        await driver.execute("UPDATE outbox SET published_at = now() WHERE id <= 2990")
+        plan = await _plan(driver, runtime.relay._pending_sql.replace("$1", "500"))
+        await driver.execute(UNFILL)
+    assert "ix_outbox_unpublished" in plan and "outbox_pkey" not in plan, plan
+
+
+async def test_the_relay_session_plans_its_statements_for_the_outbox_as_it_is_now(
+    runtime: Runtime,
+) -> None:
+    """A statement prepared on the relay's session while the outbox was nearly empty is still
+    planned for the outbox's size later: no sequential scan once it holds thousands of rows."""
+    conn = await runtime.engine.connect()
+    try:
+        await runtime.relay._set_up(conn)
+        driver = await driver_of(conn)
+        await driver.execute(FILL, 1)
+        await driver.execute(f"PREPARE mark(bigint[], timestamptz) AS {runtime.relay._mark_sql}")
+        for _ in range(6):  # past the runs after which a generic plan may be kept
+            await driver.execute("EXECUTE mark(ARRAY[1]::bigint[], now())")
+        await driver.execute(FILL, 3000)
+        plan = await _plan(driver, "EXECUTE mark(ARRAY[5, 6, 7]::bigint[], now())")
+        await driver.execute(UNFILL)
+    finally:
+        await conn.invalidate()
+        await conn.close()
+    assert "Seq Scan" not in plan, plan
