@@ -43,16 +43,18 @@ from bench.common import (
     rss_kb,
 )
 from services.demo import Receiver, free_port, resident_id
+from services.intake.config import IntakeSettings
 from services.intake.ingest import shard_of, slice_key
 from shared import infra
 from shared.clock import FrozenClock
 from shared.events import FeedRecordsReceived, new_event
+from shared.kafka import partition_for
 
 KAFKA = f"127.0.0.1:{infra.kafka_port()}"
 SERVICES = ("intake", "risk", "assistance", "notify")
 DEPARTMENT_KEY = "dev-medical_insurance-key"
 BAD_EVERY = 100  # 1% of the rows are invalid, as a real feed has
-SHARDS = 16
+SHARDS = IntakeSettings.model_fields["feed_shards"].default  # as intake groups them
 SLICE = 500
 
 
@@ -333,7 +335,10 @@ async def drain(records: int, data: list[tuple[bytes, bytes]], replicas: int, wo
     try:
         await platform.start({"risk": replicas})
         await asyncio.sleep(8)  # the group settles: every replica owns its partitions
-        producer = AIOKafkaProducer(bootstrap_servers=KAFKA, max_request_size=4 * 1024 * 1024)
+        # partitioned as intake's relay partitions them: shard n on partition n mod 4
+        producer = AIOKafkaProducer(
+            bootstrap_servers=KAFKA, max_request_size=4 * 1024 * 1024, partitioner=partition_for
+        )
         await producer.start()
         try:
             started = time.perf_counter()

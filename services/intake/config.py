@@ -20,9 +20,12 @@ class IntakeSettings(ServiceSettings):
     feed_max_bytes: int = 4 * 1024 * 1024 * 1024
     feed_max_line_bytes: int = 16 * 1024
     feed_batch_rows: int = 5_000  # rows per commit
-    # valid rows travel to risk in slices (FeedRecordsReceived), grouped by household shard
+    # valid rows travel to risk in slices (FeedRecordsReceived), grouped by household shard;
+    # shard n goes to partition n mod the partition count (shared.kafka.partition_for), so a
+    # multiple of the signals topic's partitions keeps risk's replicas equally busy: 48 serves
+    # 2, 3, 4, 6, 8, 12, 16, 24 and 48 partitions
     feed_slice_records: int = 500
-    feed_shards: int = 16
+    feed_shards: int = 48
     feed_errors_page: int = 1_000
     # a batch "receiving" with no commit for this long is taken as interrupted: a retry with
     # its Idempotency-Key resumes it (a live upload commits every feed_batch_rows rows)

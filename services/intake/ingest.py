@@ -21,6 +21,7 @@ from shared.clock import Clock
 from shared.db import UnitOfWork, bulk_insert, utc
 from shared.events import SCHEMA_VERSION
 from shared.identity import mask_resident_id
+from shared.kafka import shard_key
 from shared.metrics import count_feed_rows
 
 
@@ -30,8 +31,9 @@ def shard_of(household_id: str, shards: int) -> int:
 
 
 def slice_key(shard: int) -> str:
-    """The Kafka key of a shard's slices: every feed's rows of a household share a partition."""
-    return f"feed-shard-{shard:03d}"
+    """The Kafka key of a shard's slices: every feed's rows of a household share a partition,
+    and the producers' partitioner spreads the shards evenly (shared.kafka.partition_for)."""
+    return shard_key(shard)
 
 
 class FeedTooLarge(Exception):
@@ -86,7 +88,7 @@ class FeedContext:
     max_line_bytes: int
     after_commit: Callable[[], None]
     slice_records: int = 500
-    shards: int = 16
+    shards: int = 48
     idempotency_key: str | None = None
 
 

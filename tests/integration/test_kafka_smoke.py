@@ -1,4 +1,5 @@
-"""aiokafka 0.14 against the pinned broker: the three features Holdline relies on."""
+"""aiokafka 0.14 against the pinned broker: the features Holdline relies on, and the partitioner
+its producers install."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.partitioner import DefaultPartitioner
 
-from shared.kafka import ensure_topics, make_producer
+from shared.kafka import ensure_topics, make_producer, shard_key
 from shared.settings import ServiceSettings
 from tests.conftest import new_topic_prefix
 
@@ -74,3 +76,26 @@ async def test_admin_idempotent_producer_and_manual_commit(kafka_bootstrap: str)
     finally:
         await again.stop()
     assert isinstance(partition, TopicPartition)
+
+
+async def test_the_services_producer_puts_shard_n_on_partition_n_mod_count(
+    kafka_bootstrap: str,
+) -> None:
+    """Through the broker: the partitioner make_producer installs is the one aiokafka uses."""
+    settings = ServiceSettings(kafka_bootstrap=kafka_bootstrap, topic_prefix="holdline.smoke.")
+    topic = new_topic_prefix("shards") + "topic"
+    await ensure_topics(settings, [topic], partitions=4)
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        landed = {
+            shard: (await producer.send_and_wait(topic, b"slice", key=shard_key(shard).encode()))
+            for shard in range(12)
+        }
+        household = await producer.send_and_wait(topic, b"event", key=b"hh-530102-0001")
+    finally:
+        await producer.stop()
+    assert {shard: meta.partition for shard, meta in landed.items()} == {
+        shard: shard % 4 for shard in range(12)
+    }
+    assert household.partition == DefaultPartitioner()(b"hh-530102-0001", [0, 1, 2, 3], [])

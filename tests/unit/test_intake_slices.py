@@ -1,13 +1,20 @@
-"""Feed rows travel as slices (rules §8): shape, grouping by household shard, and size."""
+"""Feed rows travel as slices (rules §8): shape, grouping by household shard, size, and the
+partition each shard's slices go to."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, date, datetime
 
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+
+from services.intake.config import IntakeSettings
 from services.intake.ingest import FeedContext, shard_of, slice_key, slice_rows
 from services.intake.pii import Vault
 from shared.clock import FrozenClock
 from shared.events import SCHEMA_VERSION, FeedRecordsReceived, decode
+from shared.kafka import partition_for
 
 NOW = datetime(2026, 11, 2, 8, 30, 15, 123456, tzinfo=UTC)
 
@@ -57,3 +64,25 @@ def test_a_slice_is_the_event_contract_and_keeps_every_row_once_in_order() -> No
 def test_the_shard_of_a_household_never_changes() -> None:
     assert shard_of("hh-abc", 16) == shard_of("hh-abc", 16)
     assert {shard_of(f"hh-{n}", 16) for n in range(500)} == set(range(16))
+
+
+@pytest.mark.parametrize("partitions", [2, 3, 4, 6, 8, 12, 16, 24, 48])
+def test_the_default_shards_spread_evenly_over_any_partition_count_that_divides_them(
+    partitions: int,
+) -> None:
+    shards = IntakeSettings.model_fields["feed_shards"].default
+    assert shards % partitions == 0
+    every = list(range(partitions))
+    landed = Counter(partition_for(slice_key(s).encode(), every, every) for s in range(shards))
+    assert set(landed.values()) == {shards // partitions}
+
+
+def test_a_shard_keeps_its_partition_and_other_keys_are_partitioned_like_the_java_client() -> None:
+    every = [3, 1, 0, 2]  # in whatever order the metadata lists them
+    assert [partition_for(slice_key(s).encode(), every, every) for s in range(6)] == [
+        0, 1, 2, 3, 0, 1,
+    ]  # fmt: skip
+    murmur2 = DefaultPartitioner()
+    for key in (b"hh-530102-0001", b"feed-shard-", b"feed-shard-x7", "户-1".encode()):
+        assert partition_for(key, [0, 1, 2, 3], [0, 1, 2, 3]) == murmur2(key, [0, 1, 2, 3], [])
+    assert partition_for(None, [0, 1, 2, 3], [2]) == 2  # no key: an available partition
