@@ -163,8 +163,8 @@ class OutboxRelay:
         runs PostgreSQL would keep a generic plan made for the outbox as it was then: planned
         while the table was nearly empty (a fresh database, or just after the purge), marking
         rows became a sequential scan of the whole outbox on every pass once it had grown
-        (1 to 5 ms a pass with a few thousand rows, bench/README.md). A plan made per run costs
-        tens of microseconds and follows the table's size."""
+        (3 to 7 ms a mark with 6,000 rows in the end-to-end benchmark, bench/README.md). A plan
+        made per run costs tens of microseconds and follows the table's size."""
         if conn.dialect.name != "postgresql":
             return
         await conn.execute(text("SET plan_cache_mode = force_custom_plan"))
