@@ -105,7 +105,7 @@ def write_feed(path: Path, rows: int) -> int:
 
 async def raw_kafka(count: int, value_size: int) -> float:
     """records/s of one aiokafka producer and one consumer running together on a fresh topic."""
-    topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
+    topic = f"holdline.bench.raw.{uuid.uuid4().hex[:8]}"  # deleted after the run with the others
     admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
     await admin.start()
     try:
