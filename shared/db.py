@@ -312,8 +312,8 @@ async def driver_insert(
     driver: asyncpg.Connection, *parts: tuple[Table, list[dict[str, Any]]]
 ) -> None:
     """INSERT each (table, rows) of `parts` with one statement: every table's rows go as one
-    array a column, unnested in order, the tables after the first in data-modifying WITH
-    clauses. One statement is atomic by itself, so no transaction is needed around it: one
+    array a column, unnested in order, every table but the last in a data-modifying WITH
+    clause. One statement is atomic by itself, so no transaction is needed around it: one
     round trip where BEGIN, an executemany a table and COMMIT took four. JSON columns go as
     JSON text."""
     parts = tuple((table, rows) for table, rows in parts if rows)

@@ -157,14 +157,14 @@ class OutboxRelay:
             await asyncio.sleep(self._settings.outbox_metrics_seconds)
 
     async def _set_up(self, conn: Any) -> None:
-        """Plan the relay's statements afresh on every run, then wait for the lock.
+        """Plan the relay's statements afresh on every execution, then wait for the lock.
 
         The relay's two statements are prepared once for the session's life, and after a few
-        runs PostgreSQL would keep a generic plan made for the outbox as it was then: planned
+        executions PostgreSQL would keep a generic plan made for the outbox as it was then: made
         while the table was nearly empty (a fresh database, or just after the purge), marking
         rows became a sequential scan of the whole outbox on every pass once it had grown
         (3 to 7 ms a mark with 6,000 rows in the end-to-end benchmark, bench/README.md). A plan
-        made per run costs tens of microseconds and follows the table's size."""
+        made per execution costs tens of microseconds and follows the table's size."""
         if conn.dialect.name != "postgresql":
             return
         await conn.execute(text("SET plan_cache_mode = force_custom_plan"))
