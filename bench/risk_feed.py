@@ -49,7 +49,8 @@ KAFKA = f"127.0.0.1:{infra.kafka_port()}"
 def feed(records: int, seed: int = 7) -> list[tuple[bytes, bytes]]:
     """(key, value) pairs of FeedRecordReceived envelopes, serialised once."""
     rng = random.Random(seed)
-    clock = FrozenClock(datetime(2026, 10, 31, 8, 0, tzinfo=UTC))
+    # stamped now: cases opened weeks ago would be overdue at once (see feed.slices)
+    clock = FrozenClock(datetime.now(UTC))
     out = []
     households = max(records // 2, 1)
     for n in range(records):
