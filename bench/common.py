@@ -25,6 +25,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from shared import infra  # noqa: E402
+from tests.support import wait_ready  # noqa: E402
 
 APP_KEY = "holdline-dev-app-key"  # the development app key every service accepts
 
@@ -156,18 +157,8 @@ class Process:
 
     async def wait_http(self, url: str, timeout: float = 90) -> None:
         """Wait until GET `url` answers 200 (or fail with the log's tail)."""
-        deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=3) as http:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    break
-                try:
-                    if (await http.get(url)).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.2)
-        raise RuntimeError(f"{url} never answered 200:\n{self.log.read_text()[-2000:]}")
+            await wait_ready(http, url, self.log, self.proc, timeout)
 
     def stop(self) -> None:
         """Stop it and wait."""

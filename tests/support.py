@@ -94,6 +94,29 @@ async def read_topic(
 SERVICES = ("intake", "risk", "assistance", "notify")
 
 
+async def wait_ready(
+    http: httpx.AsyncClient,
+    url: str,
+    log: Path,
+    proc: subprocess.Popen[bytes] | None = None,
+    seconds: float = 60,
+) -> None:
+    """Poll `url` until it answers 200 (a server just started); fails with the tail of its
+    `log` if `proc` exits first or `seconds` pass."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{url}: exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            if (await http.get(url)).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{url} never became ready:\n{log.read_text()[-3000:]}")
+
+
 class Platform:
     """The four services as processes on fresh PostgreSQL databases and fresh topics."""
 
@@ -125,19 +148,8 @@ class Platform:
             )
         async with httpx.AsyncClient() as http:
             for name in SERVICES:
-                await self._wait_ready(http, name)
-
-    async def _wait_ready(self, http: httpx.AsyncClient, name: str) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 60
-        while loop.time() < deadline:
-            try:
-                if (await http.get(f"{self.urls[name]}/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.3)
-        raise AssertionError(f"{name} never became ready:\n{self.log(name)[-3000:]}")
+                url = f"{self.urls[name]}/readyz"
+                await wait_ready(http, url, self.logs / f"{name}.log", self.procs[name])
 
     def log(self, name: str) -> str:
         """What a service printed so far."""

@@ -16,6 +16,7 @@ import pytest
 
 from services.demo import Receiver, demo_declarations, official_headers
 from tests.conftest import new_database
+from tests.support import wait_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.postgres]
 SERVICES = ("intake", "risk", "assistance", "notify")
@@ -56,7 +57,7 @@ async def platform(
     try:
         async with httpx.AsyncClient() as http:
             for name in SERVICES:
-                await _wait_ready(http, urls[name], tmp_path / f"{name}.log")
+                await wait_ready(http, f"{urls[name]}/readyz", tmp_path / f"{name}.log")
         yield urls, receiver
     finally:
         for proc in procs:
@@ -67,18 +68,6 @@ async def platform(
             log = (tmp_path / f"{name}.log").read_text()
             assert "Application shutdown complete" in log, f"{name} did not stop cleanly:\n{log}"
         receiver.close()
-
-
-async def _wait_ready(http: httpx.AsyncClient, url: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if (await http.get(f"{url}/readyz")).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        await _sleep(0.3)
-    pytest.fail(f"{url} never became ready:\n{log.read_text()[-3000:]}")
 
 
 async def _sleep(seconds: float) -> None:

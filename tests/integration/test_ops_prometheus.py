@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from services.demo import Receiver, free_port
-from tests.support import Platform
+from tests.support import Platform, wait_ready
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,7 +112,10 @@ async def test_every_panel_returns_data_and_every_alert_evaluates(
             urls = platform.urls
             await traffic.register_cadres(http, urls, receiver.url)
             assert await traffic.declare(http, urls, households=4, seed=3) == 6
-            await _ready(http, f"http://127.0.0.1:{port}", prom, tmp_path / "prometheus.log")
+            # on a busy machine Prometheus had once not opened its port by now (CI)
+            await wait_ready(
+                http, f"http://127.0.0.1:{port}/-/ready", tmp_path / "prometheus.log", prom
+            )
             await _until(http, api, 'sum(up{job="holdline"}) == 4')
             # traffic flows through all four services, then is scraped
             await _until(
@@ -147,25 +150,6 @@ async def test_every_panel_returns_data_and_every_alert_evaluates(
         prom.wait(20)
         platform.stop()
         receiver.close()
-
-
-async def _ready(
-    http: httpx.AsyncClient, base: str, prom: subprocess.Popen[bytes], log: Path
-) -> None:
-    """Wait for Prometheus to answer: on a busy machine it has not always opened its port by
-    the time the traffic is in (it had not yet written a line of its log once in CI)."""
-    for _ in range(300):
-        if prom.poll() is not None:
-            raise AssertionError(
-                f"prometheus exited ({prom.returncode}): {log.read_text()[-2000:]}"
-            )
-        try:
-            if (await http.get(f"{base}/-/ready")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"prometheus never ready in 60 s: {log.read_text()[-2000:]}")
 
 
 async def _query(http: httpx.AsyncClient, api: str, expr: str) -> list[dict[str, object]]:
