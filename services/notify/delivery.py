@@ -46,24 +46,18 @@ async def deliver_due(
 ) -> int:
     """Attempt every due notification once; returns the count.
 
-    One pass is one transaction: the due rows are claimed (locked on PostgreSQL, so another
-    replica skips them), sent concurrently, and every outcome (attempt rows, the new state,
-    the Delivered/Failed events) is written together before the commit. A crash between a
-    receiver's 200 and the commit means a resend, which the webhook's Idempotency-Key (the
-    notification id) lets the receiver drop."""
+    One pass is one transaction: the due rows are claimed, urgent ones first (locked on
+    PostgreSQL, so another replica skips them), sent concurrently in that order, and every
+    outcome (attempt rows, the new state, the Delivered/Failed events) is written together
+    before the commit. A crash between a receiver's 200 and the commit means a resend, which
+    the webhook's Idempotency-Key (the notification id) lets the receiver drop."""
     async with uow_factory() as uow:
-        query = (
-            select(notifications)
-            .where(
-                notifications.c.status == "pending",
-                notifications.c.next_attempt_at <= uow.clock.now(),
-            )
-            .order_by(notifications.c.next_attempt_at)
-            .limit(settings.dispatch_batch_size)
-        )
-        if uow.conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows = (await uow.execute(query)).all()
+        now, size = uow.clock.now(), settings.dispatch_batch_size
+        # urgent alerts first: behind a backlog (a feed that opened thousands of cases, a
+        # receiver that was down) a green-channel alert must not wait its turn
+        rows = await _claim(uow, now, size, urgent=True)
+        if len(rows) < size:
+            rows += await _claim(uow, now, size - len(rows), urgent=False)
         if not rows:
             return 0
         gate = asyncio.Semaphore(settings.dispatch_concurrency)
@@ -72,6 +66,26 @@ async def deliver_due(
         )
         await record_outcomes(uow, tried, settings, rng)
     return len(rows)
+
+
+async def _claim(uow: UnitOfWork, now: datetime, limit: int, *, urgent: bool) -> list[Any]:
+    """Due pending rows of one kind (urgent, or all the others), oldest first; on PostgreSQL
+    locked so that another replica's pass skips them. Fewer urgent rows than `limit` means no
+    other urgent one is due and unclaimed, so the second call leaves them out."""
+    priority = notifications.c.priority
+    query = (
+        select(notifications)
+        .where(
+            notifications.c.status == "pending",
+            notifications.c.next_attempt_at <= now,
+            priority == "urgent" if urgent else priority != "urgent",
+        )
+        .order_by(notifications.c.next_attempt_at)
+        .limit(limit)
+    )
+    if uow.conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list((await uow.execute(query)).all())
 
 
 async def try_one(

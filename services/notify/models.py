@@ -48,6 +48,8 @@ notifications = Table(
     # one notification per (event, recipient, channel), whatever is redelivered
     UniqueConstraint("source_event_id", "recipient", "channel", name="uq_notification_once"),
     Index("ix_notifications_due", "status", "next_attempt_at"),
+    # the dispatcher claims due urgent alerts before the rest
+    Index("ix_notifications_due_priority", "status", "priority", "next_attempt_at"),
     Index("ix_notifications_recipient", "recipient", "created_at"),
     Index("ix_notifications_unacked", "priority", "escalated_at"),
 )
