@@ -3,7 +3,8 @@
 The four services run as processes on PostgreSQL (tests/support.py `Platform`); a webhook
 receiver in this process timestamps every call. Background declarations for other households
 arrive at a steady rate while measured declarations are sent a few per second; the figure is
-the p50/p99 of (webhook arrival - POST start) of the measured households' CaseOpened call. The
+the p50/p99 of (webhook arrival - POST start) of the measured households' CaseOpened call; the
+notes add the same for the GreenChannelOpened (urgent) call of those that opened one. The
 path holds two Kafka hops (intake -> signals -> risk -> cases -> notify), so the baseline is a
 raw two-hop aiokafka round trip (produce to A, a consumer forwards to B, a consumer reads B)
 with the same message size, the same background rate and the same broker.
@@ -183,18 +184,18 @@ async def _declare(port: int, sizes: Sizes) -> tuple[Sent, Sent]:
     return background, measured
 
 
-def _case_opened_arrivals(receiver: WebhookReceiver) -> dict[str, float]:
-    """submission (correlation) id -> first CaseOpened webhook arrival."""
+def _arrivals(receiver: WebhookReceiver, event_type: str = "CaseOpened") -> dict[str, float]:
+    """submission (correlation) id -> first webhook arrival of that event type."""
     out: dict[str, float] = {}
     for arrived, body in receiver.calls:
-        if body.get("event_type") == "CaseOpened" and body.get("correlation_id"):
+        if body.get("event_type") == event_type and body.get("correlation_id"):
             out.setdefault(body["correlation_id"], arrived)
     return out
 
 
 async def _wait_arrivals(receiver: WebhookReceiver, wanted: set[str], seconds: float) -> None:
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not wanted <= set(_case_opened_arrivals(receiver)):
+    while time.monotonic() < deadline and not wanted <= set(_arrivals(receiver)):
         await asyncio.sleep(0.2)
 
 
@@ -303,11 +304,18 @@ async def platform_latency(sizes: Sizes) -> dict[str, Any]:
         await platform.start()
         background, measured = await _declare(platform.ports["intake"], sizes)
         await _wait_arrivals(receiver, set(measured.started), sizes.drain_seconds)
-        arrivals = _case_opened_arrivals(receiver)
+        arrivals = _arrivals(receiver)
         latencies = [
             (arrivals[sid] - started) * 1000
             for sid, started in measured.started.items()
             if sid in arrivals
+        ]
+        # the measured declarations that opened the green channel: their urgent alerts
+        urgent = _arrivals(receiver, "GreenChannelOpened")
+        urgent_latencies = [
+            (urgent[sid] - started) * 1000
+            for sid, started in measured.started.items()
+            if sid in urgent
         ]
         background_delivered = sum(sid in arrivals for sid in background.started)
         stages = await _stages(platform, measured)
@@ -318,6 +326,7 @@ async def platform_latency(sizes: Sizes) -> dict[str, Any]:
             await drop_database(platform.env[f"HOLDLINE_{name.upper()}_DATABASE_URL"])
     return {
         "latencies_ms": latencies,
+        "urgent_latencies_ms": urgent_latencies,
         "measured_sent": measured.accepted,
         "measured_missing": measured.accepted - len(latencies),
         "background_accepted": background.accepted,
@@ -441,6 +450,12 @@ async def run(quick: bool) -> list[Result]:
         f"{len(lat)} measured under {platform['background_rate_achieved']:.0f} background "
         f"declarations/s; slowest step (median): {slowest}"
     )
+    urgent = platform["urgent_latencies_ms"]
+    if urgent:
+        notes += (
+            f"; their green-channel (urgent) alerts p50/p99 {percentile(urgent, 50):.0f}/"
+            f"{percentile(urgent, 99):.0f} ms ({len(urgent)})"
+        )
     if platform["measured_missing"]:
         notes += f"; {platform['measured_missing']} measured webhook calls never arrived"
     met = judge(ratio, target)
@@ -465,7 +480,10 @@ async def run(quick: bool) -> list[Result]:
                 "baseline_samples": len(baseline),
                 "seconds": sizes.seconds,
                 "background_rate_target": sizes.background_rate,
+                "urgent_p50_ms": round(percentile(urgent, 50), 1) if urgent else None,
+                "urgent_p99_ms": round(percentile(urgent, 99), 1) if urgent else None,
+                "urgent_samples": len(urgent),
             }
-            | {k: v for k, v in platform.items() if k != "latencies_ms"},
+            | {k: v for k, v in platform.items() if not k.endswith("latencies_ms")},
         )
     ]

@@ -46,6 +46,7 @@ def test_quick_harness_writes_json_and_the_readme_table(tmp_path: Path) -> None:
     # depends on the machine's load, so only the attempt is asserted)
     assert "baseline_samples" in e2e["extra"], (e2e, output)
     assert e2e["extra"]["measured_sent"] > 0, (e2e, output)
+    assert "urgent_samples" in e2e["extra"], (e2e, output)
     text = readme.read_text()
     assert "old table" not in text and text.endswith("after\n")
     assert "| intake |" in text and "| e2e |" in text
