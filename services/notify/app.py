@@ -119,13 +119,20 @@ def create_app(
 
         await _loop("schedule", settings.schedule_poll_seconds, one_pass)
 
+    async def backlog_gauges(runtime: Runtime) -> None:
+        async def one_pass() -> int:
+            await delivery.measure_backlog(runtime.uow)
+            return 0
+
+        await _loop("backlog gauges", settings.backlog_metrics_seconds, one_pass)
+
     runtime = Runtime(
         settings=settings,
         metadata=metadata,
         service_dir=Path(__file__).parent,
         consumers=[consumer_spec(settings, wake=new_notifications.set)],
         clock=clock or SystemClock(),
-        background=[dispatcher, scheduler],
+        background=[dispatcher, scheduler, backlog_gauges],
     )
     app = create_service_app(
         runtime, title="Holdline notify", routers=[api.router, api_acks.router]

@@ -56,6 +56,8 @@ class NotifySettings(ServiceSettings):
     dispatch_concurrency: int = 8
     # how often escalations and digests are looked for
     schedule_poll_seconds: float = 10.0
+    # how often the backlog gauges (due, unsent notifications by priority) are recomputed
+    backlog_metrics_seconds: float = Field(default=15.0, gt=0)
     # acknowledgement links and escalation of urgent alerts
     public_base_url: str = "http://127.0.0.1:8004"
     ack_link_ttl_hours: int = 168

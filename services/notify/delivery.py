@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from services.notify import metrics, rules
 from services.notify.breaker import BreakerBoard
@@ -18,7 +18,7 @@ from services.notify.channels import Channel, DeliveryError, Outgoing
 from services.notify.config import NotifySettings
 from services.notify.models import delivery_attempts, notifications
 from shared.clock import Clock
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, utc
 from shared.events import Envelope, NotificationDelivered, NotificationFailed, new_event
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,34 @@ async def _claim(uow: UnitOfWork, now: datetime, limit: int, *, urgent: bool) ->
     if uow.conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     return list((await uow.execute(query)).all())
+
+
+PRIORITIES = ("urgent", "normal", "low")
+
+
+async def measure_backlog(uow_factory: Callable[[], UnitOfWork]) -> None:
+    """Set the backlog gauges: how many notifications are due and unsent, and how long the
+    oldest has been due, per priority (every priority gets a value, 0 when none waits)."""
+    due = (
+        select(
+            notifications.c.priority,
+            func.count().label("n"),
+            func.min(notifications.c.next_attempt_at).label("oldest"),
+        )
+        .where(
+            notifications.c.status == "pending",
+            notifications.c.next_attempt_at <= bindparam("now"),
+        )
+        .group_by(notifications.c.priority)
+    )
+    async with uow_factory() as uow:
+        now = uow.clock.now()
+        rows = {r.priority: r for r in (await uow.execute(due, {"now": now})).all()}
+    for priority in PRIORITIES:
+        row = rows.get(priority)
+        metrics.DUE_WAITING.labels(priority).set(row.n if row else 0)
+        age = (now - utc(row.oldest)).total_seconds() if row else 0.0
+        metrics.DUE_OLDEST.labels(priority).set(max(age, 0.0))
 
 
 async def try_one(

@@ -23,3 +23,13 @@ BREAKER_OPEN = Gauge(
     "1 while the breaker of a gateway is open",
     ["channel", "gateway"],
 )
+DUE_WAITING = Gauge(
+    "holdline_notify_due_waiting",
+    "Notifications due and not yet sent (pending), by priority",
+    ["priority"],
+)
+DUE_OLDEST = Gauge(
+    "holdline_notify_due_oldest_seconds",
+    "How long the oldest due, unsent notification has been due, by priority (0: none)",
+    ["priority"],
+)

@@ -18,7 +18,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from services.notify import delivery, handlers
+from services.notify import delivery, handlers, metrics
 from services.notify.app import create_app
 from services.notify.breaker import BreakerBoard
 from services.notify.channels import build_channels
@@ -367,6 +367,10 @@ async def test_urgent_alerts_leave_before_an_older_backlog(
     urgent = {r.id for r in rows if r.priority == "urgent"}
     assert len(urgent) == 2 and len(rows) == 14, "nobody on the roster: the office, once each"
     oldest = sorted((r for r in rows if r.id not in urgent), key=lambda r: r.next_attempt_at)
+    # the operators' view of the same queue (gauges behind HoldlineUrgentAlertsWaiting)
+    await delivery.measure_backlog(runtime.uow)
+    assert _gauges() == {"urgent": 2, "normal": 12, "low": 0}
+    assert 0 < metrics.DUE_OLDEST.labels("normal")._value.get() < 60
 
     async def one_pass() -> int:
         return await delivery.deliver_due(
@@ -387,7 +391,14 @@ async def test_urgent_alerts_leave_before_an_older_backlog(
         while sum(await asyncio.gather(*(one_pass() for _ in range(width)))):
             pass
     assert receiver.accepted == Counter({r.id: 1 for r in rows})
+    await delivery.measure_backlog(runtime.uow)
+    assert _gauges() == {"urgent": 0, "normal": 0, "low": 0}
+    assert metrics.DUE_OLDEST.labels("urgent")._value.get() == 0
     await runtime.engine.dispose()
+
+
+def _gauges() -> dict[str, float]:
+    return {p: metrics.DUE_WAITING.labels(p)._value.get() for p in delivery.PRIORITIES}
 
 
 def _token(settings: NotifySettings, jurisdiction: str) -> dict[str, str]:
