@@ -23,6 +23,7 @@ Say = Callable[[str], None]
 # consumer group -> the short topic names it reads (services/*/app.py)
 GROUPS = {
     "risk": ["signals"],
+    "risk-feeds": ["signals"],
     "risk-assistance": ["assistance"],
     "assistance": ["cases"],
     "notify": ["cases", "assistance"],

@@ -320,10 +320,14 @@ class EventConsumer:
         producer: AIOKafkaProducer,
         settings: ServiceSettings,
         batch_handler: BatchHandler | None = None,
+        dead_letter_unreadable: bool = True,
     ) -> None:
         self.name = name
         # optional: consecutive handled events of a partition go to it in one transaction
         self._batch_handler = batch_handler
+        # False for a second group on a topic: what no consumer can read (not JSON, an unknown
+        # type or version) is dead-lettered once, by the topic's main group
+        self._dead_letter_unreadable = dead_letter_unreadable
         self._topics = topics
         self._handlers = handlers
         self._uow_factory = uow_factory
@@ -506,6 +510,9 @@ class EventConsumer:
         try:
             envelope = decode(record.value)
         except EnvelopeError as exc:
+            if event_type is None and not self._dead_letter_unreadable:
+                metrics.EVENTS_CONSUMED.labels(self.name, "undecodable", "ignored").inc()
+                return
             await self._dead_letter(record, exc, attempts=0)
             metrics.EVENTS_CONSUMED.labels(self.name, "undecodable", "dead_lettered").inc()
             return

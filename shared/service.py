@@ -59,6 +59,9 @@ class ConsumerSpec:
     handlers: dict[str, Handler]
     # optional: takes consecutive handled events in one transaction (handlers stay the fallback)
     batch_handler: BatchHandler | None = None
+    # False for a second group reading a topic another group of the service also reads: only
+    # the main one dead-letters the messages nobody can read
+    dead_letter_unreadable: bool = True
 
 
 @dataclass
@@ -137,6 +140,7 @@ class Runtime:
                 producer=producer,
                 settings=self.settings,
                 batch_handler=spec.batch_handler,
+                dead_letter_unreadable=spec.dead_letter_unreadable,
             )
             await consumer.start()
             self._consumers.append(consumer)

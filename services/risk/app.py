@@ -33,6 +33,28 @@ def signal_handlers(settings: RiskSettings) -> dict[str, Handler]:
     }
 
 
+def signal_consumers(settings: RiskSettings) -> list[ConsumerSpec]:
+    """Two groups read the signals topic. `risk` takes the farmers', cadres' and registry
+    signals and passes over feed slices; `risk-feeds` takes only the slices. A declaration
+    sent while a large feed is evaluated thus waits for no slice ahead of it in its partition
+    (one household's slice record and declaration may be evaluated in either order; both lock
+    the household, and one open case per household is a unique index)."""
+    table = signal_handlers(settings)
+    slices = {name: table.pop(name) for name in ("FeedRecordsReceived",)}
+    # a polled batch of signals is evaluated in one transaction
+    batch = partial(handlers.on_signal_batch, settings=settings)
+    return [
+        ConsumerSpec(name="risk", topics=["signals"], handlers=table, batch_handler=batch),
+        ConsumerSpec(
+            name="risk-feeds",
+            topics=["signals"],
+            handlers=slices,
+            batch_handler=batch,
+            dead_letter_unreadable=False,
+        ),
+    ]
+
+
 def assistance_handlers(settings: RiskSettings) -> dict[str, Handler]:
     """rules §7: what the assistance side reports moves elimination forward."""
     return {
@@ -67,13 +89,7 @@ def create_app(settings: RiskSettings | None = None, clock: Clock | None = None)
         metadata=metadata,
         service_dir=Path(__file__).parent,
         consumers=[
-            ConsumerSpec(
-                name="risk",
-                topics=["signals"],
-                handlers=signal_handlers(settings),
-                # a polled batch of signals is evaluated in one transaction
-                batch_handler=partial(handlers.on_signal_batch, settings=settings),
-            ),
+            *signal_consumers(settings),
             ConsumerSpec(
                 name="risk-assistance",
                 topics=["assistance"],

@@ -84,10 +84,17 @@ def test_autoscaling_follows_the_consumers_in_the_code() -> None:
     assert set(scaled) == {"risk", "assistance", "notify"}
     topics = {d["metadata"]["name"] for d in _docs(K8S / "base/topics.yaml")}
     for name, obj in scaled.items():
-        (trigger,) = obj["spec"]["triggers"]
-        group = trigger["metadata"]["consumerGroup"].removeprefix("holdline.")  # topic prefix
-        assert group in declared[name], (name, declared[name])
-        assert trigger["metadata"]["topic"] in {f"holdline.{t}.v1" for t in declared[name][group]}
+        groups = set()
+        for trigger in obj["spec"]["triggers"]:
+            group = trigger["metadata"]["consumerGroup"].removeprefix("holdline.")  # prefix
+            assert group in declared[name], (name, declared[name])
+            topic = trigger["metadata"]["topic"]
+            assert topic in {f"holdline.{t}.v1" for t in declared[name][group]}
+            groups.add(group)
+        # every group that reads a service's scaling topic has a trigger (risk: two groups)
+        main = obj["spec"]["triggers"][0]["metadata"]["topic"]
+        assert groups == {g for g, ts in declared[name].items() if main in
+                          {f"holdline.{t}.v1" for t in ts}}, (name, groups)  # fmt: skip
         assert obj["spec"]["scaleTargetRef"]["name"] == name
     for short in ("signals", "cases", "assistance", "notifications"):
         assert {f"holdline.{short}.v1", f"holdline.{short}.v1.dlq"} <= topics

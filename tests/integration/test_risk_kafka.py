@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -16,7 +17,7 @@ from sqlalchemy import func, select
 
 import services.risk
 from services.risk import handlers
-from services.risk.app import signal_handlers
+from services.risk.app import signal_consumers, signal_handlers
 from services.risk.config import RiskSettings
 from services.risk.models import (
     case_signals,
@@ -38,7 +39,7 @@ from shared.events import (
     decode,
     new_event,
 )
-from shared.kafka import EventConsumer, ensure_topics
+from shared.kafka import BatchHandler, EventConsumer, ensure_topics
 from shared.migrations import upgrade
 from shared.service import Runtime
 from tests.support import read_topic
@@ -303,3 +304,82 @@ async def test_a_failing_record_in_a_batch_is_isolated_and_dead_lettered(
         assert sorted(opened) == ["ok-0", "ok-1", "ok-2"]
     dead = await read_topic(settings.kafka_bootstrap, f"{topic}.dlq", expect=1)
     assert [decode(r.value).event_id for r in dead] == [bad.event_id]
+
+
+async def test_a_declaration_does_not_wait_behind_a_feed_slice(
+    runtime: Runtime, producer: AIOKafkaProducer
+) -> None:
+    """A farmer's declaration behind a department feed's slice in the same partition is
+    evaluated while the slice is still being evaluated: the slices have a group of their own.
+    A message nobody can read is dead-lettered once, by the main group."""
+    settings = runtime.settings
+    assert isinstance(settings, RiskSettings)
+    specs = {spec.name: spec for spec in signal_consumers(settings)}
+    assert set(specs) == {"risk", "risk-feeds"}
+    held = asyncio.Event()  # the slice's evaluation waits for it, as a long one would
+
+    def holding(batch: BatchHandler) -> BatchHandler:
+        async def handle(**kwargs: Any) -> None:
+            await held.wait()
+            await batch(**kwargs)
+
+        return handle
+
+    records = [
+        FeedRecord(line=n, household_id=f"hh-s{n}", person_id_hash=f"p{n}", person_id_masked="x",
+                   village_code=VILLAGE, recorded_on=date(2026, 3, 1), facts={"house_rating": "D"})
+        for n in range(1, 4)
+    ]  # fmt: skip
+    slice_ = new_event(
+        FeedRecordsReceived(batch_id="b", department="housing", shard=0, records=records),
+        household_id="feed-shard-000", source="t", correlation_id="b", clock=runtime.clock,
+    )  # fmt: skip
+    declared = new_event(
+        declaration(1), household_id="hh-farmer", source="t", correlation_id="c",
+        clock=runtime.clock,
+    )  # fmt: skip
+    topic = settings.topic("signals")
+    for value in (slice_.to_bytes(), b"not an event", declared.to_bytes()):
+        await producer.send_and_wait(topic, value, key=b"k", partition=0)
+    consumers = [
+        EventConsumer(
+            name=spec.name, topics=[topic], handlers=spec.handlers, uow_factory=runtime.uow,
+            producer=producer, settings=settings,
+            batch_handler=holding(spec.batch_handler)
+            if spec.name == "risk-feeds" and spec.batch_handler else spec.batch_handler,
+            dead_letter_unreadable=spec.dead_letter_unreadable,
+        )
+        for spec in specs.values()
+    ]  # fmt: skip
+
+    async def polling(consumer: EventConsumer) -> None:
+        while True:
+            await consumer.poll_once(200)
+
+    async def opened() -> set[str]:
+        async with runtime.uow() as uow:
+            query = select(cases.c.household_id).where(cases.c.status == "open")
+            return set((await uow.execute(query)).scalars())
+
+    for consumer in consumers:
+        await consumer.start()
+    tasks = [asyncio.create_task(polling(c)) for c in consumers]
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while "hh-farmer" not in await opened():
+            assert loop.time() < deadline, "the declaration waited behind the slice"
+            await asyncio.sleep(0.1)
+        assert await opened() == {"hh-farmer"}, "the slice is still held"
+        held.set()
+        while await opened() != {"hh-farmer", "hh-s1", "hh-s2", "hh-s3"}:
+            assert loop.time() < deadline, "the slice was not evaluated"
+            await asyncio.sleep(0.1)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for consumer in consumers:
+            await consumer.close()
+    dead = await read_topic(settings.kafka_bootstrap, f"{topic}.dlq", expect=1)
+    assert [r.value for r in dead] == [b"not an event"]
