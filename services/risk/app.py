@@ -40,7 +40,7 @@ def signal_consumers(settings: RiskSettings) -> list[ConsumerSpec]:
     (one household's slice record and declaration may be evaluated in either order; both lock
     the household, and one open case per household is a unique index)."""
     table = signal_handlers(settings)
-    slices = {name: table.pop(name) for name in ("FeedRecordsReceived",)}
+    slices = {"FeedRecordsReceived": table.pop("FeedRecordsReceived")}
     # a polled batch of signals is evaluated in one transaction
     batch = partial(handlers.on_signal_batch, settings=settings)
     return [
