@@ -95,19 +95,22 @@ def create_app(
         http = HttpSlots(settings.dispatch_concurrency)
         try:
             wired = channels or build_channels(http, settings)
-            await _loop(
-                "dispatch",
-                settings.dispatch_poll_seconds,
-                partial(
-                    delivery.deliver_due,
+
+            async def one_pass() -> int:
+                claimed = await delivery.deliver_due(
                     uow_factory=runtime.uow,
                     channels=wired,
                     breakers=breakers,
                     settings=settings,
                     rng=rng,
-                ),
-                new_notifications,
-            )
+                )
+                # a pass that claimed less than a batch left nothing due behind it: the next
+                # one waits to be woken (new notifications) or for the poll (retries coming
+                # due) instead of following at once to find nothing (a transaction and two
+                # queries after every pass under light load)
+                return claimed if claimed >= settings.dispatch_batch_size else 0
+
+            await _loop("dispatch", settings.dispatch_poll_seconds, one_pass, new_notifications)
         finally:
             await http.aclose()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import socket
@@ -410,3 +411,45 @@ def _token(settings: NotifySettings, jurisdiction: str) -> dict[str, str]:
         clock=SystemClock(),
     )
     return {"Authorization": f"Bearer {token}"}
+
+
+async def test_the_dispatcher_passes_only_while_there_is_more_to_send(
+    pg_url: str, receiver: FlakyReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a pass that claimed less than a batch left nothing due: the next one waits to be woken
+    # (or for the poll), instead of following at once to find nothing
+    settings = settings_for(pg_url, receiver.url, dispatch_batch_size=5, dispatch_poll_seconds=60)
+    _app, runtime = await service(settings)
+    receiver.failure_rate = 0.0
+    await feed(runtime, settings, [case_opened(f"hh-{n:02d}", VILLAGES[2]) for n in range(12)])
+    passes: list[int] = []
+    deliver_due = delivery.deliver_due
+
+    async def counted(**kwargs: Any) -> int:
+        passes.append(await deliver_due(**kwargs))
+        return passes[-1]
+
+    monkeypatch.setattr(delivery, "deliver_due", counted)
+    [dispatcher, *_] = runtime.background
+    wake = runtime.consumers[0].batch_handler.keywords["wake"]  # type: ignore[union-attr]
+    task = asyncio.create_task(dispatcher(runtime))
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while sum(passes) < 12:
+            assert asyncio.get_running_loop().time() < deadline, f"passes so far: {passes}"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert passes == [5, 5, 2], "full passes follow at once; the last one waits"
+        await feed(runtime, settings, [case_opened("hh-late", VILLAGES[2])])
+        wake()  # as the consumer does once new notifications are committed
+        while len(passes) < 4:
+            assert asyncio.get_running_loop().time() < deadline, f"passes so far: {passes}"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert passes == [5, 5, 2, 1]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert len(receiver.accepted) == 13 and set(receiver.accepted.values()) == {1}, "each once"
+    await runtime.engine.dispose()
