@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.clock import Clock
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: GreenChannelOpened.channel
 SUPPORTED_MAJOR = 1
 
 
@@ -218,6 +218,11 @@ class RegistryRecordReceived(Payload):
 # --- cases (holdline.cases.v1) -------------------------------------------------------
 
 
+# the `channel` of a signal, case or alert that came from a department data-comparison feed
+# (rules §4 channel 3, §8); the others are the declaring app's channel, "cadre", ...
+FEED_CHANNEL = "department"
+
+
 class CaseOpened(Payload):
     """Risk was discovered for a household; the identification clock started."""
 
@@ -261,6 +266,8 @@ class GreenChannelOpened(Payload):
     provisional_measures: list[str]
     paperwork_due: datetime
     reasons: list[Reason]
+    # the channel of the signal that opened it (schema 1.1; None from a 1.0 producer)
+    channel: str | None = None
 
 
 class HouseholdIdentified(Payload):

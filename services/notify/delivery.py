@@ -46,11 +46,12 @@ async def deliver_due(
 ) -> int:
     """Attempt every due notification once; returns the count.
 
-    One pass is one transaction: the due rows are claimed, urgent ones first (locked on
-    PostgreSQL, so another replica skips them), sent concurrently in that order, and every
-    outcome (attempt rows, the new state, the Delivered/Failed events) is written together
-    before the commit. A crash between a receiver's 200 and the commit means a resend, which
-    the webhook's Idempotency-Key (the notification id) lets the receiver drop."""
+    One pass is one transaction: the due rows are claimed, urgent ones first and a department
+    feed's after the others of their kind (locked on PostgreSQL, so another replica skips
+    them), sent concurrently in that order, and every outcome (attempt rows, the new state,
+    the Delivered/Failed events) is written together before the commit. A crash between a
+    receiver's 200 and the commit means a resend, which the webhook's Idempotency-Key (the
+    notification id) lets the receiver drop."""
     async with uow_factory() as uow:
         now, size = uow.clock.now(), settings.dispatch_batch_size
         # urgent alerts first: behind a backlog (a feed that opened thousands of cases, a
@@ -69,9 +70,10 @@ async def deliver_due(
 
 
 async def _claim(uow: UnitOfWork, now: datetime, limit: int, *, urgent: bool) -> list[Any]:
-    """Due pending rows of one kind (urgent, or all the others), oldest first; on PostgreSQL
-    locked so that another replica's pass skips them. Fewer urgent rows than `limit` means no
-    other urgent one is due and unclaimed, so the second call leaves them out."""
+    """Due pending rows of one kind (urgent, or all the others), those from a department feed
+    last, oldest first; on PostgreSQL locked so that another replica's pass skips them. Fewer
+    urgent rows than `limit` means no other urgent one is due and unclaimed, so the second
+    call leaves them out."""
     priority = notifications.c.priority
     query = (
         select(notifications)
@@ -80,7 +82,9 @@ async def _claim(uow: UnitOfWork, now: datetime, limit: int, *, urgent: bool) ->
             notifications.c.next_attempt_at <= now,
             priority == "urgent" if urgent else priority != "urgent",
         )
-        .order_by(notifications.c.next_attempt_at)
+        # a department feed's alerts after the declarations' and reports' of their kind: a
+        # farmer's green-channel alert is not queued behind the thousands a feed opens
+        .order_by(notifications.c.from_feed, notifications.c.next_attempt_at)
         .limit(limit)
     )
     if uow.conn.dialect.name == "postgresql":

@@ -171,6 +171,7 @@ async def _create(
         priority="urgent",
         text=text,
         body=body,
+        from_feed=bool(row.from_feed),
     )
 
 

@@ -18,7 +18,7 @@ from services.notify.config import NotifySettings
 from services.notify.models import notifications, recipients, responsibilities
 from services.notify.routing import Cadre, Priority, Target
 from shared.db import UnitOfWork
-from shared.events import CadreAssigned, CadreRegistered, Envelope
+from shared.events import FEED_CHANNEL, CadreAssigned, CadreRegistered, Envelope
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,8 @@ async def on_routed_event(
         "deadline": _iso(templates.deadline_of(payload)),
         "correlation_id": event.correlation_id,
     }
+    # a case a department feed opened: its alerts go after the declarations' and reports'
+    from_feed = getattr(payload, "channel", None) == FEED_CHANNEL
     for target in targets:
         row = notification_row(
             uow=uow,
@@ -236,6 +238,7 @@ async def on_routed_event(
             priority=route.priority,
             text=text,
             body=body,
+            from_feed=from_feed,
         )
         if lookups is None:
             await _insert_notification(uow, row)
@@ -254,6 +257,7 @@ async def create_notification(
     priority: Priority,
     text: str,
     body: dict[str, Any],
+    from_feed: bool = False,
 ) -> str | None:
     """Insert one notification unless (event, recipient, channel) already has one; its id."""
     row = notification_row(
@@ -266,6 +270,7 @@ async def create_notification(
         priority=priority,
         text=text,
         body=body,
+        from_feed=from_feed,
     )
     return row["id"] if await _insert_notification(uow, row) else None
 
@@ -292,8 +297,10 @@ def notification_row(
     priority: Priority,
     text: str,
     body: dict[str, Any],
+    from_feed: bool = False,
 ) -> dict[str, Any]:
-    """The row of one notification: ack link for urgent ones, quiet hours for people."""
+    """The row of one notification: ack link for urgent ones, quiet hours for people.
+    `from_feed`: about a case a department feed opened (claimed after the others)."""
     now = uow.clock.now()
     notification_id = str(uuid4())
     link = None
@@ -338,6 +345,7 @@ def notification_row(
         "attempt_limit": settings.max_attempts,
         "next_attempt_at": release,
         "created_at": now,
+        "from_feed": from_feed,
     }
 
 

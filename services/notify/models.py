@@ -13,6 +13,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from shared.db import Id, messaging_tables
@@ -45,11 +46,14 @@ notifications = Table(
     Column("acknowledged_at", DateTime(timezone=True)),
     Column("escalated_at", DateTime(timezone=True)),
     Column("digest_id", String(36)),
+    # about a case a department feed opened: claimed after the declarations' and reports'
+    # alerts of the same priority, so that a farmer's is not queued behind a whole feed's
+    Column("from_feed", Boolean, nullable=False, server_default=false()),
     # one notification per (event, recipient, channel), whatever is redelivered
     UniqueConstraint("source_event_id", "recipient", "channel", name="uq_notification_once"),
-    Index("ix_notifications_due", "status", "next_attempt_at"),
-    # the dispatcher claims due urgent alerts before the rest
-    Index("ix_notifications_due_priority", "status", "priority", "next_attempt_at"),
+    Index("ix_notifications_due", "status", "from_feed", "next_attempt_at"),
+    # the dispatcher claims due urgent alerts before the rest, a feed's after the others
+    Index("ix_notifications_due_priority", "status", "priority", "from_feed", "next_attempt_at"),
     Index("ix_notifications_recipient", "recipient", "created_at"),
     Index("ix_notifications_unacked", "priority", "escalated_at"),
 )

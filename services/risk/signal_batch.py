@@ -34,6 +34,7 @@ from services.risk.signals import Signal, apply_signal
 from services.risk.thresholds import threshold_for
 from shared.db import UnitOfWork, bulk_insert, bulk_update
 from shared.events import (
+    FEED_CHANNEL,
     CaseMerged,
     CaseOpened,
     Envelope,
@@ -290,7 +291,7 @@ class SignalBatch:
         key = (current.id, event.source_event_id)
         if key in self.merged_at:
             self.outgoing[self.merged_at[key]] = merged
-        elif news or signal.channel != "department":
+        elif news or signal.channel != FEED_CHANNEL:
             # a department record re-reading what the case already holds is kept in
             # case_signals only: nobody downstream acts on it, and a monthly feed re-reads
             # most open cases (a declaration or report always tells its submitter)
@@ -298,7 +299,7 @@ class SignalBatch:
             self.merge_origin[len(self.outgoing)] = event
             self.outgoing.append(merged)
         if evaluation.green_channel and not current.green_channel:
-            self._green_channel(event, current, evaluation)
+            self._green_channel(event, current, evaluation, signal.channel)
 
     def _open(
         self,
@@ -350,10 +351,14 @@ class SignalBatch:
             event,
         )  # fmt: skip
         if evaluation.green_channel:
-            self._green_channel(event, case, evaluation)
+            self._green_channel(event, case, evaluation, signal.channel)
 
-    def _green_channel(self, event: Origin, case: SimpleNamespace, evaluation: Evaluation) -> None:
-        """rules §5.2-§5.3: flag the case and request provisional help now; paperwork follows."""
+    def _green_channel(
+        self, event: Origin, case: SimpleNamespace, evaluation: Evaluation, channel: str
+    ) -> None:
+        """rules §5.2-§5.3: flag the case and request provisional help now; paperwork follows.
+        `channel` is the signal's that opened it (a department feed's alerts queue behind the
+        declarations' and reports' in notify)."""
         due = add_working_days(self.now, self.settings.green_channel_paperwork_working_days)
         case.green_channel = True
         case.paperwork_due = due
@@ -372,6 +377,7 @@ class SignalBatch:
                 provisional_measures=evaluation.provisional_measures,
                 paperwork_due=due,
                 reasons=[r for r in evaluation.reasons if r.rule.startswith("rules §5")],
+                channel=channel,
             ),
             event,
         )

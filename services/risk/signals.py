@@ -8,6 +8,7 @@ from typing import Any
 from services.risk.evaluation import HouseholdFacts
 from services.risk.feeds import map_feed
 from shared.events import (
+    FEED_CHANNEL,
     CadreReportSubmitted,
     DeclarationSubmitted,
     FeedRecord,
@@ -99,7 +100,7 @@ def _feed_signal(
         "social_security": mapped.social_security,
     }
     return Signal(
-        channel="department",
+        channel=FEED_CHANNEL,
         village_code=payload.village_code,
         risk_types=mapped.risk_types,
         submission_id=batch_id,

@@ -28,6 +28,7 @@ from services.notify.models import delivery_attempts, notifications, outbox
 from shared.auth import mint_token
 from shared.clock import SystemClock
 from shared.events import (
+    FEED_CHANNEL,
     CadreRegistered,
     CaseOpened,
     Envelope,
@@ -105,14 +106,14 @@ def event(payload: Payload, household_id: str) -> Envelope[Any]:
     )
 
 
-def case_opened(household_id: str, village: str) -> Envelope[CaseOpened]:
+def case_opened(household_id: str, village: str, channel: str = "app") -> Envelope[CaseOpened]:
     now = datetime.now(UTC)
     return event(
         CaseOpened(
             case_id=str(uuid4()),
             village_code=village,
             risk_types=["illness"],
-            channel="app",
+            channel=channel,
             opened_at=now,
             deadline=now + timedelta(days=15),
             home_visit_due=now + timedelta(days=2),
@@ -121,7 +122,9 @@ def case_opened(household_id: str, village: str) -> Envelope[CaseOpened]:
     )
 
 
-def green_channel(household_id: str, village: str) -> Envelope[GreenChannelOpened]:
+def green_channel(
+    household_id: str, village: str, channel: str | None = "app"
+) -> Envelope[GreenChannelOpened]:
     now = datetime.now(UTC)
     return event(
         GreenChannelOpened(
@@ -131,6 +134,7 @@ def green_channel(household_id: str, village: str) -> Envelope[GreenChannelOpene
             provisional_measures=["medical_aid"],
             paperwork_due=now + timedelta(days=14),
             reasons=[],
+            channel=channel,
         ),
         household_id,
     )
@@ -395,6 +399,57 @@ async def test_urgent_alerts_leave_before_an_older_backlog(
     await delivery.measure_backlog(runtime.uow)
     assert _gauges() == {"urgent": 0, "normal": 0, "low": 0}
     assert metrics.DUE_OLDEST.labels("urgent")._value.get() == 0
+    await runtime.engine.dispose()
+
+
+@pytest.mark.parametrize("db", ["postgres", "sqlite"])
+async def test_a_feeds_alerts_leave_after_the_declarations_of_their_priority(
+    db: str, pg_url: str, receiver: FlakyReceiver, tmp_path: Any
+) -> None:
+    # a department feed opens thousands of cases at once, nearly all of them through the green
+    # channel: a farmer declaring during it must not wait behind all of their alerts
+    url = pg_url if db == "postgres" else f"sqlite+aiosqlite:///{tmp_path}/notify.db"
+    settings = settings_for(url, receiver.url, dispatch_batch_size=5)
+    _app, runtime = await service(settings)
+    receiver.failure_rate = 0.0
+    village = VILLAGES[2]  # nobody on the roster: one alert to the office per event
+    await feed(
+        runtime, settings, [green_channel(f"f-g{n}", village, FEED_CHANNEL) for n in range(6)]
+    )
+    # a 1.0 producer's green channel has no channel: it queues as a declaration's would
+    await feed(
+        runtime, settings, [green_channel("d-g0", village), green_channel("d-g1", village, None)]
+    )
+    await feed(runtime, settings, [case_opened(f"f-o{n}", village, FEED_CHANNEL) for n in range(4)])
+    await feed(runtime, settings, [case_opened(f"d-o{n}", village) for n in range(2)])
+    async with runtime.uow() as uow:
+        rows = (await uow.execute(select(notifications))).all()
+    assert len(rows) == 14
+    assert {r.household_id for r in rows if r.from_feed} == {
+        *(f"f-g{n}" for n in range(6)),
+        *(f"f-o{n}" for n in range(4)),
+    }
+    created = {r.id: r.household_id for r in rows}
+
+    async def one_pass() -> list[str]:
+        before = set(receiver.accepted)
+        await delivery.deliver_due(
+            uow_factory=runtime.uow,
+            channels=channels,
+            breakers=BreakerBoard(5, timedelta(seconds=1)),
+            settings=settings,
+            rng=random.Random(1),
+        )
+        return sorted(created[n] for n in set(receiver.accepted) - before)
+
+    async with httpx.AsyncClient() as http:
+        channels = build_channels(http, settings)
+        # urgent first, the declarations' before the feed's, oldest first within each
+        assert await one_pass() == ["d-g0", "d-g1", "f-g0", "f-g1", "f-g2"]
+        assert await one_pass() == ["d-o0", "d-o1", "f-g3", "f-g4", "f-g5"]
+        assert await one_pass() == ["f-o0", "f-o1", "f-o2", "f-o3"]
+        assert await one_pass() == []
+    assert receiver.accepted == Counter({r.id: 1 for r in rows})
     await runtime.engine.dispose()
 
 

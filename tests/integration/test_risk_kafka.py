@@ -29,6 +29,7 @@ from services.risk.models import (
 from services.risk.scheduler import scan_deadlines
 from shared.clock import FrozenClock
 from shared.events import (
+    FEED_CHANNEL,
     CadreReportSubmitted,
     DeclarationSubmitted,
     FeedRecord,
@@ -129,20 +130,33 @@ async def test_signals_in_cases_out_and_a_duplicate_changes_nothing(
         ),
         "hh-b",
     )  # fmt: skip
+    # rules §5.1: a serious illness costing more than the threshold: the green channel
+    claim = event(
+        FeedRecordReceived(
+            batch_id="b2", department="medical_insurance", line=1, person_id_hash="q",
+            person_id_masked="x", village_code=VILLAGE, recorded_on=date(2026, 3, 1),
+            facts={"out_of_pocket_spending": 30_000, "serious_illness_claim": True},
+        ),
+        "hh-g",
+    )  # fmt: skip
     topic = settings.topic("signals")
-    for e in (registry, declared, report, feed, declared):  # the declaration twice
+    for e in (registry, declared, report, feed, claim, declared):  # the declaration twice
         await producer.send_and_wait(topic, e.to_bytes(), key=e.household_id.encode())
-    seen = await consume_signals(runtime, producer, until=5)
-    assert seen == 5
+    seen = await consume_signals(runtime, producer, until=6)
+    assert seen == 6
     await runtime.relay.publish_pending(producer)
     out = [decode(r.value) for r in await read_topic(
-        settings.kafka_bootstrap, settings.topic("cases"), expect=3)]  # fmt: skip
+        settings.kafka_bootstrap, settings.topic("cases"), expect=5)]  # fmt: skip
     assert Counter((e.event_type, e.household_id) for e in out) == {
         ("CaseOpened", "hh-a"): 1, ("CaseMerged", "hh-a"): 1, ("CaseOpened", "hh-b"): 1,
+        ("CaseOpened", "hh-g"): 1, ("GreenChannelOpened", "hh-g"): 1,
     }  # fmt: skip
     opened_b = next(e for e in out if e.household_id == "hh-b")
     assert opened_b.payload.risk_types == ["housing_unsafe"]
-    assert opened_b.payload.channel == "department"
+    assert opened_b.payload.channel == FEED_CHANNEL
+    # notify queues a feed's alerts behind the declarations' by this channel
+    green = next(e for e in out if e.event_type == "GreenChannelOpened")
+    assert green.payload.channel == FEED_CHANNEL
     merged = next(e for e in out if e.event_type == "CaseMerged")
     assert merged.payload.risk_types == ["schooling", "unstable_employment"]
     async with runtime.uow() as uow:

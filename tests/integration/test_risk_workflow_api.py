@@ -248,6 +248,7 @@ async def test_rules_4_8_signals_merge_and_rules_5_green_channel_rolls_back(
     assert merged.payload.risk_types == ["disaster", "illness"]
     assert green.payload.provisional_measures == ["temporary_assistance"]
     assert green.payload.reasons[0].rule == "rules §5.1"
+    assert green.payload.channel == opened.payload.channel == "app"  # the declaration's
     case_id = opened.payload.case_id
     detail = await platform.http.get(f"/v1/cases/{case_id}", headers=platform.auth("village"))
     assert detail.json()["deadline"] == opened.payload.deadline.isoformat().replace("+00:00", "Z")
