@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import cache
@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     event,
+    false,
     insert,
     text,
     update,
@@ -42,8 +44,31 @@ from shared.metrics import count_domain_events
 Id = BigInteger().with_variant(Integer, "sqlite")
 
 
-def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
-    """Add the outbox and processed-events tables every service owns to its metadata."""
+def messaging_tables(metadata: MetaData, *, bulk_lane: bool = False) -> tuple[Table, Table]:
+    """Add the outbox and processed-events tables every service owns to its metadata.
+
+    `bulk_lane`: the service also writes events of bulk work (a department feed's), marked
+    `bulk`; its relay publishes the others before them where no household's order changes
+    (OutboxRelay), with two partial indexes for it."""
+    lane: list[Any] = []
+    if bulk_lane:
+        unpublished = "published_at IS NULL AND {} bulk"
+        lane = [
+            Column("bulk", Boolean, nullable=False, server_default=false()),
+            Index(
+                "ix_outbox_unpublished_direct",
+                "id",
+                postgresql_where=text(unpublished.format("NOT")),
+                sqlite_where=text(unpublished.format("NOT")),
+            ),
+            Index(
+                "ix_outbox_unpublished_bulk",
+                "key",
+                "id",
+                postgresql_where=text(unpublished.format("")),
+                sqlite_where=text(unpublished.format("")),
+            ),
+        ]
     outbox = Table(
         "outbox",
         metadata,
@@ -55,6 +80,7 @@ def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("published_at", DateTime(timezone=True)),
         Index("ix_outbox_unpublished", "published_at", "id"),
+        *lane,
     )
     processed = Table(
         "processed_events",
@@ -190,11 +216,17 @@ class UnitOfWork:
         self._recorded += 1
         self._counted.append(envelope)
 
-    async def record_many(self, envelopes: list[Envelope[Any]], topic: str) -> None:
-        """Put many outgoing events on the outbox in one statement, in order."""
+    async def record_many(
+        self, envelopes: list[Envelope[Any]], topic: str, bulk: Sequence[bool] = ()
+    ) -> None:
+        """Put many outgoing events on the outbox in one statement, in order. `bulk`, one
+        flag an event, marks those of bulk work (an outbox made with `bulk_lane` only)."""
         if not envelopes:
             return
         rows = outbox_rows(((e, topic) for e in envelopes), self.clock.now())
+        if bulk:
+            for row, flag in zip(rows, bulk, strict=True):
+                row["bulk"] = flag
         await bulk_insert(self, self._outbox, rows)
         self._recorded += len(envelopes)
         self._counted.extend(envelopes)

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy import Table, func, select, text, update
+from sqlalchemy import Table, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import metrics
@@ -75,6 +75,12 @@ class OutboxRelay:
 
     One relay per service publishes at a time (a PostgreSQL advisory lock), so a household's
     events keep their order even with several replicas.
+
+    An outbox with a bulk lane (`messaging_tables(bulk_lane=True)`): when a pass meets rows of
+    bulk work (a department feed's evaluation writes thousands at once), the unpublished rows
+    not of bulk work go first, each unless its household (the key) has an earlier bulk row
+    still unpublished; the rest follow in id order. Every household's events keep their order;
+    a farmer's declaration handled during a feed does not wait for the feed's events.
     """
 
     def __init__(
@@ -85,6 +91,7 @@ class OutboxRelay:
         self._clock = clock
         self._settings = settings
         self._wake = asyncio.Event()
+        self._bulk_lane = "bulk" in outbox.c
 
     def wake(self) -> None:
         """Ask for a pass now (called after a commit that recorded events)."""
@@ -187,11 +194,17 @@ class OutboxRelay:
             rows = await self._pending(conn)
         if not rows:
             return 0
+        # rows are (id, topic, key, value[, bulk]): asyncpg records or SQLAlchemy rows
+        if self._bulk_lane and any(row[4] for row in rows):
+            if conn.dialect.name == "postgresql":
+                direct = list(await driver.fetch(self._direct_sql, len(rows)))
+            else:
+                direct = await self._pending(conn, direct=True)
+            taken = {row[0] for row in direct}
+            rows = direct + [row for row in rows if row[0] not in taken]
         # Enqueue in order, then wait: the idempotent producer keeps retrying the same
         # sequence numbers through a broker outage, so nothing is sent twice or reordered.
-        futures = [
-            await producer.send(topic, value, key=key.encode()) for _, topic, key, value in rows
-        ]
+        futures = [await producer.send(row[1], row[3], key=row[2].encode()) for row in rows]
         # shielded: a relay cancelled mid-pass leaves the sends to the producer's flush
         await asyncio.shield(asyncio.gather(*futures))
         ids = [row[0] for row in rows]
@@ -210,9 +223,13 @@ class OutboxRelay:
         return list(await driver.fetch(self._pending_sql, self._settings.outbox_batch_size))
 
     @cached_property
+    def _columns(self) -> str:
+        return "id, topic, key, value" + (", bulk" if self._bulk_lane else "")
+
+    @cached_property
     def _pending_sql(self) -> str:
         return (
-            f'SELECT id, topic, key, value FROM "{self._outbox.name}"'
+            f'SELECT {self._columns} FROM "{self._outbox.name}"'
             # in the order of ix_outbox_unpublished (published_at, id), which is id order
             # here, so the index hands the rows over sorted whatever the statistics say;
             # ORDER BY id alone let the planner walk the primary key through every published
@@ -221,19 +238,35 @@ class OutboxRelay:
         )
 
     @cached_property
+    def _direct_sql(self) -> str:
+        name = self._outbox.name
+        return (
+            # ix_outbox_unpublished_direct in id order; ix_outbox_unpublished_bulk for the check
+            f'SELECT {self._columns} FROM "{name}" AS o'
+            " WHERE published_at IS NULL AND NOT bulk AND NOT EXISTS ("
+            f' SELECT 1 FROM "{name}" AS b WHERE b.published_at IS NULL AND b.bulk'
+            " AND b.key = o.key AND b.id < o.id)"
+            " ORDER BY id LIMIT $1"
+        )
+
+    @cached_property
     def _mark_sql(self) -> str:
         return f'UPDATE "{self._outbox.name}" SET published_at = $2 WHERE id = ANY($1::bigint[])'
 
-    async def _pending(self, conn: AsyncConnection) -> list[Any]:
+    async def _pending(self, conn: AsyncConnection, direct: bool = False) -> list[Any]:
         t = self._outbox
+        query = select(*(t.c[c] for c in self._columns.split(", "))).where(
+            t.c.published_at.is_(None)
+        )
+        if direct:  # as _direct_sql
+            b = t.alias("b")
+            earlier_bulk = exists().where(
+                b.c.published_at.is_(None), b.c.bulk, b.c.key == t.c.key, b.c.id < t.c.id
+            )
+            query = query.where(~t.c.bulk, ~earlier_bulk)
         try:
             rows = (
-                await conn.execute(
-                    select(t.c.id, t.c.topic, t.c.key, t.c.value)
-                    .where(t.c.published_at.is_(None))
-                    .order_by(t.c.id)
-                    .limit(self._settings.outbox_batch_size)
-                )
+                await conn.execute(query.order_by(t.c.id).limit(self._settings.outbox_batch_size))
             ).all()
             await conn.commit()  # no snapshot held while the sends wait (a broker outage, say)
         except BaseException:

@@ -20,7 +20,8 @@ from sqlalchemy import (
 from shared.db import Id, messaging_tables
 
 metadata = MetaData()
-outbox, processed_events = messaging_tables(metadata)
+# a department feed's case events go in the bulk lane: the relay publishes a declaration's first
+outbox, processed_events = messaging_tables(metadata, bulk_lane=True)
 
 cases = Table(
     "cases",

@@ -46,6 +46,7 @@ from shared.events import (
 )
 
 MONITORED = ("monitoring", "no_labour_support")
+FEED_RECORD = "FeedRecordReceived"  # the event type of a feed record's signal (Origin)
 MAX_CASE_REASONS = 200  # a busy feed must not grow a case's reasons without bound
 Rows = list[dict[str, Any]]
 HOUSEHOLD_COLUMNS = [c.name for c in households.columns]
@@ -118,7 +119,7 @@ class Origin:
         return cls(
             household_id=record.household_id,
             event_id=uuid5_text(slice_id, str(record.line)),
-            event_type="FeedRecordReceived",
+            event_type=FEED_RECORD,
             occurred_at=event.occurred_at,
             correlation_id=event.correlation_id,
             source_event_id=str(slice_id),
@@ -146,6 +147,9 @@ class SignalBatch:
         self.case_signal_rows: Rows = []
         self.history_rows: Rows = []
         self.outgoing: list[Envelope[Any] | CaseMerged] = []
+        # one flag an outgoing event: from a department feed's record (the outbox's bulk lane,
+        # published after a declaration's events that do not depend on it)
+        self.bulk: list[bool] = []
         # records of one event (a feed slice) merging into a case give one CaseMerged
         self.merged_at: dict[tuple[str, str], int] = {}
         self.merge_origin: dict[int, Origin] = {}
@@ -184,6 +188,7 @@ class SignalBatch:
 
     def _event(self, payload: Payload, source_event: Origin) -> None:
         self.outgoing.append(self._envelope(payload, source_event))
+        self.bulk.append(source_event.event_type == FEED_RECORD)
 
     def _envelope(self, payload: Payload, source_event: Origin) -> Envelope[Any]:
         # the same envelope new_event() builds; the parametrised class is looked up once per
@@ -298,6 +303,7 @@ class SignalBatch:
             self.merged_at[key] = len(self.outgoing)
             self.merge_origin[len(self.outgoing)] = event
             self.outgoing.append(merged)
+            self.bulk.append(event.event_type == FEED_RECORD)
         if evaluation.green_channel and not current.green_channel:
             self._green_channel(event, current, evaluation, signal.channel)
 
@@ -405,4 +411,4 @@ class SignalBatch:
             else e
             for n, e in enumerate(self.outgoing)
         ]
-        await uow.record_many(outgoing, cases_topic)
+        await uow.record_many(outgoing, cases_topic, bulk=self.bulk)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -175,3 +176,49 @@ async def test_the_relay_session_plans_its_statements_for_the_outbox_as_it_is_no
         await conn.invalidate()
         await conn.close()
     assert "Seq Scan" not in plan, plan
+
+
+@pytest.mark.parametrize("db", ["postgres", "sqlite"])
+async def test_the_others_go_before_bulk_rows_unless_their_household_has_earlier_ones(
+    db: str,
+    pg_url: str,
+    tmp_path: Path,
+    topic_prefix: str,
+    producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+) -> None:
+    """Risk's outbox has a bulk lane (a department feed's case events): a pass that meets bulk
+    rows sends first the other unpublished rows whose household has no earlier bulk row
+    unpublished, then the batch in id order. Every household's events keep their order."""
+    url = pg_url if db == "postgres" else f"sqlite+aiosqlite:///{tmp_path}/risk.db"
+    runtime = await risk_runtime(kafka_bootstrap, url, topic_prefix, ["cases"])
+    runtime.relay._settings = runtime.settings.model_copy(update={"outbox_batch_size": 3})
+    rows = [("a", True), ("a", True), ("a", True), ("b", False), ("a", False), ("c", True),
+            ("d", False)]  # fmt: skip
+    events = [declaration_event(f"hh-{key}") for key, _ in rows]
+    async with runtime.uow() as uow:
+        await uow.record_many(
+            events, runtime.settings.topic("cases"), bulk=[bulk for _, bulk in rows]
+        )
+    number = {str(e.event_id): n for n, e in enumerate(events, start=1)}
+
+    async def published() -> list[int]:
+        t = runtime.outbox
+        async with runtime.engine.connect() as conn:
+            query = select(t.c.event_id).where(t.c.published_at.is_not(None))
+            return sorted(number[e] for e in (await conn.execute(query)).scalars())
+
+    # the first three rows are hh-a's bulk ones: hh-b's and hh-d's rows go first; hh-a's own
+    # later row waits for them
+    assert await runtime.relay.publish_pending(producer) == 5
+    assert await published() == [1, 2, 3, 4, 7]
+    assert await runtime.relay.publish_pending(producer) == 2
+    assert await runtime.relay.publish_pending(producer) == 0
+    records = await read_topic(kafka_bootstrap, runtime.settings.topic("cases"), expect=7)
+    by_key: dict[str, list[int]] = {}
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        by_key.setdefault(record.key.decode(), []).append(
+            number[str(decode(record.value).event_id)]
+        )
+    assert by_key == {"hh-a": [1, 2, 3, 5], "hh-b": [4], "hh-c": [6], "hh-d": [7]}
+    await runtime.engine.dispose()
