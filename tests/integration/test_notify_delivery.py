@@ -9,7 +9,7 @@ import random
 import socket
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -355,16 +355,35 @@ async def test_open_breaker_holds_messages_without_spending_attempts(
     await runtime.engine.dispose()
 
 
+async def batches_of_five(
+    db: str, pg_url: str, receiver: FlakyReceiver, tmp_path: Any
+) -> tuple[NotifySettings, Runtime]:
+    """Notify on PostgreSQL or SQLite, passes of 5, a receiver that answers every call."""
+    url = pg_url if db == "postgres" else f"sqlite+aiosqlite:///{tmp_path}/notify.db"
+    settings = settings_for(url, receiver.url, dispatch_batch_size=5)
+    _app, runtime = await service(settings)
+    receiver.failure_rate = 0.0
+    return settings, runtime
+
+
+async def dispatch_once(runtime: Runtime, settings: NotifySettings, channels: Any) -> int:
+    """One dispatch pass."""
+    return await delivery.deliver_due(
+        uow_factory=runtime.uow,
+        channels=channels,
+        breakers=BreakerBoard(5, timedelta(seconds=1)),
+        settings=settings,
+        rng=random.Random(1),
+    )
+
+
 @pytest.mark.parametrize("db", ["postgres", "sqlite"])
 async def test_urgent_alerts_leave_before_an_older_backlog(
     db: str, pg_url: str, receiver: FlakyReceiver, tmp_path: Any
 ) -> None:
     # rules §5.2: a green-channel alert is urgent; routine alerts queued before it (a feed that
     # opened many cases, a receiver that was down) must not hold it back
-    url = pg_url if db == "postgres" else f"sqlite+aiosqlite:///{tmp_path}/notify.db"
-    settings = settings_for(url, receiver.url, dispatch_batch_size=5)
-    _app, runtime = await service(settings)
-    receiver.failure_rate = 0.0
+    settings, runtime = await batches_of_five(db, pg_url, receiver, tmp_path)
     await feed(runtime, settings, [case_opened(f"hh-{n:02d}", VILLAGES[2]) for n in range(12)])
     await feed(runtime, settings, [green_channel(f"hh-g{n}", VILLAGES[2]) for n in range(2)])
     async with runtime.uow() as uow:
@@ -377,17 +396,12 @@ async def test_urgent_alerts_leave_before_an_older_backlog(
     assert _gauges() == {"urgent": 2, "normal": 12, "low": 0}
     assert 0 < metrics.DUE_OLDEST.labels("normal")._value.get() < 60
 
-    async def one_pass() -> int:
-        return await delivery.deliver_due(
-            uow_factory=runtime.uow,
-            channels=channels,
-            breakers=BreakerBoard(5, timedelta(seconds=1)),
-            settings=settings,
-            rng=random.Random(1),
-        )
-
     async with httpx.AsyncClient() as http:
         channels = build_channels(http, settings)
+
+        def one_pass() -> Awaitable[int]:
+            return dispatch_once(runtime, settings, channels)
+
         assert await one_pass() == 5
         assert set(receiver.accepted) == urgent | {r.id for r in oldest[:3]}
         # the rest, with passes overlapping where the database lets them (PostgreSQL skips the
@@ -408,10 +422,7 @@ async def test_a_feeds_alerts_leave_after_the_declarations_of_their_priority(
 ) -> None:
     # a department feed opens thousands of cases at once, nearly all of them through the green
     # channel: a farmer declaring during it must not wait behind all of their alerts
-    url = pg_url if db == "postgres" else f"sqlite+aiosqlite:///{tmp_path}/notify.db"
-    settings = settings_for(url, receiver.url, dispatch_batch_size=5)
-    _app, runtime = await service(settings)
-    receiver.failure_rate = 0.0
+    settings, runtime = await batches_of_five(db, pg_url, receiver, tmp_path)
     village = VILLAGES[2]  # nobody on the roster: one alert to the office per event
     await feed(
         runtime, settings, [green_channel(f"f-g{n}", village, FEED_CHANNEL) for n in range(6)]
@@ -433,13 +444,7 @@ async def test_a_feeds_alerts_leave_after_the_declarations_of_their_priority(
 
     async def one_pass() -> list[str]:
         before = set(receiver.accepted)
-        await delivery.deliver_due(
-            uow_factory=runtime.uow,
-            channels=channels,
-            breakers=BreakerBoard(5, timedelta(seconds=1)),
-            settings=settings,
-            rng=random.Random(1),
-        )
+        await dispatch_once(runtime, settings, channels)
         return sorted(created[n] for n in set(receiver.accepted) - before)
 
     async with httpx.AsyncClient() as http:
