@@ -24,6 +24,7 @@ from services.notify.config import NotifySettings
 from services.notify.models import notifications, outbox
 from shared.clock import FrozenClock
 from shared.events import (
+    FEED_CHANNEL,
     CadreAssigned,
     CadreRegistered,
     CaseOpened,
@@ -184,6 +185,7 @@ async def test_unacknowledged_green_channel_goes_by_sms_then_up_a_level(
             provisional_measures=["medical_aid"],
             paperwork_due=NOON_BEIJING + timedelta(days=14),
             reasons=[],
+            channel=FEED_CHANNEL,  # found by a department feed
         ),
         "hh-green",
     )
@@ -238,6 +240,9 @@ async def test_unacknowledged_green_channel_goes_by_sms_then_up_a_level(
     ]
     assert {r.channel for r in r1_rows} == {"webhook", "sms"}
     assert all(r.acknowledged_at is not None for r in r1_rows)
+    # the escalations of a feed's alert queue behind the declarations' alerts, like the alert
+    escalated = [r for r in rows if r.event_type == "GreenChannelOpened"]
+    assert len(escalated) > 3 and all(r.from_feed for r in escalated)
     acked = await p.events("NotificationAcknowledged")
     assert sorted(e.payload.recipient for e in acked) == ["cadre:r1", "cadre:t1"]
 
