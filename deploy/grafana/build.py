@@ -52,9 +52,9 @@ OPERATIONS: list[Panel] = [
     ("Outbox oldest row age (s)", "timeseries",
      f"max by (service) (holdline_outbox_oldest_age_seconds{{{SVC}}})"),
     ("Alerts due and unsent, by priority", "timeseries",
-     "max by (priority) (holdline_notify_due_waiting)"),
+     "max by (priority, lane) (holdline_notify_due_waiting)"),
     ("Oldest unsent alert, waiting (s)", "timeseries",
-     "max by (priority) (holdline_notify_due_oldest_seconds)"),
+     "max by (priority, lane) (holdline_notify_due_oldest_seconds)"),
 ]  # fmt: skip
 
 

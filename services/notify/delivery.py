@@ -93,14 +93,16 @@ async def _claim(uow: UnitOfWork, now: datetime, limit: int, *, urgent: bool) ->
 
 
 PRIORITIES = ("urgent", "normal", "low")
+LANES = {False: "direct", True: "feed"}  # by from_feed
 
 
 async def measure_backlog(uow_factory: Callable[[], UnitOfWork]) -> None:
     """Set the backlog gauges: how many notifications are due and unsent, and how long the
-    oldest has been due, per priority (every priority gets a value, 0 when none waits)."""
+    oldest has been due, per priority and lane (every pair gets a value, 0 when none waits)."""
     due = (
         select(
             notifications.c.priority,
+            notifications.c.from_feed,
             func.count().label("n"),
             func.min(notifications.c.next_attempt_at).label("oldest"),
         )
@@ -108,16 +110,18 @@ async def measure_backlog(uow_factory: Callable[[], UnitOfWork]) -> None:
             notifications.c.status == "pending",
             notifications.c.next_attempt_at <= bindparam("now"),
         )
-        .group_by(notifications.c.priority)
+        .group_by(notifications.c.priority, notifications.c.from_feed)
     )
     async with uow_factory() as uow:
         now = uow.clock.now()
-        rows = {r.priority: r for r in (await uow.execute(due, {"now": now})).all()}
+        found = (await uow.execute(due, {"now": now})).all()
+        rows = {(r.priority, bool(r.from_feed)): r for r in found}
     for priority in PRIORITIES:
-        row = rows.get(priority)
-        metrics.DUE_WAITING.labels(priority).set(row.n if row else 0)
-        age = (now - utc(row.oldest)).total_seconds() if row else 0.0
-        metrics.DUE_OLDEST.labels(priority).set(max(age, 0.0))
+        for from_feed, lane in LANES.items():
+            row = rows.get((priority, from_feed))
+            metrics.DUE_WAITING.labels(priority, lane).set(row.n if row else 0)
+            age = (now - utc(row.oldest)).total_seconds() if row else 0.0
+            metrics.DUE_OLDEST.labels(priority, lane).set(max(age, 0.0))
 
 
 async def try_one(

@@ -23,13 +23,15 @@ BREAKER_OPEN = Gauge(
     "1 while the breaker of a gateway is open",
     ["channel", "gateway"],
 )
+# lane: "feed" for alerts about cases a department feed opened (sent after the others of
+# their priority), "direct" for the rest (declarations, cadre reports, deadlines, ...)
 DUE_WAITING = Gauge(
     "holdline_notify_due_waiting",
-    "Notifications due and not yet sent (pending), by priority",
-    ["priority"],
+    "Notifications due and not yet sent (pending), by priority and lane",
+    ["priority", "lane"],
 )
 DUE_OLDEST = Gauge(
     "holdline_notify_due_oldest_seconds",
-    "How long the oldest due, unsent notification has been due, by priority (0: none)",
-    ["priority"],
+    "How long the oldest due, unsent notification has been due, by priority and lane (0: none)",
+    ["priority", "lane"],
 )

@@ -394,7 +394,7 @@ async def test_urgent_alerts_leave_before_an_older_backlog(
     # the operators' view of the same queue (gauges behind HoldlineUrgentAlertsWaiting)
     await delivery.measure_backlog(runtime.uow)
     assert _gauges() == {"urgent": 2, "normal": 12, "low": 0}
-    assert 0 < metrics.DUE_OLDEST.labels("normal")._value.get() < 60
+    assert 0 < metrics.DUE_OLDEST.labels("normal", "direct")._value.get() < 60
 
     async with httpx.AsyncClient() as http:
         channels = build_channels(http, settings)
@@ -412,7 +412,7 @@ async def test_urgent_alerts_leave_before_an_older_backlog(
     assert receiver.accepted == Counter({r.id: 1 for r in rows})
     await delivery.measure_backlog(runtime.uow)
     assert _gauges() == {"urgent": 0, "normal": 0, "low": 0}
-    assert metrics.DUE_OLDEST.labels("urgent")._value.get() == 0
+    assert metrics.DUE_OLDEST.labels("urgent", "direct")._value.get() == 0
     await runtime.engine.dispose()
 
 
@@ -441,6 +441,10 @@ async def test_a_feeds_alerts_leave_after_the_declarations_of_their_priority(
         *(f"f-o{n}" for n in range(4)),
     }
     created = {r.id: r.household_id for r in rows}
+    # operators see the feed's queue apart (HoldlineUrgentAlertsWaiting watches the direct lane)
+    await delivery.measure_backlog(runtime.uow)
+    assert _lanes("urgent") == {"direct": 2, "feed": 6}
+    assert _lanes("normal") == {"direct": 2, "feed": 4}
 
     async def one_pass() -> list[str]:
         before = set(receiver.accepted)
@@ -455,11 +459,21 @@ async def test_a_feeds_alerts_leave_after_the_declarations_of_their_priority(
         assert await one_pass() == ["f-o0", "f-o1", "f-o2", "f-o3"]
         assert await one_pass() == []
     assert receiver.accepted == Counter({r.id: 1 for r in rows})
+    await delivery.measure_backlog(runtime.uow)
+    assert _lanes("urgent") == _lanes("normal") == {"direct": 0, "feed": 0}
     await runtime.engine.dispose()
 
 
 def _gauges() -> dict[str, float]:
-    return {p: metrics.DUE_WAITING.labels(p)._value.get() for p in delivery.PRIORITIES}
+    """Due and unsent notifications by priority (both lanes)."""
+    return {p: sum(_lanes(p).values()) for p in delivery.PRIORITIES}
+
+
+def _lanes(priority: str) -> dict[str, float]:
+    return {
+        lane: metrics.DUE_WAITING.labels(priority, lane)._value.get()
+        for lane in delivery.LANES.values()
+    }
 
 
 def _token(settings: NotifySettings, jurisdiction: str) -> dict[str, str]:
