@@ -191,7 +191,7 @@ class OutboxRelay:
             driver = await driver_of(conn)
             rows = await self._pending_on_driver(driver)
         else:
-            rows = await self._pending(conn)
+            rows = await self._pending(conn, self._settings.outbox_batch_size)
         if not rows:
             return 0
         # rows are (id, topic, key, value[, bulk]): asyncpg records or SQLAlchemy rows
@@ -199,7 +199,7 @@ class OutboxRelay:
             if conn.dialect.name == "postgresql":
                 direct = list(await driver.fetch(self._direct_sql, len(rows)))
             else:
-                direct = await self._pending(conn, direct=True)
+                direct = await self._pending(conn, len(rows), direct=True)
             taken = {row[0] for row in direct}
             rows = direct + [row for row in rows if row[0] not in taken]
         # Enqueue in order, then wait: the idempotent producer keeps retrying the same
@@ -253,7 +253,7 @@ class OutboxRelay:
     def _mark_sql(self) -> str:
         return f'UPDATE "{self._outbox.name}" SET published_at = $2 WHERE id = ANY($1::bigint[])'
 
-    async def _pending(self, conn: AsyncConnection, direct: bool = False) -> list[Any]:
+    async def _pending(self, conn: AsyncConnection, limit: int, direct: bool = False) -> list[Any]:
         t = self._outbox
         query = select(*(t.c[c] for c in self._columns.split(", "))).where(
             t.c.published_at.is_(None)
@@ -265,9 +265,7 @@ class OutboxRelay:
             )
             query = query.where(~t.c.bulk, ~earlier_bulk)
         try:
-            rows = (
-                await conn.execute(query.order_by(t.c.id).limit(self._settings.outbox_batch_size))
-            ).all()
+            rows = (await conn.execute(query.order_by(t.c.id).limit(limit))).all()
             await conn.commit()  # no snapshot held while the sends wait (a broker outage, say)
         except BaseException:
             await _roll_back(conn)
