@@ -123,14 +123,14 @@ def count_domain_events(events: Iterable[Any]) -> None:
     counts: CounterOf[tuple[str, str, str, str, str]] = CounterOf()
     for event in events:
         payload = event.payload
-        village = getattr(payload, "village_code", None) or ""
+        village = payload.get("village_code") or ""
         channel = (
-            getattr(payload, "department", None)
-            or getattr(payload, "channel", None)
+            payload.get("department")
+            or payload.get("channel")
             or DEFAULT_CHANNEL.get(event.event_type, "")
         )
         # monitoring kind, or the measure code for measure events (a catalogue of ~25)
-        kind = getattr(payload, "kind", None) or getattr(payload, "code", None) or ""
+        kind = payload.get("kind") or payload.get("code") or ""
         counts[(event.source, event.event_type, village[:6], kind, channel)] += 1
         if event.event_type in _DURATION_EVENTS:
             _observe_durations(event, kind=kind, county=village[:6])

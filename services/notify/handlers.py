@@ -108,7 +108,7 @@ async def on_events(
     lookups = Lookups()
     await lookups.prefetch(uow, [e.household_id for e in events])
     await lookups.prefetch_rosters(
-        uow, [code for e in events if (code := getattr(e.payload, "village_code", None))]
+        uow, [code for e in events if (code := e.payload.get("village_code"))]
     )
     for event in events:
         if event.event_type == "CadreRegistered":
@@ -177,12 +177,12 @@ async def on_routed_event(
     """Route an event by the table in routing.py: one notification per recipient and channel."""
     payload = event.payload
     route = routing.route_for(
-        event.event_type, getattr(payload, "level", None), routing.routes_with(settings.routes)
+        event.event_type, payload.get("level"), routing.routes_with(settings.routes)
     )
     if route is None:
         return
     village_code: str = payload.village_code
-    named = getattr(payload, "cadre_id", None)
+    named = payload.get("cadre_id")
     if lookups is None:
         responsible = await responsible_cadre(uow, event.household_id)
         roster = await load_roster(uow, village_code, also=[c for c in (responsible, named) if c])
@@ -213,20 +213,20 @@ async def on_routed_event(
         zone=zone,
         household=event.household_id,
         deadline=templates.deadline_of(payload),
-        visit_due=getattr(payload, "home_visit_due", None),
-        risks=getattr(payload, "risk_types", ()),
-        measures=getattr(payload, "measures", ()),
+        visit_due=payload.get("home_visit_due"),
+        risks=payload.get("risk_types", ()),
+        measures=payload.get("measures", ()),
     )
     body = {
         "household_id": templates.mask_text(event.household_id),
         "event_type": event.event_type,
-        "case_id": getattr(payload, "case_id", None),
+        "case_id": payload.get("case_id"),
         "village_code": village_code,
         "deadline": _iso(templates.deadline_of(payload)),
         "correlation_id": event.correlation_id,
     }
     # a case a department feed opened: its alerts go after the declarations' and reports'
-    from_feed = getattr(payload, "channel", None) == FEED_CHANNEL
+    from_feed = payload.get("channel") == FEED_CHANNEL
     for target in targets:
         row = notification_row(
             uow=uow,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, tzinfo
-from typing import Any
 
+from shared.events import Payload
 from shared.identity import mask_phone, mask_resident_id
 
 DEFAULT_LANGUAGE = "zh-CN"
@@ -142,10 +142,10 @@ def with_ack_link(text: str, link: str | None, language: str) -> str:
     return f"{text} 确认:{link}" if language == "zh-CN" else f"{text} Ack: {link}"
 
 
-def deadline_of(payload: Any) -> datetime | None:
+def deadline_of(payload: Payload) -> datetime | None:
     """The date a message names: the case deadline, paperwork date or visit due date."""
     for name in ("deadline", "case_deadline", "paperwork_due", "due_on"):
-        value = getattr(payload, name, None)
+        value = payload.get(name)
         if isinstance(value, datetime):
             return value
         if isinstance(value, date):

@@ -47,6 +47,15 @@ def test_round_trip_keeps_every_field_and_the_payload_type() -> None:
     assert event.to_bytes() == raw
 
 
+def test_a_payload_gives_its_fields_by_name_and_the_default_for_fields_its_type_lacks() -> None:
+    payload = decode(_case_opened()).payload
+    assert payload.get("village_code") == "530102001001"
+    assert payload.get("home_visit_due") is None  # a field of the type, left unset
+    assert payload.get("home_visit_due", "x") is None  # set (to None) is not missing
+    assert payload.get("cadre_id") is None  # not a field of CaseOpened
+    assert payload.get("measures", ()) == ()
+
+
 def test_unknown_event_type_is_refused() -> None:
     body = json.loads(_case_opened()) | {"event_type": "CaseTeleported"}
     with pytest.raises(UnknownEventType):
