@@ -51,7 +51,7 @@ OPERATIONS: list[Panel] = [
     ("Outbox backlog", "timeseries", f"max by (service) (holdline_outbox_backlog{{{SVC}}})"),
     ("Outbox oldest row age (s)", "timeseries",
      f"max by (service) (holdline_outbox_oldest_age_seconds{{{SVC}}})"),
-    ("Alerts due and unsent, by priority", "timeseries",
+    ("Alerts due and unsent, by priority and lane", "timeseries",
      "max by (priority, lane) (holdline_notify_due_waiting)"),
     ("Oldest unsent alert, waiting (s)", "timeseries",
      "max by (priority, lane) (holdline_notify_due_oldest_seconds)"),
