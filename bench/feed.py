@@ -56,6 +56,7 @@ DEPARTMENT_KEY = "dev-medical_insurance-key"
 BAD_EVERY = 100  # 1% of the rows are invalid, as a real feed has
 SHARDS = IntakeSettings.model_fields["feed_shards"].default  # as intake groups them
 SLICE = 500
+SCALE_ROUNDS = 2  # alternating rounds of one and of two risk consumers
 
 
 # ---------------------------------------------------------------- data
@@ -370,8 +371,13 @@ async def run(quick: bool) -> list[Result]:
         sample = next(feed_lines(1))
         baseline = await raw_kafka(accepted, len(sample))
         data = slices(scale_records)
-        one = await drain(scale_records, data, 1, work)
-        two = await drain(scale_records, data, 2, work)
+        # one and two consumers alternate, the better round of each counts (as intake's rounds):
+        # a single pair moved by up to a tenth between runs on this shared machine
+        drains: dict[int, list[float]] = {1: [], 2: []}
+        for _ in range(1 if quick else SCALE_ROUNDS):
+            for replicas in (1, 2):
+                drains[replicas].append(await drain(scale_records, data, replicas, work))
+        one, two = max(drains[1]), max(drains[2])
     ratio = rate / baseline
     results = [
         Result(
@@ -400,7 +406,10 @@ async def run(quick: bool) -> list[Result]:
             name=f"scaling: risk, 2 consumers vs 1 ({scale_records:,} records in slices)",
             figure=two, unit="records/s", baseline=one, baseline_label="one risk consumer",
             ratio=scaling, target=">= 1.6", met=judge(scaling, ">= 1.6"),
-            notes="4 partitions; each replica owns two",
+            notes=(f"4 partitions; each replica owns two; better of {len(drains[1])} "
+                   "alternating rounds each"),
+            extra={"one_consumer_rounds": [round(r) for r in drains[1]],
+                   "two_consumers_rounds": [round(r) for r in drains[2]]},
         )
     )  # fmt: skip
     return results
