@@ -232,13 +232,12 @@ class UnitOfWork:
         self._counted.extend(envelopes)
 
     async def record_rows(self, events: list[tuple[Envelope[Any], str]]) -> None:
-        """Put a few (event, topic) pairs on the outbox in one INSERT, in order.
-
-        For small groups: unlike record_many's COPY on PostgreSQL, no extra round trips.
-        """
+        """Put (event, topic) pairs on the outbox, in order: a few in one INSERT (no extra
+        round trip), a run of them by COPY on PostgreSQL as record_many does."""
         if not events:
             return
-        await self.conn.execute(insert(self._outbox), outbox_rows(events, self.clock.now()))
+        rows = outbox_rows(events, self.clock.now())
+        await bulk_insert(self, self._outbox, rows, copy_from=COPY_FROM)
         self._recorded += len(events)
         self._counted.extend(e for e, _ in events)
 
@@ -434,11 +433,22 @@ async def _copy(uow: UnitOfWork, table_name: str, table: Table, rows: list[dict[
     )
 
 
-async def bulk_insert(uow: UnitOfWork, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows (same keys each) at once: COPY on PostgreSQL, executemany elsewhere."""
+# From this many rows a run goes by COPY where callers ask (copy_from=COPY_FROM), fewer as one
+# executemany. Measured with 6,000 notification rows in runs of each size (client and
+# PostgreSQL CPU a row): 16 rows cost the same either way, from 32 COPY costs PostgreSQL a
+# sixth less, at 128 a third less and the client a sixth less; below 16 COPY's extra round
+# trip makes it dearer
+COPY_FROM = 32
+
+
+async def bulk_insert(
+    uow: UnitOfWork, table: Table, rows: list[dict[str, Any]], *, copy_from: int = 1
+) -> None:
+    """Insert many rows (same keys each) at once: on PostgreSQL by COPY from `copy_from` rows
+    up, else (and on SQLite) one executemany."""
     if not rows:
         return
-    if uow.conn.dialect.name != "postgresql":
+    if uow.conn.dialect.name != "postgresql" or len(rows) < copy_from:
         await uow.execute(insert(table), rows)
         return
     await _copy(uow, table.name, table, rows)

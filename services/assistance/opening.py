@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 
 from services.assistance import rules
 from services.assistance.catalogue import load_catalogue
@@ -22,7 +22,7 @@ from services.assistance.models import measure_history, measures, plans
 from services.assistance.planner import category_rank, normalise_risks, provisional_measures
 from services.assistance.repository import MOVE_MEASURE, assistance_event
 from services.assistance.workflow import ACTIVE
-from shared.db import UnitOfWork
+from shared.db import COPY_FROM, UnitOfWork, bulk_insert
 from shared.events import CaseOpened, Envelope, GreenChannelOpened, MeasureAssigned, PlanCreated
 
 OPENINGS = ("CaseOpened", "GreenChannelOpened")
@@ -200,14 +200,16 @@ async def _store(
     the new measures' history."""
     new_plans = [p for p in touched if p.new]
     if new_plans:
-        await uow.execute(
-            insert(plans),
+        await bulk_insert(
+            uow,
+            plans,
             [
                 {"id": p.id, "household_id": p.household_id, "case_id": p.case_id,
                  "village_code": p.village_code, "measures": p.codes, "created_at": now,
                  "updated_at": now, "status": p.status, "risk_types": p.risk_types}
                 for p in new_plans
             ],
+            copy_from=COPY_FROM,
         )  # fmt: skip
     changed = [p for p in touched if p.changed]
     if changed:
@@ -221,8 +223,9 @@ async def _store(
         )  # fmt: skip
     added = [(p, m) for p in touched for m in p.active if m.stored_position is None]
     if added:
-        await uow.execute(
-            insert(measures),
+        await bulk_insert(
+            uow,
+            measures,
             [
                 {"id": m.id, "plan_id": p.id, "household_id": p.household_id,
                  "village_code": p.village_code, "code": m.code, "category": m.category,
@@ -231,8 +234,9 @@ async def _store(
                  "created_at": now, "updated_at": now, "updated_by": SYSTEM}
                 for p, m in added
             ],
+            copy_from=COPY_FROM,
         )  # fmt: skip
-        await uow.execute(insert(measure_history), history)
+        await bulk_insert(uow, measure_history, history, copy_from=COPY_FROM)
     moved = [
         {"b_id": m.id, "b_position": m.position}
         for p in touched

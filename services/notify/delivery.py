@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from services.notify import metrics, rules
 from services.notify.breaker import BreakerBoard
@@ -18,7 +18,7 @@ from services.notify.channels import Channel, DeliveryError, Outgoing
 from services.notify.config import NotifySettings
 from services.notify.models import delivery_attempts, notifications
 from shared.clock import Clock
-from shared.db import UnitOfWork, utc
+from shared.db import COPY_FROM, UnitOfWork, bulk_insert, utc
 from shared.events import Envelope, NotificationDelivered, NotificationFailed, new_event
 
 log = logging.getLogger(__name__)
@@ -212,8 +212,7 @@ async def record_outcomes(
                 log.warning("notification %s attempt %d failed: %s", row.id, number, t.error)
                 state["b_next_attempt_at"] = t.at + delay
         states.append(state)
-    if attempts:
-        await uow.execute(insert(delivery_attempts), attempts)
+    await bulk_insert(uow, delivery_attempts, attempts, copy_from=COPY_FROM)
     await uow.execute(UPDATE_STATE, states)
     await uow.record_many(outcomes, settings.topic("notifications"))
 
