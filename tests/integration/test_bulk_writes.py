@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import JSON, Column, MetaData, String, Table, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import FrozenClock
 from shared.db import (
@@ -26,13 +27,25 @@ class Boom(Exception):
     pass
 
 
-async def test_a_copy_as_the_first_write_is_rolled_back_with_the_rest(pg_url: str) -> None:
+def items_table() -> tuple[Table, Table, Table]:
+    """A table of JSON documents, with the outbox and dedup tables a unit of work needs."""
     metadata = MetaData()
     outbox, processed = messaging_tables(metadata)
     items = Table("items", metadata, Column("id", String, primary_key=True), Column("doc", JSON))
-    engine = create_engine(pg_url)
+    return items, outbox, processed
+
+
+async def created(url: str, table: Table) -> AsyncEngine:
+    """An engine on `url` with the tables of `table`'s metadata created."""
+    engine = create_engine(url)
     async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
+        await conn.run_sync(table.metadata.create_all)
+    return engine
+
+
+async def test_a_copy_as_the_first_write_is_rolled_back_with_the_rest(pg_url: str) -> None:
+    items, outbox, processed = items_table()
+    engine = await created(pg_url, items)
 
     def uow() -> UnitOfWork:
         return UnitOfWork(engine, outbox, processed, CLOCK)
@@ -68,12 +81,8 @@ async def test_small_and_large_runs_go_in_whole_and_only_with_their_transaction(
     """bulk_insert with copy_from: a run below it goes as one executemany, one from it by COPY
     on PostgreSQL; either way every row with its JSON, and nothing of a rolled-back run."""
     url = pg_url if db == "postgres" else f"sqlite+aiosqlite:///{tmp_path}/bulk.db"
-    metadata = MetaData()
-    outbox, processed = messaging_tables(metadata)
-    items = Table("items", metadata, Column("id", String, primary_key=True), Column("doc", JSON))
-    engine = create_engine(url)
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
+    items, outbox, processed = items_table()
+    engine = await created(url, items)
 
     def run(tag: str, size: int) -> list[dict[str, object]]:
         return [{"id": f"{tag}{n}", "doc": {"n": n, "名": tag}} for n in range(size)]
