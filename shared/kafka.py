@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection
@@ -132,12 +133,22 @@ class OutboxRelay:
                 await conn.close()
 
     async def _relay(self, producer: AIOKafkaProducer, conn: AsyncConnection) -> None:
-        """Passes on the relay's connection until one fails."""
+        """Passes on the relay's connection until one fails. A pass starts no sooner than
+        `outbox_pass_interval_seconds` after the previous one ended: under a steady stream of
+        commits each pass takes what they committed meanwhile, where passes of one or two rows
+        each cost the relay, the database and the broker their fixed part again. After a quiet
+        spell the first pass starts at once."""
+        loop = asyncio.get_running_loop()
+        ended = -math.inf
         while True:
+            wait = ended + self._settings.outbox_pass_interval_seconds - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
             # cleared before the pass reads the outbox: a commit made while the pass runs (its
             # sends wait for the broker) sets it again, and the next pass starts at once
             self._wake.clear()
             sent = await self.publish_pending(producer, conn)
+            ended = loop.time()
             if sent < self._settings.outbox_batch_size:
                 try:
                     await asyncio.wait_for(self._wake.wait(), self._settings.outbox_poll_seconds)

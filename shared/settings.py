@@ -45,6 +45,10 @@ class ServiceSettings(BaseSettings):
     consumer_commit_seconds: Annotated[float, Field(ge=0)] = 1.0
     outbox_batch_size: int = 500
     outbox_poll_seconds: float = 0.5
+    # a relay pass starts at least this long after the one before it ended: under load the
+    # rows committed meanwhile go in one pass (one produce request a partition) instead of a
+    # pass each; after a quiet spell the first pass starts at once
+    outbox_pass_interval_seconds: Annotated[float, Field(ge=0)] = 0.010
     # how often the relay measures its backlog for the outbox gauges (and the stuck-outbox alert)
     outbox_metrics_seconds: float = 5.0
     # housekeeping (shared/housekeeping.py): published outbox rows are kept this long, dedup

@@ -105,6 +105,50 @@ async def test_a_relay_that_loses_its_session_waits_for_the_lock_before_it_publi
         await admin.close()
 
 
+async def test_passes_are_spaced_under_a_stream_of_commits_but_not_after_a_quiet_spell(
+    runtime: Runtime, producer: AIOKafkaProducer
+) -> None:
+    """A pass starts no sooner than outbox_pass_interval_seconds after the previous one ended:
+    events committed one by one meanwhile go in one pass, and an event committed after a
+    quiet spell is published at once."""
+    runtime.relay._settings = runtime.settings.model_copy(
+        update={"outbox_pass_interval_seconds": 0.5, "outbox_poll_seconds": 5}
+    )
+    passes: list[int] = []
+    publish = runtime.relay.publish_pending
+
+    async def counted(producer: AIOKafkaProducer, conn: object = None) -> int:
+        sent = await publish(producer, conn)  # type: ignore[arg-type]
+        if sent:
+            passes.append(sent)
+        return sent
+
+    runtime.relay.publish_pending = counted  # type: ignore[method-assign]
+    relay = asyncio.create_task(runtime.relay.run(producer))
+    try:
+        first = await _record(runtime)
+        await _until(lambda: _published(runtime, first))
+        stream = []
+        for _ in range(3):  # each commit wakes the relay
+            stream.append(await _record(runtime))
+            await asyncio.sleep(0.05)
+        await _until(lambda: _published(runtime, stream[-1]))
+        assert passes == [1, 3]
+
+        await asyncio.sleep(1)  # quiet
+        loop = asyncio.get_running_loop()
+        committed = loop.time()
+        late = await _record(runtime)
+        while not await _published(runtime, late):
+            await asyncio.sleep(0.01)
+        assert loop.time() - committed < 0.4, "the pass after a quiet spell waited"
+        assert passes == [1, 3, 1]
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
+
+
 async def test_passes_publish_in_order_mark_each_row_once_and_leave_no_transaction_open(
     runtime: Runtime, producer: AIOKafkaProducer, kafka_bootstrap: str
 ) -> None:
