@@ -234,8 +234,13 @@ class OutboxRelay:
         return list(await driver.fetch(self._pending_sql, self._settings.outbox_batch_size))
 
     @cached_property
+    def _column_names(self) -> tuple[str, ...]:
+        """What a pass reads of a row: (id, topic, key, value[, bulk])."""
+        return ("id", "topic", "key", "value") + (("bulk",) if self._bulk_lane else ())
+
+    @cached_property
     def _columns(self) -> str:
-        return "id, topic, key, value" + (", bulk" if self._bulk_lane else "")
+        return ", ".join(self._column_names)
 
     @cached_property
     def _pending_sql(self) -> str:
@@ -266,9 +271,7 @@ class OutboxRelay:
 
     async def _pending(self, conn: AsyncConnection, limit: int, direct: bool = False) -> list[Any]:
         t = self._outbox
-        query = select(*(t.c[c] for c in self._columns.split(", "))).where(
-            t.c.published_at.is_(None)
-        )
+        query = select(*(t.c[c] for c in self._column_names)).where(t.c.published_at.is_(None))
         if direct:  # as _direct_sql
             b = t.alias("b")
             earlier_bulk = exists().where(
