@@ -199,8 +199,9 @@ async def _wait_arrivals(receiver: WebhookReceiver, wanted: set[str], seconds: f
         await asyncio.sleep(0.2)
 
 
-async def _stages(platform: Platform, measured: Sent) -> dict[str, float]:
-    """Median milliseconds of each step, from the services' own timestamps (same clock)."""
+async def _stages(platform: Platform, measured: Sent) -> dict[str, dict[str, float]]:
+    """Each measured declaration's steps in milliseconds, from the services' own timestamps
+    (same clock): {submission id: {step: ms}}."""
 
     async def rows(service: str, query: str, *args: Any) -> list[Any]:
         url = platform.env[f"HOLDLINE_{service.upper()}_DATABASE_URL"]
@@ -250,14 +251,7 @@ async def _stages(platform: Platform, measured: Sent) -> dict[str, float]:
             households,
         )
     }
-    steps: dict[str, list[float]] = {}
-
-    def add(step: str, start: datetime | float | None, end: datetime | None) -> None:
-        if start is None or end is None:
-            return
-        begin = start if isinstance(start, float) else start.timestamp()
-        steps.setdefault(step, []).append((end.timestamp() - begin) * 1000)
-
+    steps: dict[str, dict[str, float]] = {}
     for sid, posted in measured.started.items():
         row = intake.get(sid)
         if row is None:
@@ -265,26 +259,51 @@ async def _stages(platform: Platform, measured: Sent) -> dict[str, float]:
         household = measured.households[sid]
         risk, note = risk_out.get(household), notes.get(household)
         done = processed.get(row["event_id"])
-        add("1 POST -> intake commit", posted, row["created_at"])
-        add("2 intake relay publish", row["created_at"], row["published_at"])
-        add("3 Kafka hop + risk consumer picks it up", row["published_at"], done)
-        add("4 risk handles, commits CaseOpened", done, risk["created_at"] if risk else None)
-        add(
-            "5 risk relay publish",
-            risk["created_at"] if risk else None,
-            risk["published_at"] if risk else None,
-        )
-        add(
-            "6 Kafka hop + notify records the notification",
-            risk["published_at"] if risk else None,
-            note["created_at"] if note else None,
-        )
-        add(
-            "7 notify dispatch + webhook answered",
-            note["created_at"] if note else None,
-            note["delivered_at"] if note else None,
-        )
-    return {k: round(statistics.median(v), 1) for k, v in sorted(steps.items())}
+        marks: list[tuple[str, datetime | float | None, datetime | None]] = [
+            ("1 POST -> intake commit", posted, row["created_at"]),
+            ("2 intake relay publish", row["created_at"], row["published_at"]),
+            ("3 Kafka hop + risk consumer picks it up", row["published_at"], done),
+            ("4 risk handles, commits CaseOpened", done, risk and risk["created_at"]),
+            ("5 risk relay publish", risk and risk["created_at"], risk and risk["published_at"]),
+            (
+                "6 Kafka hop + notify records the notification",
+                risk and risk["published_at"],
+                note and note["created_at"],
+            ),
+            (
+                "7 notify dispatch + webhook answered",
+                note and note["created_at"],
+                note and note["delivered_at"],
+            ),
+        ]
+        steps[sid] = {
+            step: round((end.timestamp() - _seconds(start)) * 1000, 1)
+            for step, start, end in marks
+            if start is not None and end is not None
+        }
+    return steps
+
+
+def _seconds(at: datetime | float) -> float:
+    return at if isinstance(at, float) else at.timestamp()
+
+
+def _summarise(steps: dict[str, dict[str, float]], latencies: dict[str, float]) -> dict[str, Any]:
+    """Median and p99 of each step, and the steps of the slowest 1% of declarations: where
+    the tail is spent, not only the middle."""
+    by_step: dict[str, list[float]] = {}
+    for values in steps.values():
+        for step, ms in values.items():
+            by_step.setdefault(step, []).append(ms)
+    slowest = sorted(latencies, key=latencies.__getitem__, reverse=True)
+    return {
+        "stages_median_ms": {k: round(statistics.median(v), 1) for k, v in sorted(by_step.items())},
+        "stages_p99_ms": {k: round(percentile(v, 99), 1) for k, v in sorted(by_step.items())},
+        "slowest_1pct": [
+            {"total_ms": round(latencies[sid], 1)} | steps.get(sid, {})
+            for sid in slowest[: max(1, len(slowest) // 100)]
+        ],
+    }
 
 
 async def platform_latency(sizes: Sizes) -> dict[str, Any]:
@@ -305,11 +324,12 @@ async def platform_latency(sizes: Sizes) -> dict[str, Any]:
         background, measured = await _declare(platform.ports["intake"], sizes)
         await _wait_arrivals(receiver, set(measured.started), sizes.drain_seconds)
         arrivals = _arrivals(receiver)
-        latencies = [
-            (arrivals[sid] - started) * 1000
+        by_sid = {
+            sid: (arrivals[sid] - started) * 1000
             for sid, started in measured.started.items()
             if sid in arrivals
-        ]
+        }
+        latencies = list(by_sid.values())
         # the measured declarations that opened the green channel: their urgent alerts
         urgent = _arrivals(receiver, "GreenChannelOpened")
         urgent_latencies = [
@@ -318,7 +338,7 @@ async def platform_latency(sizes: Sizes) -> dict[str, Any]:
             if sid in urgent
         ]
         background_delivered = sum(sid in arrivals for sid in background.started)
-        stages = await _stages(platform, measured)
+        stages = _summarise(await _stages(platform, measured), by_sid)
     finally:
         platform.stop()
         await receiver.stop()
@@ -337,7 +357,7 @@ async def platform_latency(sizes: Sizes) -> dict[str, Any]:
             "background": background.dropped,
             "measured": measured.dropped,
         },
-        "stages_median_ms": stages,
+        **stages,
         "logs": str(logs),
     }
 
