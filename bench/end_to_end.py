@@ -55,7 +55,8 @@ HEADERS = b"X-App-Key: " + APP_KEY.encode() + b"\r\n"
 class Sizes:
     """How long and how hard."""
 
-    seconds: float  # sending phase
+    seconds: float  # measured sending phase
+    warmup_seconds: float  # background load alone first: measured declarations meet it running
     background_rate: float  # declarations/s for other households
     measured_rate: float  # measured declarations/s
     drain_seconds: float  # how long to wait for the last measured webhook calls
@@ -63,9 +64,21 @@ class Sizes:
 
 
 FULL = Sizes(
-    seconds=60, background_rate=200, measured_rate=5, drain_seconds=60, baseline_seconds=30
+    seconds=60,
+    warmup_seconds=5,
+    background_rate=200,
+    measured_rate=5,
+    drain_seconds=60,
+    baseline_seconds=30,
 )
-QUICK = Sizes(seconds=2, background_rate=5, measured_rate=5, drain_seconds=10, baseline_seconds=1.5)
+QUICK = Sizes(
+    seconds=2,
+    warmup_seconds=0.5,
+    background_rate=5,
+    measured_rate=5,
+    drain_seconds=10,
+    baseline_seconds=1.5,
+)
 
 
 class WebhookReceiver:
@@ -147,10 +160,31 @@ async def _paced(
     return dropped
 
 
+async def _under_load(
+    sizes: Sizes,
+    seconds: float,
+    background: Callable[[int], Awaitable[None]],
+    measured: Callable[[int], Awaitable[None]],
+    measured_rate: float,
+) -> tuple[int, int]:
+    """Background sends alone for the warm-up, then measured ones beside them for `seconds`;
+    returns how many of each were dropped. Measured from a cold start, the first measured
+    sends would time the first connections, statement preparations and caches of every
+    process, not the path under load."""
+
+    async def later() -> int:
+        await asyncio.sleep(sizes.warmup_seconds)
+        return await _paced(measured_rate, seconds, measured, 8)
+
+    total = sizes.warmup_seconds + seconds
+    dropped = await asyncio.gather(_paced(sizes.background_rate, total, background, 64), later())
+    return dropped[0], dropped[1]
+
+
 async def _declare(port: int, sizes: Sizes) -> tuple[Sent, Sent]:
     """Background and measured declarations, side by side; returns (background, measured)."""
     background, measured = Sent(), Sent()
-    count = int(sizes.seconds * sizes.background_rate) + 10
+    count = int((sizes.warmup_seconds + sizes.seconds) * sizes.background_rate) + 10
     bg_bodies = declarations(count, seed=11)
     m_bodies = declarations(int(sizes.seconds * sizes.measured_rate) + 10, seed=12)
     pools: dict[int, list[Connection]] = {0: [], 1: []}
@@ -174,9 +208,12 @@ async def _declare(port: int, sizes: Sizes) -> tuple[Sent, Sent]:
 
         return send
 
-    background.dropped, measured.dropped = await asyncio.gather(
-        _paced(sizes.background_rate, sizes.seconds, sender(bg_bodies, background, 0), 64),
-        _paced(sizes.measured_rate, sizes.seconds, sender(m_bodies, measured, 1), 8),
+    background.dropped, measured.dropped = await _under_load(
+        sizes,
+        sizes.seconds,
+        sender(bg_bodies, background, 0),
+        sender(m_bodies, measured, 1),
+        sizes.measured_rate,
     )
     for conns in pools.values():
         for conn in conns:
@@ -288,9 +325,13 @@ def _seconds(at: datetime | float) -> float:
     return at if isinstance(at, float) else at.timestamp()
 
 
-def _summarise(steps: dict[str, dict[str, float]], latencies: dict[str, float]) -> dict[str, Any]:
-    """Median and p99 of each step, and the steps of the slowest 1% of declarations: where
-    the tail is spent, not only the middle."""
+def _summarise(
+    steps: dict[str, dict[str, float]], latencies: dict[str, float], started: dict[str, float]
+) -> dict[str, Any]:
+    """Median and p99 of each step, and the steps of the slowest 1% of declarations (with
+    when each was sent, seconds into the measured phase): where the tail is spent, not only
+    the middle."""
+    first = min(started.values(), default=0.0)
     by_step: dict[str, list[float]] = {}
     for values in steps.values():
         for step, ms in values.items():
@@ -300,7 +341,8 @@ def _summarise(steps: dict[str, dict[str, float]], latencies: dict[str, float]) 
         "stages_median_ms": {k: round(statistics.median(v), 1) for k, v in sorted(by_step.items())},
         "stages_p99_ms": {k: round(percentile(v, 99), 1) for k, v in sorted(by_step.items())},
         "slowest_1pct": [
-            {"total_ms": round(latencies[sid], 1)} | steps.get(sid, {})
+            {"total_ms": round(latencies[sid], 1), "sent_at_s": round(started[sid] - first, 1)}
+            | steps.get(sid, {})
             for sid in slowest[: max(1, len(slowest) // 100)]
         ],
     }
@@ -338,7 +380,7 @@ async def platform_latency(sizes: Sizes) -> dict[str, Any]:
             if sid in urgent
         ]
         background_delivered = sum(sid in arrivals for sid in background.started)
-        stages = _summarise(await _stages(platform, measured), by_sid)
+        stages = _summarise(await _stages(platform, measured), by_sid, measured.started)
     finally:
         platform.stop()
         await receiver.stop()
@@ -350,7 +392,9 @@ async def platform_latency(sizes: Sizes) -> dict[str, Any]:
         "measured_sent": measured.accepted,
         "measured_missing": measured.accepted - len(latencies),
         "background_accepted": background.accepted,
-        "background_rate_achieved": round(background.accepted / sizes.seconds, 1),
+        "background_rate_achieved": round(
+            background.accepted / (sizes.warmup_seconds + sizes.seconds), 1
+        ),
         "background_webhooks_within_drain": background_delivered,
         "refused": {"background": background.refused, "measured": measured.refused},
         "not_sent_intake_too_slow": {
@@ -436,9 +480,8 @@ async def kafka_round_trip(sizes: Sizes) -> list[float]:
 
             return one
 
-        await asyncio.gather(
-            _paced(sizes.background_rate, sizes.baseline_seconds, sender(b"bg"), 64),
-            _paced(sizes.measured_rate * 4, sizes.baseline_seconds, sender(b"m"), 8),
+        await _under_load(
+            sizes, sizes.baseline_seconds, sender(b"bg"), sender(b"m"), sizes.measured_rate * 4
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not set(started) <= set(arrived):
@@ -499,6 +542,7 @@ async def run(quick: bool) -> list[Result]:
                 "baseline_p99_ms": round(b99, 2),
                 "baseline_samples": len(baseline),
                 "seconds": sizes.seconds,
+                "warmup_seconds": sizes.warmup_seconds,
                 "background_rate_target": sizes.background_rate,
                 "urgent_p50_ms": round(percentile(urgent, 50), 1) if urgent else None,
                 "urgent_p99_ms": round(percentile(urgent, 99), 1) if urgent else None,
