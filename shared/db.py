@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.elements import ColumnElement
 
 from shared.clock import Clock
 from shared.events import Envelope
@@ -431,6 +432,15 @@ async def _copy(uow: UnitOfWork, table_name: str, table: Table, rows: list[dict[
     await driver.copy_records_to_table(
         table_name, records=[convert(r) for r in rows], columns=columns
     )
+
+
+def one_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """`column IN (...)` with the values given when the statement runs ({name: [...]}), for
+    statements built once at import. An IN built per call from a list (or a function of
+    literals, or startswith) leaves a few objects in reference cycles that only the garbage
+    collector frees: at 200 declarations/s risk and notify left about 2,400 a second, and
+    each young-generation collection that walked them stopped the process for 20 to 130 ms."""
+    return column.in_(bindparam(name, expanding=True))
 
 
 # From this many rows a run goes by COPY where callers ask (copy_from=COPY_FROM), fewer as one

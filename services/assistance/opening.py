@@ -22,7 +22,7 @@ from services.assistance.models import measure_history, measures, plans
 from services.assistance.planner import category_rank, normalise_risks, provisional_measures
 from services.assistance.repository import MOVE_MEASURE, assistance_event
 from services.assistance.workflow import ACTIVE
-from shared.db import COPY_FROM, UnitOfWork, bulk_insert
+from shared.db import COPY_FROM, UnitOfWork, bulk_insert, one_of
 from shared.events import CaseOpened, Envelope, GreenChannelOpened, MeasureAssigned, PlanCreated
 
 OPENINGS = ("CaseOpened", "GreenChannelOpened")
@@ -80,9 +80,18 @@ async def on_openings(
     await uow.record_rows([(e, topic) for e in outgoing])
 
 
+# built once, the ids bound when they run (shared.db.one_of)
+_PLANS = select(plans).where(one_of(plans.c.case_id, "case_ids"))
+_ACTIVE_MEASURES = (
+    select(measures)
+    .where(one_of(measures.c.plan_id, "plan_ids"), measures.c.status.in_(ACTIVE))
+    .order_by(measures.c.plan_id, measures.c.position)
+)
+
+
 async def _load(uow: UnitOfWork, case_ids: set[str]) -> dict[str, _Plan]:
     """The plans of these cases (by case id), with their active measures in plan order."""
-    rows = (await uow.execute(select(plans).where(plans.c.case_id.in_(case_ids)))).all()
+    rows = (await uow.execute(_PLANS, {"case_ids": list(case_ids)})).all()
     found = {
         r.case_id: _Plan(
             r.id, r.case_id, r.household_id, r.village_code, r.status,
@@ -92,11 +101,7 @@ async def _load(uow: UnitOfWork, case_ids: set[str]) -> dict[str, _Plan]:
     }  # fmt: skip
     if found:
         by_id = {p.id: p for p in found.values()}
-        held = await uow.execute(
-            select(measures)
-            .where(measures.c.plan_id.in_(by_id), measures.c.status.in_(ACTIVE))
-            .order_by(measures.c.plan_id, measures.c.position)
-        )
+        held = await uow.execute(_ACTIVE_MEASURES, {"plan_ids": list(by_id)})
         for m in held:
             by_id[m.plan_id].active.append(
                 _Measure(

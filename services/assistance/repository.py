@@ -70,12 +70,18 @@ async def create_plan(
     return plan_id
 
 
+# a plan's measures in plan order, all of them or the active ones; built once (an IN of
+# constants built per call leaves reference cycles for the collector, shared.db.one_of)
+_PLAN_MEASURES = (
+    select(measures).where(measures.c.plan_id == bindparam("plan_id")).order_by(measures.c.position)
+)
+_ACTIVE_PLAN_MEASURES = _PLAN_MEASURES.where(measures.c.status.in_(ACTIVE))
+
+
 async def plan_measures(uow: UnitOfWork, plan_id: str, *, active_only: bool = True) -> list[Any]:
     """The measures of a plan in plan order."""
-    query = select(measures).where(measures.c.plan_id == plan_id).order_by(measures.c.position)
-    if active_only:
-        query = query.where(measures.c.status.in_(ACTIVE))
-    return list((await uow.execute(query)).all())
+    query = _ACTIVE_PLAN_MEASURES if active_only else _PLAN_MEASURES
+    return list((await uow.execute(query, {"plan_id": plan_id})).all())
 
 
 def as_planned(row: Any) -> PlannedMeasure:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.assistance import schedule
@@ -140,12 +140,13 @@ async def _members(uow: UnitOfWork, household_id: str) -> list[Member]:
     return [Member.model_validate(m) for m in (row.members or [])] if row else []
 
 
+_ACTIVE_CODES = select(measures.c.code).where(
+    measures.c.household_id == bindparam("household_id"), measures.c.status.in_(ACTIVE)
+)  # built once (shared.db.one_of says why)
+
+
 async def _active_codes(uow: UnitOfWork, household_id: str) -> list[str]:
-    rows = await uow.execute(
-        select(measures.c.code).where(
-            measures.c.household_id == household_id, measures.c.status.in_(ACTIVE)
-        )
-    )
+    rows = await uow.execute(_ACTIVE_CODES, {"household_id": household_id})
     return [r.code for r in rows]
 
 

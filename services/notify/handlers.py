@@ -10,17 +10,31 @@ from typing import Any
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.notify import acks, metrics, routing, rules, templates
 from services.notify.config import NotifySettings
 from services.notify.models import notifications, recipients, responsibilities
 from services.notify.routing import Cadre, Priority, Target
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, one_of
 from shared.events import FEED_CHANNEL, CadreAssigned, CadreRegistered, Envelope
 
 log = logging.getLogger(__name__)
+
+
+# what routing reads, built once with the values bound when they run (shared.db.one_of)
+_RESPONSIBLE = select(responsibilities.c.household_id, responsibilities.c.cadre_id).where(
+    one_of(responsibilities.c.household_id, "households")
+)
+_COUNTY = func.substr(recipients.c.township_code, 1, routing.COUNTY_DIGITS)
+_ROSTERS = select(recipients).where(one_of(_COUNTY, "counties"))
+_IN_COUNTY = recipients.c.township_code.startswith(bindparam("county"))
+_ROSTER = select(recipients).where(_IN_COUNTY)
+_NAMED = select(recipients).where(one_of(recipients.c.cadre_id, "cadre_ids"))
+_ROSTER_AND_NAMED = select(recipients).where(
+    or_(_IN_COUNTY, one_of(recipients.c.cadre_id, "cadre_ids"))
+)
 
 
 @dataclass
@@ -39,10 +53,8 @@ class Lookups:
         wanted = [h for h in dict.fromkeys(household_ids) if h not in self.responsible]
         if not wanted:
             return
-        query = select(responsibilities.c.household_id, responsibilities.c.cadre_id).where(
-            responsibilities.c.household_id.in_(wanted)
-        )
-        found = {row.household_id: row.cadre_id for row in (await uow.execute(query)).all()}
+        rows = (await uow.execute(_RESPONSIBLE, {"households": wanted})).all()
+        found = {row.household_id: row.cadre_id for row in rows}
         for household in wanted:
             self.responsible[household] = found.get(household)
 
@@ -53,9 +65,7 @@ class Lookups:
             return
         for county in wanted:
             self.rosters[county] = []
-        county_part = func.substr(recipients.c.township_code, 1, routing.COUNTY_DIGITS)
-        query = select(recipients).where(county_part.in_(wanted))
-        for row in (await uow.execute(query)).all():
+        for row in (await uow.execute(_ROSTERS, {"counties": list(wanted)})).all():
             self.rosters[routing.county_of(row.township_code)].append(cadre_of(row))
 
     async def responsible_for(self, uow: UnitOfWork, household_id: str) -> str | None:
@@ -68,14 +78,14 @@ class Lookups:
         """As load_roster: the county's cadres plus the named ones wherever they are."""
         county = routing.county_of(region_code)
         if county not in self.rosters:
-            query = select(recipients).where(recipients.c.township_code.startswith(county))
-            self.rosters[county] = [cadre_of(r) for r in (await uow.execute(query)).all()]
+            rows = (await uow.execute(_ROSTER, {"county": county})).all()
+            self.rosters[county] = [cadre_of(r) for r in rows]
         cadres = self.rosters[county]
         present = {c.cadre_id for c in cadres}
         missing = [c for c in also if c not in present and c not in self.named]
         if missing:
-            query = select(recipients).where(recipients.c.cadre_id.in_(missing))
-            rows = {r.cadre_id: cadre_of(r) for r in (await uow.execute(query)).all()}
+            found = (await uow.execute(_NAMED, {"cadre_ids": missing})).all()
+            rows = {r.cadre_id: cadre_of(r) for r in found}
             for cadre_id in missing:
                 self.named[cadre_id] = rows.get(cadre_id)
         extra = [self.named[c] for c in dict.fromkeys(also) if c not in present]
@@ -360,10 +370,8 @@ async def responsible_cadre(uow: UnitOfWork, household_id: str) -> str | None:
 async def load_roster(uow: UnitOfWork, region_code: str, also: Sequence[str] = ()) -> list[Cadre]:
     """Active cadres of the region's county, plus the named ones wherever they are."""
     county = routing.county_of(region_code)
-    query = select(recipients).where(
-        or_(recipients.c.township_code.startswith(county), recipients.c.cadre_id.in_(list(also)))
-    )
-    return [cadre_of(row) for row in (await uow.execute(query)).all()]
+    rows = await uow.execute(_ROSTER_AND_NAMED, {"county": county, "cadre_ids": list(also)})
+    return [cadre_of(row) for row in rows.all()]
 
 
 def cadre_of(row: Any) -> Cadre:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from services.risk.evaluation import HouseholdFacts
 from services.risk.models import case_history, cases, households
 from services.risk.workflow import CaseState
-from shared.db import UnitOfWork, utc
+from shared.db import UnitOfWork, one_of, utc
 from shared.events import Guarantees, Member
 
 
@@ -63,42 +63,53 @@ async def household(uow: UnitOfWork, household_id: str, *, lock: bool = False) -
     return (await uow.execute(query)).first()
 
 
+# built once: the id lists are bound when they run (shared.db.one_of)
+_LOCK_HOUSEHOLDS = (
+    select(households.c.id)
+    .where(one_of(households.c.id, "ids"))
+    .order_by(households.c.id)
+    .with_for_update()
+)
+_HOUSEHOLDS = select(households).where(one_of(households.c.id, "ids"))
+_SET_SOCIAL_SECURITY = (
+    update(households)
+    .where(one_of(households.c.id, "ids"))
+    .values(social_security=True, updated_at=bindparam("now"))
+)
+_OPEN_CASE_HOUSEHOLDS = select(cases.c.household_id).where(
+    one_of(cases.c.household_id, "ids"), cases.c.status == "open"
+)
+_OPEN_CASE_HOUSEHOLDS_LOCKED = _OPEN_CASE_HOUSEHOLDS.with_for_update()
+
+
 async def lock_households(uow: UnitOfWork, household_ids: set[str]) -> None:
     """Lock these households (those that exist) in id order, as a signal batch does, so that
     two transactions each holding several never wait for each other in a circle."""
     if household_ids and uow.conn.dialect.name == "postgresql":
-        query = select(households.c.id).where(households.c.id.in_(sorted(household_ids)))
-        await uow.execute(query.order_by(households.c.id).with_for_update())
+        await uow.execute(_LOCK_HOUSEHOLDS, {"ids": sorted(household_ids)})
 
 
 async def households_by_id(uow: UnitOfWork, household_ids: set[str]) -> dict[str, Any]:
     """The rows of these households that exist, by id."""
     if not household_ids:
         return {}
-    query = select(households).where(households.c.id.in_(sorted(household_ids)))
-    return {row.id: row for row in (await uow.execute(query)).all()}
+    rows = await uow.execute(_HOUSEHOLDS, {"ids": sorted(household_ids)})
+    return {row.id: row for row in rows.all()}
 
 
 async def set_social_security(uow: UnitOfWork, household_ids: list[str]) -> None:
     """Mark these existing households as under social-security cover, in one statement."""
     if household_ids:
-        await uow.execute(
-            update(households)
-            .where(households.c.id.in_(household_ids))
-            .values(social_security=True, updated_at=uow.clock.now())
-        )
+        await uow.execute(_SET_SOCIAL_SECURITY, {"ids": household_ids, "now": uow.clock.now()})
 
 
 async def households_with_open_cases(uow: UnitOfWork, household_ids: set[str]) -> set[str]:
     """Which of these households have an open case (rules §4.8), locked as open_case locks."""
     if not household_ids:
         return set()
-    query = select(cases.c.household_id).where(
-        cases.c.household_id.in_(sorted(household_ids)), cases.c.status == "open"
-    )
-    if uow.conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return set((await uow.execute(query)).scalars())
+    lock = uow.conn.dialect.name == "postgresql"
+    query = _OPEN_CASE_HOUSEHOLDS_LOCKED if lock else _OPEN_CASE_HOUSEHOLDS
+    return set((await uow.execute(query, {"ids": sorted(household_ids)})).scalars())
 
 
 async def save_household(

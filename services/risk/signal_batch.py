@@ -32,7 +32,7 @@ from services.risk.rules import (
 )
 from services.risk.signals import Signal, apply_signal
 from services.risk.thresholds import threshold_for
-from shared.db import UnitOfWork, bulk_insert, bulk_update
+from shared.db import UnitOfWork, bulk_insert, bulk_update, one_of
 from shared.events import (
     FEED_CHANNEL,
     CaseMerged,
@@ -52,6 +52,12 @@ Rows = list[dict[str, Any]]
 HOUSEHOLD_COLUMNS = [c.name for c in households.columns]
 _ENVELOPES: dict[type[Payload], Any] = {}
 CASE_COLUMNS = [c.name for c in cases.columns]
+# a batch's households and their open cases, by locked (PostgreSQL) or not; built once, the ids
+# bound when they run (shared.db.one_of)
+_BY_ID = select(households).where(one_of(households.c.id, "ids")).order_by(households.c.id)
+_HOUSEHOLDS = {False: _BY_ID, True: _BY_ID.with_for_update()}
+_OPEN = select(cases).where(one_of(cases.c.household_id, "ids"), cases.c.status == "open")
+_OPEN_CASES = {False: _OPEN, True: _OPEN.with_for_update()}
 
 
 def reason_rows(reasons: list[Reason]) -> Rows:
@@ -162,13 +168,11 @@ class SignalBatch:
         """Read the households and their open cases, locked, one query each. Households are
         locked in id order, as every transaction that locks several does (repository
         lock_households): without ORDER BY a scan locks them in the table's physical order."""
-        ids = sorted(household_ids)
+        ids = {"ids": sorted(household_ids)}
         lock = self.uow.conn.dialect.name == "postgresql"
-        query = select(households).where(households.c.id.in_(ids)).order_by(households.c.id)
-        for row in await self.uow.execute(query.with_for_update() if lock else query):
+        for row in await self.uow.execute(_HOUSEHOLDS[lock], ids):
             self.households[row.id] = SimpleNamespace(**row._mapping)
-        query = select(cases).where(cases.c.household_id.in_(ids), cases.c.status == "open")
-        for row in await self.uow.execute(query.with_for_update() if lock else query):
+        for row in await self.uow.execute(_OPEN_CASES[lock], ids):
             self.open_cases[row.household_id] = SimpleNamespace(**row._mapping)
 
     def _save_household(self, household_id: str, values: dict[str, Any]) -> None:
