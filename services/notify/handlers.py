@@ -47,6 +47,8 @@ class Lookups:
     rosters: dict[str, list[Cadre]] = field(default_factory=dict)
     named: dict[str, Cadre | None] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    # the batch's CadreAssigned, upserted together at the end (routing reads `responsible`)
+    assignments: list[dict[str, Any]] = field(default_factory=list)
 
     async def prefetch(self, uow: UnitOfWork, household_ids: Sequence[str]) -> None:
         """Read the responsible cadres of many households in one query."""
@@ -97,8 +99,12 @@ class Lookups:
         self.named.clear()
 
     async def flush(self, uow: UnitOfWork) -> None:
-        """Insert the collected notifications; an (event, recipient, channel) that already
-        has one is skipped, as on the one-event path."""
+        """Upsert the collected assignments, in order, and insert the collected
+        notifications; an (event, recipient, channel) that already has one is skipped, as on
+        the one-event path."""
+        if self.assignments:
+            await uow.execute(_assign(uow), self.assignments)
+            self.assignments.clear()
         if self.rows:
             # executemany: compiled once and cached, batched into few round trips by the driver
             await uow.execute(_new_notifications(uow), self.rows)
@@ -137,6 +143,22 @@ def _insert(uow: UnitOfWork) -> Any:
     return (sqlite if uow.conn.dialect.name == "sqlite" else postgresql).insert
 
 
+_ASSIGN: dict[str, Any] = {}
+
+
+def _assign(uow: UnitOfWork) -> Any:
+    """Upsert a household's responsible cadre (rows or a list of them), built once per
+    dialect."""
+    name = uow.conn.dialect.name
+    if name not in _ASSIGN:
+        stmt = _insert(uow)(responsibilities)
+        changed = ("cadre_id", "case_id", "village_code", "updated_at")
+        _ASSIGN[name] = stmt.on_conflict_do_update(
+            index_elements=["household_id"], set_={c: stmt.excluded[c] for c in changed}
+        )
+    return _ASSIGN[name]
+
+
 async def on_cadre_registered(
     *, uow: UnitOfWork, event: Envelope[CadreRegistered], settings: NotifySettings
 ) -> None:
@@ -164,15 +186,17 @@ async def on_cadre_assigned(
 ) -> None:
     """rules §6.8: remember the household's responsible cadre, then tell that cadre."""
     assigned = event.payload
-    values = {
+    row = {
+        "household_id": event.household_id,
         "cadre_id": assigned.cadre_id,
         "case_id": assigned.case_id,
         "village_code": assigned.village_code,
         "updated_at": uow.clock.now(),
     }
-    stmt = _insert(uow)(responsibilities).values(household_id=event.household_id, **values)
-    await uow.execute(stmt.on_conflict_do_update(index_elements=["household_id"], set_=values))
-    if lookups is not None:
+    if lookups is None:
+        await uow.execute(_assign(uow), row)
+    else:  # a run's: written with the others when the run is done
+        lookups.assignments.append(row)
         lookups.responsible[event.household_id] = assigned.cadre_id
     await on_routed_event(uow=uow, event=event, settings=settings, lookups=lookups)
 

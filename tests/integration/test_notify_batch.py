@@ -7,10 +7,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from services.notify import handlers
+from services.notify.models import responsibilities
 from shared.clock import FrozenClock
-from shared.events import CaseOpened, Envelope, GreenChannelOpened, PlanCreated
+from shared.events import CadreAssigned, CaseOpened, Envelope, GreenChannelOpened, PlanCreated
 from shared.migrations import upgrade
 from tests.conftest import new_database
 from tests.integration.test_notify_escalation import (
@@ -74,16 +76,30 @@ def _events(p: Platform) -> list[Envelope[Any]]:
         ),
         "hh-a",
     )
+    # hh-c's cadre changes within the run: the second assignment is the one kept
+    reassigned = p.event(
+        CadreAssigned(cadre_id="v1", case_id="case-hh-c", village_code=VILLAGE), "hh-c"
+    )
     return [
         *roster(p, p.settings.webhook_url.rsplit("/", 1)[0]),
         opened("hh-a"),
         assigned(p, "hh-a"),
         assigned(p, "hh-b"),
+        assigned(p, "hh-c"),
         opened("hh-b"),
+        reassigned,
         green,
         plan,
         opened("hh-far", OTHER_COUNTY_VILLAGE),
     ]
+
+
+async def _responsible(p: Platform) -> list[tuple[str, str]]:
+    async with p.runtime.uow() as uow:
+        rows = await uow.execute(
+            select(responsibilities.c.household_id, responsibilities.c.cadre_id)
+        )
+        return sorted((r.household_id, r.cadre_id) for r in rows)
 
 
 def _shape(rows: list[Any]) -> list[tuple[Any, ...]]:
@@ -125,6 +141,10 @@ async def test_a_run_in_one_transaction_routes_like_one_event_at_a_time(
         # rules §6.8: hh-a's plan reaches its responsible cadre, assigned earlier in the run
         assert ("PlanCreated", "hh-a", "cadre:r1", "responsible") in [r[:4] for r in got]
         assert got == expected and len(got) >= 8
+        # the run's assignments are stored as one by one, the later of two for one household
+        kept = await _responsible(batched)
+        assert kept == await _responsible(one_by_one)
+        assert kept == [("hh-a", "r1"), ("hh-b", "r1"), ("hh-c", "v1")]
 
         # a redelivered run adds nothing: (event, recipient, channel) already has its row
         async with batched.runtime.uow() as uow:
