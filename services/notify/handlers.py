@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 from uuid import uuid4
 from zoneinfo import ZoneInfo
@@ -143,20 +144,19 @@ def _insert(uow: UnitOfWork) -> Any:
     return (sqlite if uow.conn.dialect.name == "sqlite" else postgresql).insert
 
 
-_ASSIGN: dict[str, Any] = {}
-
-
 def _assign(uow: UnitOfWork) -> Any:
-    """Upsert a household's responsible cadre (rows or a list of them), built once per
-    dialect."""
-    name = uow.conn.dialect.name
-    if name not in _ASSIGN:
-        stmt = _insert(uow)(responsibilities)
-        changed = ("cadre_id", "case_id", "village_code", "updated_at")
-        _ASSIGN[name] = stmt.on_conflict_do_update(
-            index_elements=["household_id"], set_={c: stmt.excluded[c] for c in changed}
-        )
-    return _ASSIGN[name]
+    """Upsert a household's responsible cadre (rows or a list of them)."""
+    return _assign_on(uow.conn.dialect.name)
+
+
+@cache
+def _assign_on(dialect: str) -> Any:
+    """The upsert for one dialect, built once."""
+    stmt = (sqlite if dialect == "sqlite" else postgresql).insert(responsibilities)
+    changed = ("cadre_id", "case_id", "village_code", "updated_at")
+    return stmt.on_conflict_do_update(
+        index_elements=["household_id"], set_={c: stmt.excluded[c] for c in changed}
+    )
 
 
 async def on_cadre_registered(
