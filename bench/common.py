@@ -87,13 +87,81 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far, from /proc."""
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (the state is [0]); [] once gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
+        return []
+
+
+def cpu_seconds(pid: int, *, reaped: bool = False) -> float:
+    """User + system CPU seconds a process has used so far, from /proc; with `reaped`, also
+    what its children that have ended used (the kernel adds theirs when they are waited for)."""
+    fields = _stat(pid)
+    if not fields:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children_of(pid: int) -> list[int]:
+    """The live processes whose parent is `pid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (fields := _stat(int(entry))) and int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+class CpuUse:
+    """CPU seconds each part of the platform spends over a run, from /proc: each service's
+    processes, PostgreSQL (the postmaster, its live backends and those that ended meanwhile),
+    the Kafka broker and this benchmark process (its load generators and receivers).
+
+    `per(n)` divides what was spent since the start by n, in microseconds: the CPU a record
+    or a declaration cost the machine, and what two busy cores could then do at most."""
+
+    def __init__(self, services: dict[str, list[int]]) -> None:
+        self.services = services
+        self.postgres = infra.postgres_pid()
+        self.kafka = infra.kafka_pid()
+        self.start = self.read()
+
+    def read(self) -> dict[str, float]:
+        spent = {name: sum(map(cpu_seconds, pids)) for name, pids in self.services.items()}
+        if self.postgres is not None:
+            spent["postgresql"] = cpu_seconds(self.postgres, reaped=True) + sum(
+                map(cpu_seconds, children_of(self.postgres))
+            )
+        if self.kafka is not None:
+            spent["kafka"] = cpu_seconds(self.kafka)
+        spent["benchmark"] = time.process_time()
+        return spent
+
+    def per(self, count: int) -> dict[str, float]:
+        """Microseconds of CPU per item since the start, by part, and their sum as `all`."""
+        now = self.read()
+        us = {part: round((now[part] - self.start[part]) * 1e6 / count, 1) for part in now}
+        us["all"] = round(sum(us.values()), 1)
+        return us
+
+
+def cpu_ceiling(us_per_item: float) -> float:
+    """Items/s that every core of this machine, fully busy, could do at this CPU per item."""
+    return (os.cpu_count() or 1) * 1e6 / us_per_item
+
+
+def cpu_note(us: dict[str, float], unit: str) -> str:
+    """`us` (from CpuUse.per) for a table's notes: the largest parts, the sum, the ceiling."""
+    parts = sorted((p for p in us if p != "all"), key=lambda p: -us[p])
+    shown = ", ".join(f"{p} {us[p]:,.0f}" for p in parts if us[p] >= 1)
+    return (
+        f"CPU a {unit} (us): {shown}; all {us['all']:,.0f}, so {os.cpu_count()} busy cores "
+        f"allow at most {cpu_ceiling(us['all']):,.0f} {unit}s/s"
+    )
 
 
 def kafka_version() -> str:

@@ -36,7 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     APP_KEY,
     Connection,
+    CpuUse,
     Result,
+    cpu_note,
     drop_database,
     judge,
     percentile,
@@ -181,9 +183,20 @@ async def _under_load(
     return dropped[0], dropped[1]
 
 
-async def _declare(port: int, sizes: Sizes) -> tuple[Sent, Sent]:
-    """Background and measured declarations, side by side; returns (background, measured)."""
+async def _declare(
+    port: int, sizes: Sizes, pids: dict[str, list[int]]
+) -> tuple[Sent, Sent, dict[str, Any]]:
+    """Background and measured declarations, side by side; returns (background, measured,
+    the CPU they cost): what every part of the machine spent a declaration sent after the
+    warm-up, and how many of its cores that kept busy."""
     background, measured = Sent(), Sent()
+    meters: list[tuple[float, CpuUse]] = []
+
+    async def meter() -> None:
+        await asyncio.sleep(sizes.warmup_seconds)
+        meters.append((time.time(), CpuUse(pids)))
+
+    metering = asyncio.create_task(meter())
     count = int((sizes.warmup_seconds + sizes.seconds) * sizes.background_rate) + 10
     bg_bodies = declarations(count, seed=11)
     m_bodies = declarations(int(sizes.seconds * sizes.measured_rate) + 10, seed=12)
@@ -215,10 +228,15 @@ async def _declare(port: int, sizes: Sizes) -> tuple[Sent, Sent]:
         sender(m_bodies, measured, 1),
         sizes.measured_rate,
     )
+    await metering
+    since, cpu = meters[0]
+    sent = sum(t >= since for s in (background, measured) for t in s.started.values())
+    us = cpu.per(max(sent, 1))
+    busy = us["all"] * sent / 1e6 / (time.time() - since)
     for conns in pools.values():
         for conn in conns:
             conn.close()
-    return background, measured
+    return background, measured, {"cpu_us_per_declaration": us, "cpu_busy_cores": round(busy, 2)}
 
 
 def _arrivals(receiver: WebhookReceiver, event_type: str = "CaseOpened") -> dict[str, float]:
@@ -363,7 +381,8 @@ async def platform_latency(sizes: Sizes) -> dict[str, Any]:
     platform.env["HOLDLINE_INTAKE_RATE_PER_IP"] = "1000000000"
     try:
         await platform.start()
-        background, measured = await _declare(platform.ports["intake"], sizes)
+        pids = {name: [proc.pid] for name, proc in platform.procs.items()}
+        background, measured, cpu = await _declare(platform.ports["intake"], sizes, pids)
         await _wait_arrivals(receiver, set(measured.started), sizes.drain_seconds)
         arrivals = _arrivals(receiver)
         by_sid = {
@@ -402,6 +421,7 @@ async def platform_latency(sizes: Sizes) -> dict[str, Any]:
             "measured": measured.dropped,
         },
         **stages,
+        **cpu,
         "logs": str(logs),
     }
 
@@ -521,6 +541,10 @@ async def run(quick: bool) -> list[Result]:
         )
     if platform["measured_missing"]:
         notes += f"; {platform['measured_missing']} measured webhook calls never arrived"
+    notes += (
+        f"; {cpu_note(platform['cpu_us_per_declaration'], 'declaration')}; after the warm-up "
+        f"the declarations kept {platform['cpu_busy_cores']} cores busy"
+    )
     met = judge(ratio, target)
     if platform["measured_missing"]:
         met = False

@@ -159,6 +159,11 @@ def _kafka_pid(s: InfraSettings) -> int | None:
     return _read_pid(s.kafka_dir / "kafka.pid", KAFKA_MARKER)
 
 
+def kafka_pid(settings: InfraSettings | None = None) -> int | None:
+    """The pid of the broker this project started, when it is alive."""
+    return _kafka_pid(settings or InfraSettings.from_env())
+
+
 def kafka_running(settings: InfraSettings | None = None) -> bool:
     """True when the broker this project started is alive and accepting connections."""
     s = settings or InfraSettings.from_env()
@@ -358,6 +363,11 @@ def _pg_bin(data: Path, install: bool = False) -> Path:
 
 def _pg_pid(pg: Path) -> int | None:
     return _read_pid(pg / "data" / "postmaster.pid", "postgres")
+
+
+def postgres_pid(settings: InfraSettings | None = None) -> int | None:
+    """The pid of the postmaster of the cluster this project started, when it is alive."""
+    return _pg_pid(_pg_dir(settings or InfraSettings.from_env()))
 
 
 def postgres_running(settings: InfraSettings | None = None) -> bool:

@@ -47,6 +47,12 @@ def test_quick_harness_writes_json_and_the_readme_table(tmp_path: Path) -> None:
     assert "baseline_samples" in e2e["extra"], (e2e, output)
     assert e2e["extra"]["measured_sent"] > 0, (e2e, output)
     assert "urgent_samples" in e2e["extra"], (e2e, output)
+    # what the declarations cost, by part of the machine: the services, and PostgreSQL and
+    # the broker found from the pid files `holdline infra up` wrote
+    cpu = e2e["extra"]["cpu_us_per_declaration"]
+    parts = {"intake", "risk", "assistance", "notify", "postgresql", "kafka", "benchmark"}
+    assert set(cpu) == parts | {"all"}, cpu
+    assert cpu["all"] > 0 and e2e["extra"]["cpu_busy_cores"] > 0, e2e
     text = readme.read_text()
     assert "old table" not in text and text.endswith("after\n")
     assert "| intake |" in text and "| e2e |" in text
