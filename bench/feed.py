@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import random
 import sys
@@ -30,8 +29,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.common import (
@@ -43,6 +43,7 @@ from bench.common import (
     fetch_value,
     judge,
     new_database,
+    pg_dsn,
     rss_kb,
 )
 from services.demo import Receiver, free_port, resident_id
@@ -229,71 +230,33 @@ class PeakRss:
             self._task.cancel()
 
 
-async def evaluated(risk_db: str) -> int:
-    """Feed records the risk engine has evaluated (one signal-history row each)."""
-    return int(await fetch_value(risk_db, "SELECT count(*) FROM household_signals"))
+EVALUATED = "SELECT count(*) FROM household_signals"  # one signal-history row per record
+# risk's feed consumer marks a slice processed in the transaction that stores its records: a
+# short index range, cheap to poll where the count above scans the table
+SLICES_DONE = "SELECT count(*) FROM processed_events WHERE consumer = 'risk-feeds'"
 
 
-class SliceLag:
-    """Whether the `risk-feeds` group has committed every slice on the signals topic. Risk
-    commits a batch's offsets right after the batch's transaction, so the lag reaching zero
-    marks the moment the last slice's records were stored."""
-
-    def __init__(self, prefix: str) -> None:
-        self.topic, self.group = f"{prefix}signals.v1", f"{prefix}risk-feeds"
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)  # the group's offsets
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA)  # the end offsets, no group
-        self.partitions: list[TopicPartition] = []
-
-    async def __aenter__(self) -> SliceLag:
-        await self.admin.start()
-        await self.consumer.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.consumer.stop()
-        await self.admin.close()
-
-    async def caught_up(self) -> tuple[int, ...] | None:
-        """The topic's end offsets when the group has committed up to them, else None."""
-        if not self.partitions:
-            [found] = await self.admin.describe_topics([self.topic])
-            self.partitions = sorted(
-                TopicPartition(self.topic, p["partition"]) for p in found["partitions"]
-            )
-        ends = await self.consumer.end_offsets(self.partitions)
-        done = await self.admin.list_consumer_group_offsets(self.group, partitions=self.partitions)
-        for tp, end in ends.items():
-            if end and (tp not in done or done[tp].offset < end):
-                return None
-        return tuple(ends[tp] for tp in self.partitions)
-
-
-async def wait_evaluated(risk_db: str, expected: int, timeout: float, lag: SliceLag) -> float:
-    """Wait until `expected` records are evaluated; returns the time.perf_counter() when the
-    risk-feeds group had committed the last slice (polled every 0.1 s), once the signal
-    history holds them all. The count scans the table, so it runs only while the group is
-    caught up, at most once a second: an end taken from a count polled every 2 s was late by
-    up to 2 s, a bias that grew as the drain got shorter."""
-    deadline = time.perf_counter() + timeout
-    since: float | None = None  # when the group caught up with the topic as it is now
-    ends: tuple[int, ...] | None = None
-    counted, done = -math.inf, 0
-    while time.perf_counter() < deadline:
-        now_ends = await lag.caught_up()
-        if now_ends is None:
-            since = None
-        elif since is None or now_ends != ends:  # caught up with more slices than before
-            since = time.perf_counter()
-        ends = now_ends
-        if since is not None and time.perf_counter() - counted >= 1.0:
-            counted = time.perf_counter()
-            done = await evaluated(risk_db)
-            if done >= expected:
-                return since
-        await asyncio.sleep(0.1)
-    done = await evaluated(risk_db)
-    raise TimeoutError(f"risk evaluated {done} of {expected} records in {timeout:.0f} s")
+async def wait_evaluated(risk_db: str, records: int, slices: int, timeout: float) -> float:
+    """Wait until risk has stored all `slices` (polled every 0.1 s on one connection) and the
+    signal history holds `records` rows; returns the time.perf_counter() when the last slice
+    was seen stored."""
+    conn = await asyncpg.connect(f"{pg_dsn()}/{risk_db.rsplit('/', 1)[1]}", timeout=5)
+    try:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if await conn.fetchval(SLICES_DONE) >= slices:
+                seen = time.perf_counter()
+                done = await conn.fetchval(EVALUATED)
+                if done >= records:
+                    return seen
+                raise RuntimeError(
+                    f"risk stored all {slices} slices but only {done} of {records} records"
+                )
+            await asyncio.sleep(0.1)
+        done = await conn.fetchval(EVALUATED)
+    finally:
+        await conn.close()
+    raise TimeoutError(f"risk evaluated {done} of {records} records in {timeout:.0f} s")
 
 
 async def upload(url: str, path: Path) -> dict[str, Any]:
@@ -324,18 +287,21 @@ async def feed_run(rows: int, work: Path) -> tuple[float, int, dict[str, int], d
     platform = Platform(SERVICES, work, {"HOLDLINE_NOTIFY_WEBHOOK_URL": receiver.url})
     try:
         await platform.start()
-        async with SliceLag(platform.prefix) as lag:
-            with PeakRss(platform.pids()) as rss:
-                cpu = CpuUse(platform.pids())
-                started = time.perf_counter()
-                batch = await upload(platform.urls["intake"], path)
-                uploaded = time.perf_counter()
-                finished = await wait_evaluated(
-                    platform.databases["risk"], batch["accepted"], timeout=3600, lag=lag
-                )
-                # what the machine spent a record until then (the alerts of the cases the
-                # feed opened are still being sent: notify's share goes on growing)
-                cpu_us = cpu.per(batch["accepted"])
+        with PeakRss(platform.pids()) as rss:
+            cpu = CpuUse(platform.pids())
+            started = time.perf_counter()
+            batch = await upload(platform.urls["intake"], path)
+            uploaded = time.perf_counter()
+            # every slice intake made of the upload is on its outbox once the upload is answered
+            slices = int(
+                await fetch_value(platform.databases["intake"], "SELECT count(*) FROM outbox")
+            )
+            finished = await wait_evaluated(
+                platform.databases["risk"], batch["accepted"], slices, timeout=3600
+            )
+            # what the machine spent a record until then (the alerts of the cases the feed
+            # opened are still being sent: notify's share goes on growing)
+            cpu_us = cpu.per(batch["accepted"])
         details = {
             "rows": rows, "bytes": size, "accepted": batch["accepted"],
             "rejected": batch["rejected"], "upload_seconds": round(uploaded - started, 1),
@@ -400,21 +366,18 @@ async def drain(
         producer = AIOKafkaProducer(
             bootstrap_servers=KAFKA, max_request_size=4 * 1024 * 1024, partitioner=partition_for
         )
-        async with SliceLag(platform.prefix) as lag:
-            await producer.start()
-            try:
-                cpu = CpuUse(platform.pids())
-                started = time.perf_counter()
-                await asyncio.gather(*[
-                    await producer.send(f"{platform.prefix}signals.v1", value, key=key)
-                    for key, value in data
-                ])  # fmt: skip
-            finally:
-                await producer.stop()
-            finished = await wait_evaluated(
-                platform.databases["risk"], records, timeout=1800, lag=lag
-            )
-            return records / (finished - started), cpu.per(records)
+        await producer.start()
+        try:
+            cpu = CpuUse(platform.pids())
+            started = time.perf_counter()
+            await asyncio.gather(*[
+                await producer.send(f"{platform.prefix}signals.v1", value, key=key)
+                for key, value in data
+            ])  # fmt: skip
+        finally:
+            await producer.stop()
+        finished = await wait_evaluated(platform.databases["risk"], records, len(data), 1800)
+        return records / (finished - started), cpu.per(records)
     finally:
         await platform.stop()
 
