@@ -298,9 +298,14 @@ async def delete_topics(bootstrap: str, prefixes: Iterable[str]) -> None:
         print(f"warning: topics {wanted} left behind: {exc!r}", file=sys.stderr, flush=True)
 
 
+async def connect(url: str) -> asyncpg.Connection:
+    """An asyncpg connection to a database made by new_database() (or a service's)."""
+    return await asyncpg.connect(f"{pg_dsn()}/{url.rsplit('/', 1)[1]}", timeout=5)
+
+
 async def fetch_value(url: str, query: str) -> Any:
     """One value from a database made by new_database()."""
-    conn = await asyncpg.connect(f"{pg_dsn()}/{url.rsplit('/', 1)[1]}", timeout=5)
+    conn = await connect(url)
     try:
         return await conn.fetchval(query)
     finally:

@@ -27,7 +27,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -38,11 +37,11 @@ from bench.common import (
     Connection,
     CpuUse,
     Result,
+    connect,
     cpu_note,
     drop_database,
     judge,
     percentile,
-    pg_dsn,
 )
 from bench.intake_declarations import declarations
 from shared import infra
@@ -260,7 +259,7 @@ async def _stages(platform: Platform, measured: Sent) -> dict[str, dict[str, flo
 
     async def rows(service: str, query: str, *args: Any) -> list[Any]:
         url = platform.env[f"HOLDLINE_{service.upper()}_DATABASE_URL"]
-        conn = await asyncpg.connect(f"{pg_dsn()}/{url.rsplit('/', 1)[1]}", timeout=5)
+        conn = await connect(url)
         try:
             return list(await conn.fetch(query, *args))
         finally:

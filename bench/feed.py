@@ -29,7 +29,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -38,12 +37,12 @@ from bench.common import (
     CpuUse,
     Process,
     Result,
+    connect,
     cpu_note,
     drop_database,
     fetch_value,
     judge,
     new_database,
-    pg_dsn,
     rss_kb,
 )
 from services.demo import Receiver, free_port, resident_id
@@ -241,7 +240,7 @@ async def wait_evaluated(risk_db: str, records: int, slices: int, timeout: float
     """Wait until risk has stored all `slices` (polled every 0.1 s on one connection) and the
     signal history holds `records` rows; returns the time.perf_counter() when the last slice
     was seen stored."""
-    conn = await asyncpg.connect(f"{pg_dsn()}/{risk_db.rsplit('/', 1)[1]}", timeout=5)
+    conn = await connect(risk_db)
     try:
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
