@@ -48,7 +48,6 @@ from bench.common import (
 from services.demo import Receiver, free_port, resident_id
 from services.intake.config import IntakeSettings
 from services.intake.ingest import shard_of, slice_key
-from services.risk.app import FEED_CONSUMER
 from shared import infra
 from shared.clock import FrozenClock
 from shared.events import FeedRecordsReceived, new_event
@@ -231,9 +230,10 @@ class PeakRss:
 
 
 EVALUATED = "SELECT count(*) FROM household_signals"  # one signal-history row per record
-# risk's feed consumer marks a slice processed in the transaction that stores its records: a
-# short index range, cheap to poll where the count above scans the table
-SLICES_DONE = "SELECT count(*) FROM processed_events WHERE consumer = $1"
+# risk's feed consumer (the `risk-feeds` group of services/risk/app.py) marks a slice processed
+# in the transaction that stores its records: a short index range, cheap to poll where the
+# count above scans the table
+SLICES_DONE = "SELECT count(*) FROM processed_events WHERE consumer = 'risk-feeds'"
 
 
 async def wait_evaluated(risk_db: str, records: int, slices: int, timeout: float) -> float:
@@ -244,7 +244,7 @@ async def wait_evaluated(risk_db: str, records: int, slices: int, timeout: float
     try:
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
-            if await conn.fetchval(SLICES_DONE, FEED_CONSUMER) >= slices:
+            if await conn.fetchval(SLICES_DONE) >= slices:
                 seen = time.perf_counter()
                 done = await conn.fetchval(EVALUATED)
                 if done >= records:

@@ -33,10 +33,6 @@ def signal_handlers(settings: RiskSettings) -> dict[str, Handler]:
     }
 
 
-# the group that evaluates department feeds' slices, apart from the farmers' and cadres' signals
-FEED_CONSUMER = "risk-feeds"
-
-
 def signal_consumers(settings: RiskSettings) -> list[ConsumerSpec]:
     """Two groups read the signals topic. `risk` takes the farmers', cadres' and registry
     signals and passes over feed slices; `risk-feeds` takes only the slices. A declaration
@@ -50,7 +46,7 @@ def signal_consumers(settings: RiskSettings) -> list[ConsumerSpec]:
     return [
         ConsumerSpec(name="risk", topics=["signals"], handlers=table, batch_handler=batch),
         ConsumerSpec(
-            name=FEED_CONSUMER,
+            name="risk-feeds",
             topics=["signals"],
             handlers=slices,
             batch_handler=batch,

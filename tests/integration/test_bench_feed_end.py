@@ -10,11 +10,10 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.feed import wait_evaluated
-from services.risk.app import FEED_CONSUMER
 from services.risk.models import household_signals, metadata, processed_events
 
 
-async def _store(url: str, slice_no: int, records: int, consumer: str = FEED_CONSUMER) -> None:
+async def _store(url: str, slice_no: int, records: int, consumer: str = "risk-feeds") -> None:
     """What risk's feed consumer commits for one slice: its mark and its records' history."""
     engine = create_async_engine(url)
     now = datetime.now(UTC)
