@@ -16,7 +16,7 @@ from rich.console import Console
 from services.assistance.cli import cadres_app
 from services.intake.cli import feed_app
 from shared.dlq import dlq_app
-from shared.infra import infra_app
+from shared.infra import cli_errors, infra_app
 
 SERVICES = ("intake", "risk", "assistance", "notify")
 app = typer.Typer(help="Holdline: catch households before they fall back into poverty.")
@@ -100,7 +100,9 @@ def demo(
     """Start Kafka and the four services on SQLite, post a demo data set, print what happened."""
     from services.demo import run_demo
 
-    raise typer.Exit(run_demo(households=households, keep_kafka=keep_kafka))
+    with cli_errors():  # e.g. the broker's port taken: one line, no traceback
+        code = run_demo(households=households, keep_kafka=keep_kafka)
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -225,7 +225,10 @@ def _configure_kafka(s: InfraSettings) -> None:
 def _check_kafka_ports(s: InfraSettings) -> None:
     for port in (s.kafka_port, s.controller_port):
         if _port_open(port):
-            raise InfraError(f"kafka: port {port} is already in use by another process")
+            raise InfraError(
+                f"kafka: port {port} is already in use by another process (another checkout's"
+                " broker? stop it with its `holdline infra down`, or set HOLDLINE_KAFKA_PORT)"
+            )
 
 
 def ensure_kafka(settings: InfraSettings | None = None) -> None:
@@ -397,7 +400,11 @@ def ensure_postgres(settings: InfraSettings | None = None) -> None:
         bin_dir = _pg_bin(data)
     else:
         if _port_open(s.pg_port):
-            raise InfraError(f"postgres: port {s.pg_port} is already in use by another process")
+            raise InfraError(
+                f"postgres: port {s.pg_port} is already in use by another process (another"
+                " checkout's server? stop it with its `holdline infra down`, or set"
+                " HOLDLINE_PG_PORT)"
+            )
         bin_dir = _pg_bin(data, install=True)
         for d in (pg, data, run):
             d.mkdir(parents=True, exist_ok=True)
@@ -464,8 +471,9 @@ StateDir = Annotated[
 
 
 @contextlib.contextmanager
-def _cli_errors() -> Iterator[None]:
-    """Turn an infrastructure failure into one red line and exit status 1."""
+def cli_errors() -> Iterator[None]:
+    """Turn an infrastructure failure into one red line and exit status 1 (every command that
+    starts Kafka or PostgreSQL: `infra`, `demo`)."""
     try:
         yield
     except (InfraError, OSError) as exc:
@@ -483,7 +491,7 @@ def up(
 ) -> None:
     """Fetch and start Kafka and PostgreSQL, waiting until they serve; running ones are kept."""
     s = InfraSettings(state_dir.resolve(), kafka_port, pg_port)
-    with _cli_errors():
+    with cli_errors():
         if kafka:
             ensure_kafka(s)
         if postgres:
@@ -501,7 +509,7 @@ def down(
 ) -> None:
     """Stop what `up` started; data is kept unless --purge."""
     s = InfraSettings(state_dir.resolve(), kafka_port, pg_port)
-    with _cli_errors():
+    with cli_errors():
         if kafka:
             stop_kafka(s)
             if purge:
@@ -522,7 +530,7 @@ def status(
 ) -> None:
     """Show whether each component runs, on which port and pid, and how to connect to it."""
     s = InfraSettings(state_dir.resolve(), kafka_port, pg_port)
-    with _cli_errors():
+    with cli_errors():
         pid = _kafka_pid(s)
         state = "running" if kafka_running(s) else "not running"
         console.print(f"kafka: {state}, port {s.kafka_port}, pid {pid or '-'}, dir {s.kafka_dir}")
