@@ -244,6 +244,26 @@ def pg_dsn() -> str:
     return f"postgresql://holdline:holdline@127.0.0.1:{infra.InfraSettings.from_env().pg_port}"
 
 
+async def unreachable() -> list[str]:
+    """What the benchmarks need and cannot reach (the broker and the PostgreSQL server that
+    `holdline infra up` runs), one line each naming the address and the error; empty when
+    both answer."""
+    problems = []
+    port = infra.kafka_port()
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+        writer.close()
+    except (OSError, TimeoutError) as exc:
+        problems.append(f"Kafka is not reachable at 127.0.0.1:{port} ({type(exc).__name__})")
+    try:
+        conn = await asyncpg.connect(f"{pg_dsn()}/postgres", timeout=5)
+        await conn.close()
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        address = pg_dsn().rsplit("@", 1)[1]
+        problems.append(f"PostgreSQL is not reachable at {address} ({type(exc).__name__})")
+    return problems
+
+
 async def new_database() -> str:
     """A fresh, empty database; returns its SQLAlchemy URL."""
     name = f"holdline_bench_{uuid.uuid4().hex[:10]}"

@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Result, delete_topics, git_revision, machine_facts
+from bench.common import Result, delete_topics, git_revision, machine_facts, unreachable
 from shared import infra
 
 # name -> module in bench/; the order is the order they run in
@@ -162,7 +162,8 @@ def rewrite_readme(readme: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run, print, write; exit 1 when a benchmark failed to produce its figures."""
+    """Run, print, write; exit 1 when a benchmark failed to produce its figures, 2 when the
+    broker or the database is not there (nothing is run or written then)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help=f"comma-separated, of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
@@ -183,6 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         parser.error(f"--only: unknown benchmark {', '.join(unknown)}; one of {list(BENCHMARKS)}")
+    # nothing is run or written without the broker and the database: a table of failed rows
+    # would replace the README's figures
+    problems = asyncio.run(unreachable())
+    if problems:
+        for problem in problems:
+            print(f"bench: {problem}", file=sys.stderr)
+        print(
+            "bench: start them with `.venv/bin/holdline infra up` (make bench does)",
+            file=sys.stderr,
+        )
+        return 2
     started = datetime.now(UTC)
     load_start = os.getloadavg()
     results: list[dict[str, Any]] = []

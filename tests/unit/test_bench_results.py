@@ -4,10 +4,13 @@ revision each remaining row was measured at."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
-from bench.run import caption, merged
+import pytest
+
+from bench.run import caption, main, merged
 
 MACHINE = {"cores": 2, "cpu": "x86", "python": "3.11.7", "kafka": "4.1.0"}
 
@@ -102,3 +105,29 @@ def test_rows_kept_from_an_earlier_day_name_that_day_in_the_caption(tmp_path: Pa
     line = caption(later, False, "2026-12-06.json")
     assert "aaaaaaaaaa" not in line
     assert "intake, e2e at revision bbbbbbbbbb" in line and "feed at revision cccccccccc" in line
+
+
+def test_without_the_broker_and_the_database_nothing_is_run_or_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # two ports nobody listens on: bound, then closed
+    closed = []
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            closed.append(sock.getsockname()[1])
+    monkeypatch.setenv("HOLDLINE_KAFKA_PORT", str(closed[0]))
+    monkeypatch.setenv("HOLDLINE_PG_PORT", str(closed[1]))
+    readme = tmp_path / "README.md"
+    readme.write_text("the figures of the last run\n")
+    results = tmp_path / "results"
+    argv = ["--only", "intake", "--results-dir", str(results), "--readme", str(readme)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"bench: Kafka is not reachable at 127.0.0.1:{closed[0]} (ConnectionRefusedError)",
+        f"bench: PostgreSQL is not reachable at 127.0.0.1:{closed[1]} (ConnectionRefusedError)",
+        "bench: start them with `.venv/bin/holdline infra up` (make bench does)",
+    ]
+    assert not results.exists()
+    assert readme.read_text() == "the figures of the last run\n"
