@@ -71,6 +71,20 @@ def make_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     )
 
 
+def pass_spacing(*, took: float, full: bool, interval: float, factor: float, most: float) -> float:
+    """How long after a relay pass ends the next may start (seconds).
+
+    At least `interval`, and `factor` times as long as the pass took, up to `most`. A pass of a
+    few rows takes 2-3 ms on an idle machine and 10-25 ms when the cores are busy, so under load
+    the passes space themselves out and each carries more rows, which costs the relay, the
+    database and the broker less a row; on an idle machine the spacing stays `interval`
+    (bench/README.md, 2026-12-07). A full pass (a backlog being drained) is followed after
+    `interval` alone: its batch is as large as it gets already."""
+    if full:
+        return interval
+    return max(interval, min(factor * took, most))
+
+
 class OutboxRelay:
     """Publishes committed outbox rows in id order and marks them published.
 
@@ -134,21 +148,30 @@ class OutboxRelay:
 
     async def _relay(self, producer: AIOKafkaProducer, conn: AsyncConnection) -> None:
         """Passes on the relay's connection until one fails. A pass starts no sooner than
-        `outbox_pass_interval_seconds` after the previous one ended: under a steady stream of
-        commits each pass takes what they committed meanwhile, where passes of one or two rows
-        each cost the relay, the database and the broker their fixed part again. After a quiet
-        spell the first pass starts at once."""
+        `pass_spacing` after the previous one ended: under a steady stream of commits each pass
+        takes what they committed meanwhile, where passes of one or two rows each cost the
+        relay, the database and the broker their fixed part again. After a quiet spell the
+        first pass starts at once."""
         loop = asyncio.get_running_loop()
-        ended = -math.inf
+        settings = self._settings
+        ended, spacing = -math.inf, 0.0
         while True:
-            wait = ended + self._settings.outbox_pass_interval_seconds - loop.time()
+            wait = ended + spacing - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             # cleared before the pass reads the outbox: a commit made while the pass runs (its
             # sends wait for the broker) sets it again, and the next pass starts at once
             self._wake.clear()
+            started = loop.time()
             sent = await self.publish_pending(producer, conn)
             ended = loop.time()
+            spacing = pass_spacing(
+                took=ended - started,
+                full=sent >= settings.outbox_batch_size,
+                interval=settings.outbox_pass_interval_seconds,
+                factor=settings.outbox_pass_spacing_factor,
+                most=settings.outbox_pass_interval_max_seconds,
+            )
             if sent < self._settings.outbox_batch_size:
                 try:
                     await asyncio.wait_for(self._wake.wait(), self._settings.outbox_poll_seconds)

@@ -49,6 +49,11 @@ class ServiceSettings(BaseSettings):
     # rows committed meanwhile go in one pass (one produce request a partition) instead of a
     # pass each; after a quiet spell the first pass starts at once
     outbox_pass_interval_seconds: Annotated[float, Field(ge=0)] = 0.010
+    # and at least this many times as long as that pass took, up to the maximum: passes that
+    # slow down because the cores are busy come less often and carry more (shared.kafka
+    # pass_spacing); 0 keeps the interval alone
+    outbox_pass_spacing_factor: Annotated[float, Field(ge=0)] = 2.0
+    outbox_pass_interval_max_seconds: Annotated[float, Field(ge=0)] = 0.100
     # how often the relay measures its backlog for the outbox gauges (and the stuck-outbox alert)
     outbox_metrics_seconds: float = 5.0
     # housekeeping (shared/housekeeping.py): published outbox rows are kept this long, dedup

@@ -149,6 +149,46 @@ async def test_passes_are_spaced_under_a_stream_of_commits_but_not_after_a_quiet
             await relay
 
 
+async def test_a_slow_pass_is_followed_later_by_the_factor_of_its_duration(
+    runtime: Runtime, producer: AIOKafkaProducer
+) -> None:
+    """Passes that slow down (the cores busy) come less often: the next one starts no sooner
+    than outbox_pass_spacing_factor times the last one's duration after it ended."""
+    runtime.relay._settings = runtime.settings.model_copy(
+        update={
+            "outbox_pass_interval_seconds": 0.0,
+            "outbox_pass_spacing_factor": 2.0,
+            "outbox_pass_interval_max_seconds": 5.0,
+            "outbox_poll_seconds": 5,
+        }
+    )
+    loop = asyncio.get_running_loop()
+    starts: list[float] = []
+    ends: list[float] = []
+    publish = runtime.relay.publish_pending
+
+    async def slow(producer: AIOKafkaProducer, conn: object = None) -> int:
+        starts.append(loop.time())
+        await asyncio.sleep(0.3)
+        sent = await publish(producer, conn)  # type: ignore[arg-type]
+        ends.append(loop.time())
+        return sent
+
+    runtime.relay.publish_pending = slow  # type: ignore[method-assign]
+    relay = asyncio.create_task(runtime.relay.run(producer))
+    try:
+        first = await _record(runtime)
+        await _until(lambda: _published(runtime, first))
+        second = await _record(runtime)  # wakes the relay within 0.1 s of the first pass
+        await _until(lambda: _published(runtime, second))
+        took = ends[0] - starts[0]
+        assert took >= 0.3 and starts[1] - ends[0] >= 2 * took - 0.01
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
+
+
 async def test_passes_publish_in_order_mark_each_row_once_and_leave_no_transaction_open(
     runtime: Runtime, producer: AIOKafkaProducer, kafka_bootstrap: str
 ) -> None:
