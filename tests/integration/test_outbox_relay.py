@@ -58,6 +58,18 @@ async def _until(check: Callable[[], Awaitable[object]], timeout: float = 15) ->
         await asyncio.sleep(0.1)
 
 
+@contextlib.asynccontextmanager
+async def _relaying(runtime: Runtime, producer: AIOKafkaProducer) -> AsyncIterator[None]:
+    """The relay running in the background for the block, stopped after it."""
+    relay = asyncio.create_task(runtime.relay.run(producer))
+    try:
+        yield
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
+
+
 async def test_a_relay_that_loses_its_session_waits_for_the_lock_before_it_publishes_again(
     runtime: Runtime, producer: AIOKafkaProducer
 ) -> None:
@@ -124,8 +136,7 @@ async def test_passes_are_spaced_under_a_stream_of_commits_but_not_after_a_quiet
         return sent
 
     runtime.relay.publish_pending = counted  # type: ignore[method-assign]
-    relay = asyncio.create_task(runtime.relay.run(producer))
-    try:
+    async with _relaying(runtime, producer):
         first = await _record(runtime)
         await _until(lambda: _published(runtime, first))
         stream = []
@@ -143,10 +154,6 @@ async def test_passes_are_spaced_under_a_stream_of_commits_but_not_after_a_quiet
             await asyncio.sleep(0.01)
         assert loop.time() - committed < 0.8, "the pass after a quiet spell waited"
         assert passes == [1, 3, 1]
-    finally:
-        relay.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await relay
 
 
 async def test_a_slow_pass_is_followed_later_by_the_factor_of_its_duration(
@@ -175,18 +182,13 @@ async def test_a_slow_pass_is_followed_later_by_the_factor_of_its_duration(
         return sent
 
     runtime.relay.publish_pending = slow  # type: ignore[method-assign]
-    relay = asyncio.create_task(runtime.relay.run(producer))
-    try:
+    async with _relaying(runtime, producer):
         first = await _record(runtime)
         await _until(lambda: _published(runtime, first))
         second = await _record(runtime)  # wakes the relay within 0.1 s of the first pass
         await _until(lambda: _published(runtime, second))
         took = ends[0] - starts[0]
         assert took >= 0.3 and starts[1] - ends[0] >= 2 * took - 0.01
-    finally:
-        relay.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await relay
 
 
 async def test_passes_publish_in_order_mark_each_row_once_and_leave_no_transaction_open(
