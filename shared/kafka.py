@@ -172,9 +172,9 @@ class OutboxRelay:
                 factor=settings.outbox_pass_spacing_factor,
                 most=settings.outbox_pass_interval_max_seconds,
             )
-            if sent < self._settings.outbox_batch_size:
+            if sent < settings.outbox_batch_size:
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self._settings.outbox_poll_seconds)
+                    await asyncio.wait_for(self._wake.wait(), settings.outbox_poll_seconds)
                 except TimeoutError:
                     pass
 
