@@ -50,14 +50,25 @@ def _csv_row(row: dict[str, str]) -> dict[str, Any]:
 
 def read_roster(path: Path) -> list[CadreIn]:
     """Parse a roster file (.csv with a header, or .json: a list of cadres); all or nothing."""
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RosterFileError([f"file: not UTF-8 text (byte {exc.start}: {exc.reason})"]) from None
     if path.suffix.lower() == ".json":
-        raw = json.loads(text)
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            problem = f"line {exc.lineno}: not JSON ({exc.msg}, column {exc.colno})"
+            raise RosterFileError([problem]) from None
         if not isinstance(raw, list):
             raise RosterFileError(["file: a JSON roster is a list of cadres"])
         records = [(i + 1, r) for i, r in enumerate(raw)]
     else:
         records = [(i + 2, _csv_row(r)) for i, r in enumerate(csv.DictReader(text.splitlines()))]
+    if not records:
+        raise RosterFileError(
+            ["file: no cadres in it (a CSV roster is a header line and a line a cadre)"]
+        )
     problems: list[str] = []
     roster: list[CadreIn] = []
     seen: set[str] = set()

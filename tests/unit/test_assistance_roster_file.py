@@ -51,3 +51,23 @@ def test_bad_rows_name_line_and_field(tmp_path: Path, row: str, problem: str) ->
     with pytest.raises(RosterFileError) as caught:
         read_roster(path)
     assert any(problem in p for p in caught.value.problems), caught.value.problems
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("roster.json", b'[{"cadre_id": "a",}]', "line 1: not JSON (Expecting property name"),
+        ("roster.csv", b"\xff\xfecadre_id", "file: not UTF-8 text (byte 0: invalid start byte)"),
+        ("roster.csv", b"", "file: no cadres in it"),
+        ("roster.csv", HEADER.encode(), "file: no cadres in it"),
+        ("roster.json", b"[]", "file: no cadres in it"),
+    ],
+)
+def test_a_file_that_is_not_a_roster_is_one_problem_not_a_crash(
+    tmp_path: Path, name: str, content: bytes, problem: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(RosterFileError) as caught:
+        read_roster(path)
+    assert len(caught.value.problems) == 1 and caught.value.problems[0].startswith(problem)
