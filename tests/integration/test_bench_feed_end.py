@@ -43,18 +43,17 @@ async def _schema(url: str) -> None:
 
 
 async def test_the_end_is_when_the_last_slice_was_stored(pg_url: str) -> None:
-    url = pg_url
-    await _schema(url)
-    await _store(url, 1, 3)
-    await _store(url, 2, 3, consumer="risk")  # another consumer's marks do not count
+    await _schema(pg_url)
+    await _store(pg_url, 1, 3)
+    await _store(pg_url, 2, 3, consumer="risk")  # another consumer's marks do not count
 
     async def last_slice_later() -> float:
         await asyncio.sleep(0.6)
-        await _store(url, 3, 4)
+        await _store(pg_url, 3, 4)
         return time.perf_counter()
 
     stored_at, ended = await asyncio.gather(
-        last_slice_later(), wait_evaluated(url, records=10, slices=2, timeout=10)
+        last_slice_later(), wait_evaluated(pg_url, records=10, slices=2, timeout=10)
     )
     assert 0 <= ended - stored_at < 0.3  # polled every 0.1 s, not at a count's pace
 
