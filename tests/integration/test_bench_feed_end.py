@@ -47,15 +47,17 @@ async def test_the_end_is_when_the_last_slice_was_stored(pg_url: str) -> None:
     await _store(pg_url, 1, 3)
     await _store(pg_url, 2, 3, consumer="risk")  # another consumer's marks do not count
 
-    async def last_slice_later() -> float:
+    async def last_slice_later() -> tuple[float, float]:
         await asyncio.sleep(0.6)
-        await _store(pg_url, 3, 4)
-        return time.perf_counter()
+        began = time.perf_counter()
+        await _store(pg_url, 3, 4)  # visible at its commit, before the engine is disposed
+        return began, time.perf_counter()
 
-    stored_at, ended = await asyncio.gather(
+    (began, stored), ended = await asyncio.gather(
         last_slice_later(), wait_evaluated(pg_url, records=10, slices=2, timeout=10)
     )
-    assert 0 <= ended - stored_at < 0.3  # polled every 0.1 s, not at a count's pace
+    assert began <= ended  # not before the last slice was being stored
+    assert ended - stored < 0.3  # polled every 0.1 s, not at a count's pace
 
 
 async def test_slices_done_without_all_their_records_is_an_error(pg_url: str) -> None:
