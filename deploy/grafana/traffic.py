@@ -24,7 +24,8 @@ ACK_LINK = re.compile(r"/v1/acks/([A-Za-z0-9_.\-]+)")
 # rules §4: every step of identification and the role that takes it
 WALK: list[tuple[Role, str, dict[str, Any]]] = [
     ("village", "start_home_verification", {}),
-    ("village", "complete_home_verification", {"signed_form": True}),
+    # the visit establishes the income the county approval compares with the threshold
+    ("village", "complete_home_verification", {"signed_form": True, "per_capita_income": 5200}),
     ("county", "complete_data_comparison", {}),
     ("village", "post_public_notice", {}),
     ("village", "complete_village_appraisal", {}),

@@ -166,6 +166,8 @@ async def public_notice(
         household = await repo.household(uow, row.household_id)
     if row.notice_posted_at is None:
         raise HTTPException(status.HTTP_409_CONFLICT, "case_id: no public notice posted yet")
+    settings: RiskSettings = runtime.settings  # type: ignore[assignment]
+    calendar = settings.work_calendar
     names = [household.head_name] if household is not None and household.head_name else []
     if household is not None:
         names += [
@@ -178,8 +180,9 @@ async def public_notice(
         names=names,
         kind=row.kind,
         risk_types=list(row.risk_types),
-        posted_at=utc(row.notice_posted_at),
-        ends_at=utc(row.notice_ends_at),
+        # the village reads its own dates (rules §4.10 reading: local time)
+        posted_at=calendar.local(row.notice_posted_at),
+        ends_at=calendar.local(row.notice_ends_at),
         purpose=row.purpose,
     )
     return NoticeRead(case_id=row.id, text=text)

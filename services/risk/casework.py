@@ -120,7 +120,9 @@ async def perform_action(
         household = await repo.household(uow, row.household_id)
     outgoing: Payload
     if new.stage == "identified":
-        outgoing, extra = _identification(row, household, settings, now.date())
+        outgoing, extra = _identification(
+            row, household, settings, settings.work_calendar.local_date(now)
+        )
         values |= extra | {"closed_at": now}
         await repo.save_household(
             uow,
@@ -194,6 +196,21 @@ def _identification(
         threshold=threshold,
         policy=settings.policy(),
     )
+    if evaluation.in_range is None:
+        # rules §1: every kind is decided by income against the threshold in force (§2.1); the
+        # provisional reading of an open case is not enough to identify a household
+        if threshold is None:
+            raise ActionRefused(
+                409,
+                "threshold",
+                f"no monitoring threshold is in force for {row.village_code} on {today} "
+                "(rules §2.1); add one to the thresholds file",
+            )
+        raise ActionRefused(
+            409,
+            "per_capita_income",
+            "not known (rules §2.1); send the verified income with this action or an earlier one",
+        )
     if evaluation.kind is None:
         raise ActionRefused(
             409,
@@ -230,7 +247,9 @@ def _elimination(row: Any, household: Any, settings: RiskSettings, now: Any) -> 
         raise ActionRefused(
             409, "household_id", "no labour capacity under social security (rules §7.3)"
         )
-    eligible, reasons = elimination_status(household, settings, now.date())
+    eligible, reasons = elimination_status(
+        household, settings, settings.work_calendar.local_date(now)
+    )
     if not eligible:
         failed = "; ".join(r.detail for r in reasons)
         raise ActionRefused(409, "household_id", f"elimination criteria not met: {failed}")

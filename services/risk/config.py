@@ -7,13 +7,23 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+from pydantic import model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.risk.evaluation import Policy
 from services.risk.thresholds import ThresholdEntry, parse_entries
+from services.risk.workdays import WorkCalendar, parse_calendar
 from shared.settings import ServiceSettings
 
 DEFAULT_THRESHOLDS = Path(__file__).parent / "thresholds.json"
+DEFAULT_WORKDAYS = Path(__file__).parent / "workdays.json"
+
+
+def _read_json(path: Path, field: str) -> object:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{field}: cannot read {path}: {exc}") from None
 
 
 class RiskSettings(ServiceSettings):
@@ -25,6 +35,9 @@ class RiskSettings(ServiceSettings):
     port: int = 8002
     # rules §2: per-region, per-year thresholds with effective dates (a JSON file)
     thresholds_file: Path = DEFAULT_THRESHOLDS
+    # rules §4.9-§4.10, §5.3: dates and working days are the county's, not UTC's
+    timezone: str = "Asia/Shanghai"
+    workdays_file: Path = DEFAULT_WORKDAYS  # the official holidays and make-up working days
     rigid_expenditure_share: float = 0.40  # rules §2.3
     identification_days: int = 15  # rules §4.9: discovery to identification
     identification_day_basis: Literal["calendar", "working"] = "calendar"  # rules §4.9
@@ -42,7 +55,19 @@ class RiskSettings(ServiceSettings):
     @cached_property
     def thresholds(self) -> list[ThresholdEntry]:
         """The threshold entries of `thresholds_file` (rules §2)."""
-        return parse_entries(json.loads(Path(self.thresholds_file).read_text(encoding="utf-8")))
+        return parse_entries(_read_json(self.thresholds_file, "thresholds_file"))
+
+    @cached_property
+    def work_calendar(self) -> WorkCalendar:
+        """The local zone and the working-day calendar of `workdays_file`."""
+        return parse_calendar(_read_json(self.workdays_file, "workdays_file"), self.timezone)
+
+    @model_validator(mode="after")
+    def _files_are_usable(self) -> RiskSettings:
+        """A threshold or calendar file that cannot be used stops the service at start, with
+        the file and the field named, not at the first signal."""
+        _ = self.thresholds, self.work_calendar
+        return self
 
     def policy(self) -> Policy:
         """The evaluation's configurable values."""

@@ -77,7 +77,7 @@ def elimination_check(
     check(
         threshold_yuan is not None
         and facts.per_capita_income is not None
-        and facts.per_capita_income >= threshold_yuan
+        and facts.per_capita_income > threshold_yuan  # rules §7.1: above, not at
         and stable_from is not None
         and stable_from <= today,
         Reason(

@@ -169,7 +169,11 @@ def classify_kind(
         )
     # rules §1.2: unstable needs formerly_poor; an unknown baseline is an ordinary household
     kind = "unstable" if baseline == "formerly_poor" else "marginal"
-    note = "" if in_range else " (income not known: taken as inside the range until verified)"
+    # income or the threshold in force not known yet (the §2.1 reason says which): provisional,
+    # and county approval refuses it until both are (casework)
+    note = (
+        "" if in_range else " (not yet compared with a threshold: inside the range until verified)"
+    )
     return kind, Reason(
         rule=f"rules §1 {kind}", detail=f"baseline {baseline or 'ordinary'}, risk present{note}"
     )

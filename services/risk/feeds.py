@@ -31,6 +31,7 @@ from services.risk.evaluation import DISASTER_SUBTYPES
 from shared.events import Reason
 
 _TRUE = {"true", "1", "yes", "y", "是"}
+COMPULSORY_STAGES = ("primary", "junior")  # rules §3: compulsory education, ages 6 to 15
 
 
 def flag(facts: dict[str, Any], name: str) -> bool:
@@ -104,9 +105,14 @@ def map_feed(department: str, facts: dict[str, Any]) -> FeedFacts:
         case "education":
             if not either(facts, "dropped_out", "dropout"):
                 return FeedFacts()
+            stage = str(facts.get("schooling_stage") or "").strip().lower()
+            if stage and stage not in COMPULSORY_STAGES:
+                # rules §3: the guarantee is compulsory education (ages 6-15); leaving senior,
+                # vocational or higher education is a schooling risk to look at, not a failure
+                return FeedFacts(["schooling"], [_reason(department, "dropout", stage)])
             return FeedFacts(
                 ["schooling"],
-                [_reason(department, "dropout from compulsory education")],
+                [_reason(department, "dropout from compulsory education", stage or None)],
                 guarantees={"compulsory_education_secure": False},
             )
         case "housing":

@@ -257,7 +257,8 @@ async def thresholds(
     settings: RiskSettings = runtime.settings  # type: ignore[assignment]
     entries = settings.thresholds
     if region_code is not None:
-        found = threshold_for(entries, region_code, on or runtime.clock.now().date())
+        today = settings.work_calendar.local_date(runtime.clock.now())
+        found = threshold_for(entries, region_code, on or today)
         if found is None:
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, f"region_code: no threshold in force for {region_code}"

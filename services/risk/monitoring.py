@@ -45,7 +45,11 @@ def elimination_status(row: Any, settings: RiskSettings, today: date) -> tuple[b
         EliminationFacts(
             per_capita_income=row.per_capita_income,
             income_above_since=row.income_above_since,
-            monitored_since=utc(row.identified_at).date() if row.identified_at else today,
+            monitored_since=(
+                settings.work_calendar.local_date(utc(row.identified_at))
+                if row.identified_at
+                else today
+            ),
             measures_completed=row.measures_completed,
             guarantees_secure=not guarantee_risks(facts.guarantees),
             original_risk_resolved=bool(row.last_visit_clear),
@@ -64,7 +68,7 @@ def _income_values(row: Any, settings: RiskSettings, income: float, on: date) ->
     """rules §7.1: track since when income has stayed above the threshold in force."""
     village = row.village_code if row is not None else ""
     threshold = threshold_for(settings.thresholds, village, on)
-    above = threshold is not None and income >= threshold.annual_yuan
+    above = threshold is not None and income > threshold.annual_yuan  # rules §7.1
     since = row.income_above_since if row is not None else None
     return {"per_capita_income": income, "income_above_since": (since or on) if above else None}
 
@@ -183,7 +187,7 @@ async def maybe_propose_elimination(
         await repo.save_household(uow, row.id, row, {"status": "no_labour_support"})
         return
     now = uow.clock.now()
-    eligible, reasons = elimination_status(row, settings, now.date())
+    eligible, reasons = elimination_status(row, settings, settings.work_calendar.local_date(now))
     if not eligible:
         return
     case_id = str(uuid4())
@@ -196,7 +200,12 @@ async def maybe_propose_elimination(
             channel="elimination",
             risk_types=row.risk_types,
             opened_at=now,
-            deadline=identification_deadline(now, days=settings.identification_days),
+            deadline=identification_deadline(
+                now,
+                days=settings.identification_days,
+                calendar=settings.work_calendar,
+                basis=settings.identification_day_basis,
+            ),
             updated_at=now,
             purpose="elimination",
             stage="home_verification",

@@ -6,34 +6,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from services.risk.workdays import WorkCalendar
+
 AlertKind = Literal["warning", "overdue", "home_visit", "paperwork"]
 
 
-def identification_deadline(opened_at: datetime, *, days: int, basis: str = "calendar") -> datetime:
+def identification_deadline(
+    opened_at: datetime, *, days: int, calendar: WorkCalendar, basis: str = "calendar"
+) -> datetime:
     """rules §4.9: identification complete within `days` calendar (or working) days of discovery."""
     if basis == "working":
-        return add_working_days(opened_at, days)
+        return calendar.add_working_days(opened_at, days)
     return opened_at + timedelta(days=days)
-
-
-def add_working_days(start: datetime, days: int) -> datetime:
-    """`days` working days (Monday to Friday) after `start`; public holidays are not modelled.
-
-    A start at the weekend counts from Monday 00:00 (Monday and Tuesday make two working
-    days, due Wednesday 00:00), so a later start never has an earlier end.
-    """
-    current = start
-    if current.weekday() >= 5:
-        current = (current + timedelta(days=7 - current.weekday())).replace(
-            hour=0, minute=0, second=0, microsecond=0
-        )
-        # the first working day is Monday, so its end is the first day counted
-    remaining = days
-    while remaining > 0:
-        current += timedelta(days=1)
-        if current.weekday() < 5:
-            remaining -= 1
-    return current
 
 
 def merged_risk_types(existing: list[str], incoming: list[str]) -> list[str]:

@@ -25,7 +25,6 @@ from services.risk.models import (
     households,
 )
 from services.risk.rules import (
-    add_working_days,
     identification_deadline,
     merged_risk_types,
     warning_time,
@@ -240,7 +239,8 @@ class SignalBatch:
         facts = apply_signal(before if before is not None else repo.facts_of(row), signal)
         self.facts[household_id] = facts
         village = signal.village_code or (row.village_code if row else "")
-        threshold = threshold_for(self.settings.thresholds, village, event.occurred_at.date())
+        on = self.settings.work_calendar.local_date(event.occurred_at)
+        threshold = threshold_for(self.settings.thresholds, village, on)
         evaluation = evaluate(
             facts=facts,
             declared_risk_types=signal.risk_types,
@@ -293,6 +293,10 @@ class SignalBatch:
         current.reasons = merge_rows(current.reasons, reason_rows(reasons))
         current.flags = merge_rows(current.flags, reason_rows(evaluation.flags))
         current.updated_at = self.now
+        if signal.self_declared and current.home_visit_due is None and not current.home_visited_at:
+            # rules §4.10: a farmer who declares into a case a department or cadre opened is
+            # visited within the same working days as one whose declaration opened it
+            current.home_visit_due = self._home_visit_due(event)
         if current.id not in self.new_cases:
             self.dirty_cases[current.id] = current
         # a merge is not a transition: case_signals records it, case_history stays for steps
@@ -313,6 +317,14 @@ class SignalBatch:
         if evaluation.green_channel and not current.green_channel:
             self._green_channel(event, current, evaluation, signal.channel)
 
+    def _home_visit_due(self, event: Origin) -> datetime:
+        """rules §4.10: the village's home visit is due this many working days after the
+        self-declaration."""
+        settings = self.settings
+        return settings.work_calendar.add_working_days(
+            event.occurred_at, settings.home_visit_working_days
+        )
+
     @staticmethod
     def _merged(current: SimpleNamespace, risk_types: list[str], signal: Signal) -> CaseMerged:
         return CaseMerged.model_construct(
@@ -332,14 +344,13 @@ class SignalBatch:
         case_id = str(uuid4())
         opened_at = event.occurred_at
         deadline = identification_deadline(
-            opened_at, days=settings.identification_days, basis=settings.identification_day_basis
+            opened_at,
+            days=settings.identification_days,
+            calendar=settings.work_calendar,
+            basis=settings.identification_day_basis,
         )
         # rules §4.10: only a self-declaration starts the home-visit clock
-        home_visit_due = (
-            add_working_days(opened_at, settings.home_visit_working_days)
-            if signal.self_declared
-            else None
-        )
+        home_visit_due = self._home_visit_due(event) if signal.self_declared else None
         values: dict[str, Any] = {c: None for c in CASE_COLUMNS}
         values |= {
             "id": case_id, "household_id": event.household_id, "village_code": village,
@@ -377,7 +388,10 @@ class SignalBatch:
         """rules §5.2-§5.3: flag the case and request provisional help now; paperwork follows.
         `channel` is the signal's that opened it (a department feed's alerts queue behind the
         declarations' and reports' in notify)."""
-        due = add_working_days(self.now, self.settings.green_channel_paperwork_working_days)
+        settings = self.settings
+        due = settings.work_calendar.add_working_days(
+            self.now, settings.green_channel_paperwork_working_days
+        )
         case.green_channel = True
         case.paperwork_due = due
         case.provisional_measures = evaluation.provisional_measures

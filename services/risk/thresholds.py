@@ -43,21 +43,40 @@ class ThresholdConfigError(ValueError):
     """A threshold entry that cannot be used, naming the field."""
 
 
+_MISSING = object()
+
+
+def _value(raw: dict[str, Any], name: str, convert: Any, default: Any = _MISSING) -> Any:
+    """One field of an entry, converted; an error names the field and what it holds."""
+    value = raw.get(name, default)
+    if value is _MISSING:
+        raise ThresholdConfigError(f"{name}: is required")
+    if value is None:
+        return None
+    try:
+        return convert(value)
+    except (TypeError, ValueError):
+        raise ThresholdConfigError(f"{name}: {value!r} is not a valid value") from None
+
+
+def _amount(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(value)
+    return float(value)
+
+
 def parse_entry(raw: dict[str, Any]) -> ThresholdEntry:
     """One entry of the thresholds file, checked (rules §2.2: either form, never both missing)."""
-    try:
-        entry = ThresholdEntry(
-            region_prefix=str(raw["region_prefix"]),
-            year=int(raw["year"]),
-            effective_from=date.fromisoformat(str(raw["effective_from"])),
-            mode=raw.get("mode", "fixed"),
-            monitoring_threshold_yuan=raw.get("monitoring_threshold_yuan"),
-            dibao_monthly_yuan=raw.get("dibao_monthly_yuan"),
-            dibao_multiple=float(raw.get("dibao_multiple", 2)),
-            label=str(raw.get("label", "")),
-        )
-    except KeyError as exc:
-        raise ThresholdConfigError(f"{exc.args[0]}: is required") from None
+    entry = ThresholdEntry(
+        region_prefix=_value(raw, "region_prefix", str),
+        year=_value(raw, "year", int),
+        effective_from=_value(raw, "effective_from", lambda v: date.fromisoformat(str(v))),
+        mode=raw.get("mode", "fixed"),
+        monitoring_threshold_yuan=_value(raw, "monitoring_threshold_yuan", _amount, None),
+        dibao_monthly_yuan=_value(raw, "dibao_monthly_yuan", _amount, None),
+        dibao_multiple=_value(raw, "dibao_multiple", _amount, 2),
+        label=str(raw.get("label", "")),
+    )
     if not entry.region_prefix.isdigit() and entry.region_prefix != "":
         raise ThresholdConfigError("region_prefix: must be digits (a region-code prefix)")
     if entry.mode not in ("fixed", "dibao_multiple"):
@@ -69,9 +88,19 @@ def parse_entry(raw: dict[str, Any]) -> ThresholdEntry:
     return entry
 
 
-def parse_entries(raw: list[dict[str, Any]]) -> list[ThresholdEntry]:
-    """All entries of the thresholds file."""
-    return [parse_entry(item) for item in raw]
+def parse_entries(raw: Any) -> list[ThresholdEntry]:
+    """All entries of the thresholds file (a list); an error names the entry by position."""
+    if not isinstance(raw, list):
+        raise ThresholdConfigError("thresholds file: must be a list of entries")
+    entries = []
+    for n, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise ThresholdConfigError(f"entry {n}: must be an object")
+        try:
+            entries.append(parse_entry(item))
+        except (TypeError, ValueError) as exc:  # a ThresholdConfigError already names its field
+            raise ThresholdConfigError(f"entry {n}: {exc}") from None
+    return entries
 
 
 def threshold_for(

@@ -537,3 +537,140 @@ async def test_a_signal_batch_locks_its_households_in_id_order(platform: Platfor
 
     _, waited_holding_nothing = await asyncio.wait_for(asyncio.gather(other(), batch()), 30)
     assert waited_holding_nothing
+
+
+async def test_rules_4_10_a_declaration_joining_an_open_case_starts_the_home_visit_clock(
+    platform: Platform,
+) -> None:
+    """A housing record opened the case (no visit due); the farmer then declares: the visit is
+    due two working days after the declaration, and a second declaration does not move it."""
+    await platform.signal(
+        handlers.on_feed_record,
+        FeedRecordReceived(
+            batch_id="b", department="housing", line=1, person_id_hash="p1",
+            person_id_masked="x", village_code=VILLAGE, recorded_on=date(2026, 3, 1),
+            facts={"house_rating": "D"},
+        ),
+        "hh-6",
+    )  # fmt: skip
+    url = f"/v1/cases/{await platform.open_case_id('hh-6')}"
+    assert (await platform.http.get(url, headers=platform.auth("village"))).json()[
+        "home_visit_due"
+    ] is None
+    platform.clock.advance(timedelta(days=1))  # Tuesday 16:00 in Beijing
+    await platform.declare("hh-6", ["illness"], medical_spending=3000)
+    detail = (await platform.http.get(url, headers=platform.auth("village"))).json()
+    assert detail["home_visit_due"] == "2026-03-05T08:00:00Z"  # Thursday 16:00 in Beijing
+    platform.clock.advance(timedelta(hours=2))
+    await platform.declare("hh-6", ["illness"], medical_spending=3500)
+    again = (await platform.http.get(url, headers=platform.auth("village"))).json()
+    assert again["home_visit_due"] == "2026-03-05T08:00:00Z"
+
+
+async def test_rules_4_10_working_days_skip_the_national_holidays(platform: Platform) -> None:
+    """Wednesday 30 September 2026, 10:00 in Beijing: 1-7 October are holidays, so the visit is
+    due Friday 9 October, 10:00 (02:00 UTC)."""
+    event = new_event(
+        DeclarationSubmitted(
+            submission_id="s-hh-8", declarant_name="王秀英", declarant_id_masked="x",
+            village_code=VILLAGE, risk_types=["illness"], medical_spending=3000,
+        ),
+        household_id="hh-8", source="test", correlation_id="c",
+        clock=FrozenClock(datetime(2026, 9, 30, 2, 0, tzinfo=UTC)),
+    )  # fmt: skip
+    async with platform.runtime.uow() as uow:
+        await handlers.on_declaration(uow=uow, event=event, settings=platform.settings)
+    [opened] = await platform.events("CaseOpened")
+    assert opened.payload.home_visit_due == datetime(2026, 10, 9, 2, 0, tzinfo=UTC)
+
+
+async def test_dates_are_beijing_dates_for_thresholds_and_notices(platform: Platform) -> None:
+    """05:00 on 1 January 2025 in Beijing is 31 December 2024 in UTC: Yunnan's 2025 threshold
+    (in force from 1 January) applies. A notice posted at 04:00 Beijing time on 3 March shows
+    3 March, not UTC's 2 March."""
+    event = new_event(
+        DeclarationSubmitted(
+            submission_id="s-hh-9", declarant_name="王秀英", declarant_id_masked="x",
+            village_code=VILLAGE, risk_types=["illness"], medical_spending=3000,
+        ),
+        household_id="hh-9", source="test", correlation_id="c",
+        clock=FrozenClock(datetime(2024, 12, 31, 21, 0, tzinfo=UTC)),
+    )  # fmt: skip
+    async with platform.runtime.uow() as uow:
+        await handlers.on_declaration(uow=uow, event=event, settings=platform.settings)
+    [opened] = await platform.events("CaseOpened")
+    assert [r.threshold for r in opened.payload.reasons if r.rule == "rules §2.1"] == [8700]
+
+    case_id = opened.payload.case_id
+    platform.clock.advance(timedelta(hours=12))  # Monday 20:00 UTC, Tuesday 04:00 in Beijing
+    for role, action, body in (
+        ("village", "start_home_verification", {}),
+        ("village", "complete_home_verification", {"signed_form": True}),
+        ("village", "post_public_notice", {}),
+    ):
+        assert (await platform.act(case_id, role, action, **body)).status_code == 200  # type: ignore[arg-type]
+    notice = await platform.http.get(
+        f"/v1/cases/{case_id}/public-notice", headers=platform.auth("village")
+    )
+    assert "2026-03-03 to 2026-03-08" in notice.json()["text"]
+
+
+async def test_rules_1_identification_needs_income_compared_with_a_threshold(
+    platform: Platform,
+) -> None:
+    """A declaration without a known income opens a case on the provisional reading; the county
+    cannot approve it until the income is given, nor where no threshold is in force."""
+    outside = "110101001001"  # no threshold configured for this region
+    for household, village in (("hh-10", VILLAGE), ("hh-11", outside)):
+        await platform.signal(
+            handlers.on_declaration,
+            DeclarationSubmitted(
+                submission_id=f"s-{household}", declarant_name="王秀英",
+                declarant_id_masked="x", village_code=village, risk_types=["illness"],
+                medical_spending=3000,
+            ),
+            household,
+        )  # fmt: skip
+    opened = {e.household_id: e.payload.case_id for e in await platform.events("CaseOpened")}
+
+    async def walk(case_id: str, town: str) -> None:
+        for role, action, body in (
+            ("village", "start_home_verification", {}),
+            ("village", "complete_home_verification", {"signed_form": True}),
+            ("county", "complete_data_comparison", {}),
+            ("village", "post_public_notice", {}),
+        ):
+            answer = await platform.http.post(
+                f"/v1/cases/{case_id}/actions", json={"action": action, **body},
+                headers=platform.auth(role, town),  # type: ignore[arg-type]
+            )  # fmt: skip
+            assert answer.status_code == 200, answer.text
+
+    await walk(opened["hh-10"], TOWN)
+    await walk(opened["hh-11"], outside[:9])
+    platform.clock.advance(timedelta(days=5))
+
+    async def approve(case_id: str, town: str, **body: Any) -> httpx.Response:
+        for role, action in (
+            ("village", "complete_village_appraisal"),
+            ("township", "approve_township_review"),
+            ("county", "approve_county"),
+        ):
+            answer = await platform.http.post(
+                f"/v1/cases/{case_id}/actions",
+                json={"action": action, **(body if action == "approve_county" else {})},
+                headers=platform.auth(role, town),  # type: ignore[arg-type]
+            )
+        return answer
+
+    unknown = await approve(opened["hh-10"], TOWN)
+    assert unknown.status_code == 409
+    assert unknown.json()["detail"].startswith("per_capita_income: not known (rules §2.1)")
+    known = await platform.act(opened["hh-10"], "county", "approve_county", per_capita_income=5000)
+    assert known.status_code == 200 and known.json()["kind"] == "marginal"
+
+    nowhere = await approve(opened["hh-11"], outside[:9], per_capita_income=5000)
+    assert nowhere.status_code == 409
+    assert nowhere.json()["detail"].startswith(
+        f"threshold: no monitoring threshold is in force for {outside}"
+    )

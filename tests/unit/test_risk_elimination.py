@@ -48,6 +48,7 @@ def test_rules_7_1_every_condition_holds() -> None:
     ("change", "rule"),
     [
         ({"per_capita_income": 8_699}, "rules §7.1 income"),
+        ({"per_capita_income": 8_700}, "rules §7.1 income"),  # at the threshold is not above it
         ({"income_above_since": date(2026, 3, 2)}, "rules §7.1 income"),
         ({"income_above_since": None}, "rules §7.1 income"),
         ({"monitored_since": date(2026, 3, 2)}, "rules §7.1 monitoring time"),

@@ -133,3 +133,22 @@ def test_copy_rows_take_the_columns_in_order_with_json_columns_as_text() -> None
     assert _copy_values(table, ["n", "id"])(row) == (3, "x")
     assert _copy_values(table, ["payload"])(row) == ('{"a":[1,"二"]}',)
     assert _copy_values(table, ["id"])(row) == ("x",)
+
+
+@pytest.mark.parametrize(
+    ("stage", "compulsory"),
+    [("primary", True), ("junior", True), ("senior", False), ("vocational", False),
+     ("higher", False), ("preschool", False), (None, True)],
+)  # fmt: skip
+def test_rules_3_only_a_compulsory_school_dropout_fails_the_education_guarantee(
+    stage: str | None, compulsory: bool
+) -> None:
+    """Compulsory education is ages 6-15 (primary and junior school); a dropout later on is a
+    schooling risk to look at, not a failed guarantee that would block risk elimination. A
+    record without its stage is taken as compulsory."""
+    facts: dict[str, Any] = {"dropped_out": True}
+    if stage is not None:
+        facts["schooling_stage"] = stage
+    mapped = map_feed("education", facts)
+    assert mapped.risk_types == ["schooling"]
+    assert (mapped.guarantees == {"compulsory_education_secure": False}) is compulsory

@@ -20,6 +20,13 @@ from services.risk.notice import public_notice_text, redact
         "chronic illness",
         "尿毒症住院",
         "残疾二级",
+        "138-1234-5678",  # phone written in groups
+        "138 1234 5678",
+        "+86 13812345678",
+        "6222 0212 3456 7890 123",  # card number in groups
+        "11010519491231002X",  # the check character goes with the ID
+        "糖尿病",
+        "精神分裂症",
     ],
 )
 def test_rules_4_13_redact_removes_protected_details(secret: str) -> None:

@@ -8,12 +8,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.risk.rules import add_working_days, identification_deadline, merged_risk_types
+from services.risk.rules import identification_deadline, merged_risk_types
+from services.risk.workdays import WorkCalendar
+
+# these count Monday to Friday in UTC; local zones and holidays: test_risk_workdays.py
+UTC_DAYS = WorkCalendar(zone=UTC)
+add_working_days = UTC_DAYS.add_working_days
 
 
 def test_fifteen_day_deadline() -> None:
     opened = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
-    assert identification_deadline(opened, days=15) == datetime(2026, 3, 17, 9, 30, tzinfo=UTC)
+    assert identification_deadline(opened, days=15, calendar=UTC_DAYS) == datetime(
+        2026, 3, 17, 9, 30, tzinfo=UTC
+    )
 
 
 def test_two_working_days_skip_the_weekend() -> None:
@@ -22,7 +29,10 @@ def test_two_working_days_skip_the_weekend() -> None:
 
 
 @given(
-    st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1)), st.integers(1, 30)
+    st.datetimes(
+        min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)
+    ),
+    st.integers(1, 30),
 )
 def test_working_days_land_on_a_weekday_within_bounds(start: datetime, days: int) -> None:
     end = add_working_days(start, days)
@@ -39,7 +49,7 @@ def test_merge_keeps_each_risk_type_once() -> None:
 from services.risk.rules import due_alerts, warning_time  # noqa: E402
 
 OPENED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
-DEADLINE = identification_deadline(OPENED, days=15)
+DEADLINE = identification_deadline(OPENED, days=15, calendar=UTC_DAYS)
 
 
 def kinds_at(now: datetime, **kw: object) -> list[str]:
@@ -56,7 +66,7 @@ def kinds_at(now: datetime, **kw: object) -> list[str]:
 
 
 def test_rules_4_9_twenty_working_days_basis() -> None:
-    assert identification_deadline(OPENED, days=20, basis="working") == datetime(
+    assert identification_deadline(OPENED, days=20, calendar=UTC_DAYS, basis="working") == datetime(
         2026, 3, 30, 9, 0, tzinfo=UTC
     )
 
@@ -99,16 +109,18 @@ def test_rules_4_alerts_once_due_stay_due(first: int, later: int) -> None:
 
 
 @given(
-    st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1)),
+    st.datetimes(
+        min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)
+    ),
     st.integers(0, 10_000),
     st.sampled_from(["calendar", "working"]),
 )
 def test_rules_4_deadlines_never_move_earlier(start: datetime, minutes: int, basis: str) -> None:
     """Property: a later discovery never has an earlier deadline."""
     later = start + timedelta(minutes=minutes)
-    assert identification_deadline(later, days=15, basis=basis) >= identification_deadline(
-        start, days=15, basis=basis
-    )
+    assert identification_deadline(
+        later, days=15, calendar=UTC_DAYS, basis=basis
+    ) >= identification_deadline(start, days=15, calendar=UTC_DAYS, basis=basis)
 
 
 @pytest.mark.parametrize(
