@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -81,9 +82,27 @@ def assistance_run(settings: RiskSettings) -> BatchHandler:
     return handle
 
 
+log = logging.getLogger("holdline.risk")
+
+
+def warn_if_calendar_ends(settings: RiskSettings, clock: Clock) -> None:
+    """The working-day calendar is published yearly: say so when this year is missing."""
+    calendar = settings.work_calendar
+    year = calendar.local_date(clock.now()).year
+    if year not in calendar.years():
+        log.warning(
+            "workdays_file %s lists no holidays for %d: working days count Monday to Friday "
+            "until that year's arrangement is added",
+            settings.workdays_file,
+            year,
+        )
+
+
 def create_app(settings: RiskSettings | None = None, clock: Clock | None = None) -> FastAPI:
     """The risk engine: signals in, cases out."""
     settings = settings or RiskSettings()
+    clock = clock or SystemClock()
+    warn_if_calendar_ends(settings, clock)
     runtime = Runtime(
         settings=settings,
         metadata=metadata,
@@ -99,7 +118,7 @@ def create_app(settings: RiskSettings | None = None, clock: Clock | None = None)
                 batch_handler=assistance_run(settings),
             ),
         ],
-        clock=clock or SystemClock(),
+        clock=clock,
         background=[deadline_job(settings)],
     )
     return create_service_app(runtime, title="Holdline risk", routers=[router, ledger_router])

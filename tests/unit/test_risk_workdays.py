@@ -128,3 +128,17 @@ def test_a_calendar_in_utc_without_holidays_is_monday_to_friday() -> None:
     assert plain.add_working_days(datetime(2026, 10, 1, 9, tzinfo=UTC), 1) == datetime(
         2026, 10, 2, 9, tzinfo=UTC
     )
+
+
+def test_the_risk_service_warns_when_the_calendar_lacks_this_year(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from services.risk.app import warn_if_calendar_ends
+    from shared.clock import FrozenClock
+
+    with caplog.at_level("WARNING", logger="holdline.risk"):
+        warn_if_calendar_ends(RiskSettings(), FrozenClock(datetime(2026, 6, 1, tzinfo=UTC)))
+        assert not caplog.records
+        warn_if_calendar_ends(RiskSettings(), FrozenClock(datetime(2026, 12, 31, 17, tzinfo=UTC)))
+    [record] = caplog.records  # 1 January 2027 in Beijing
+    assert "lists no holidays for 2027" in record.getMessage()
