@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Protocol
+from zoneinfo import ZoneInfo
+
+# the policy's dates (deadlines, visits, "not in the future") are China's: UTC+8 all year
+LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def local_date(at: datetime, zone: tzinfo = LOCAL_ZONE) -> date:
+    """The calendar date of an instant in `zone`; a naive instant (SQLite's columns) is UTC."""
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(zone).date()
 
 
 class Clock(Protocol):

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, tzinfo
 from functools import cache
 from operator import itemgetter
 from types import TracebackType
@@ -38,7 +38,7 @@ from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, IntegrityE
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import ColumnElement
 
-from shared.clock import Clock
+from shared.clock import LOCAL_ZONE, Clock, local_date
 from shared.events import Envelope
 from shared.metrics import count_domain_events
 
@@ -160,8 +160,10 @@ class UnitOfWork:
         processed: Table,
         clock: Clock,
         on_commit: Callable[[], None] | None = None,
+        zone: tzinfo = LOCAL_ZONE,
     ) -> None:
         self._engine = engine
+        self.zone = zone
         self._outbox = outbox
         self._processed = processed
         self.clock = clock
@@ -170,6 +172,10 @@ class UnitOfWork:
         self._counted: list[Envelope[Any]] = []
         self._after_commit: list[Callable[[], None]] = []
         self.conn: AsyncConnection
+
+    def today(self) -> date:
+        """Today's local date (the service's time zone) by this unit's clock."""
+        return local_date(self.clock.now(), self.zone)
 
     async def __aenter__(self) -> UnitOfWork:
         self.conn = await self._engine.connect()

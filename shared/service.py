@@ -92,7 +92,14 @@ class Runtime:
 
     def uow(self) -> UnitOfWork:
         """A new unit of work; committing events wakes the relay."""
-        return UnitOfWork(self.engine, self.outbox, self.processed, self.clock, self.relay.wake)
+        return UnitOfWork(
+            self.engine,
+            self.outbox,
+            self.processed,
+            self.clock,
+            self.relay.wake,
+            zone=self.settings.zone,
+        )
 
     async def start(self) -> None:
         """Migrate, then connect to Kafka in the background so HTTP answers even without it."""

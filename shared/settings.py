@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -30,6 +33,9 @@ class ServiceSettings(BaseSettings):
     port: int = 8000
     database_url: str = ""
     kafka_bootstrap: str = "127.0.0.1:19092"
+    # the local time zone of the policy's dates: deadlines in working days, visit months,
+    # "not in the future", quiet hours (shared.clock.local_date)
+    timezone: str = "Asia/Shanghai"
     topic_prefix: str = "holdline."
     # a bounded send so an outage shows up in logs and readiness instead of hanging silently
     kafka_request_timeout_ms: int = 10_000
@@ -86,6 +92,26 @@ class ServiceSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         shared_env = EnvSettingsSource(settings_cls, env_prefix="HOLDLINE_")
         return init_settings, env_settings, shared_env, dotenv_settings, file_secret_settings
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a known time zone (e.g. Asia/Shanghai)") from None
+        return value
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        """`timezone` as a tzinfo."""
+        return ZoneInfo(self.timezone)
+
+    def local_date(self, at: datetime) -> date:
+        """The local date of an instant (naive is UTC)."""
+        from shared.clock import local_date
+
+        return local_date(at, self.zone)
 
     @model_validator(mode="after")
     def _defaults_and_secrets(self) -> ServiceSettings:

@@ -186,7 +186,7 @@ async def visits_due(
         .where(households.c.status == "monitored", households.c.village_code.startswith(prefix))
     )
     async with runtime.uow() as uow:
-        today = uow.clock.now().date()
+        today = uow.today()
         rows = (await uow.execute(query)).all()
     due = [
         VisitDueRead(

@@ -108,7 +108,7 @@ async def on_elimination_rolled_back(
         correlation_id=event.correlation_id,
     )  # fmt: skip
     await uow.execute(update(plans).where(plans.c.id == plan.id).values(status="active"))
-    today = uow.clock.now().date()
+    today = uow.today()
     await uow.execute(
         update(households)
         .where(households.c.household_id == event.household_id)

@@ -132,7 +132,7 @@ async def _monitor(
         "risk_types": normalise_risks(case.risk_types), "per_capita_income": case.per_capita_income,
         "must_visit": flags, "identified_at": event.occurred_at, "updated_at": now,
         "next_visit_due": schedule.next_due(
-            event.occurred_at.date(), interval_days=settings.visit_interval_days
+            settings.local_date(event.occurred_at), interval_days=settings.visit_interval_days
         ),
     }  # fmt: skip
     existing = (

@@ -181,7 +181,7 @@ async def set_status(
 ) -> None:
     """Move a measure to `to`, keep who/when/why, and emit MeasureCompleted on completion."""
     now = uow.clock.now()
-    today = now.date()
+    today = uow.today()
     values: dict[str, Any] = {"status": to, "updated_at": now, "updated_by": actor}
     if to == "in_progress":
         values["started_on"] = today

@@ -70,7 +70,7 @@ async def record_visit(
 
     Returns (visit id, whether income changed, village code).
     """
-    if visit.visited_on > uow.clock.now().date():
+    if visit.visited_on > uow.today():
         raise VisitRefused("visited_on", "is in the future (rules §9.5)")
     household = (
         await uow.execute(select(households).where(households.c.household_id == visit.household_id))
@@ -159,7 +159,7 @@ async def raise_overdue_visits(
     """
     raised = 0
     async with uow_factory() as uow:
-        today = uow.clock.now().date()
+        today = uow.today()
         late = (
             await uow.execute(
                 select(households, responsibilities.c.cadre_id)
@@ -181,7 +181,7 @@ async def raise_overdue_visits(
 
 
 async def _warn(uow: UnitOfWork, *, row: Any, settings: AssistanceSettings) -> int:
-    today = uow.clock.now().date()
+    today = uow.today()
     missed = schedule.latest_missed(
         row.next_visit_due, today, interval_days=settings.visit_interval_days
     )

@@ -66,8 +66,8 @@ class NotifySettings(ServiceSettings):
     # guessing tokens is slow
     ack_rate_per_client: int = 30
     ack_rate_window_seconds: float = 60.0
-    # quiet hours (local time): non-urgent alerts to cadres wait until the end; equal = off
-    timezone: str = "Asia/Shanghai"
+    # quiet hours (local time, `timezone`): non-urgent alerts to cadres wait until the end;
+    # equal = off
     quiet_hours_start: int = 20
     quiet_hours_end: int = 8
     # digests: low-priority alerts to one cadre, gathered for this long, go as one message

@@ -35,8 +35,7 @@ class RiskSettings(ServiceSettings):
     port: int = 8002
     # rules §2: per-region, per-year thresholds with effective dates (a JSON file)
     thresholds_file: Path = DEFAULT_THRESHOLDS
-    # rules §4.9-§4.10, §5.3: dates and working days are the county's, not UTC's
-    timezone: str = "Asia/Shanghai"
+    # rules §4.9-§4.10, §5.3: dates and working days are local (`timezone`), not UTC's
     workdays_file: Path = DEFAULT_WORKDAYS  # the official holidays and make-up working days
     rigid_expenditure_share: float = 0.40  # rules §2.3
     identification_days: int = 15  # rules §4.9: discovery to identification

@@ -10,10 +10,12 @@ once a year; a date of a year it does not list is a working day when it falls Mo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from shared.clock import LOCAL_ZONE, local_date
 
 
 class CalendarConfigError(ValueError):
@@ -24,7 +26,7 @@ class CalendarConfigError(ValueError):
 class WorkCalendar:
     """The local time zone and the official working-day calendar."""
 
-    zone: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+    zone: tzinfo = LOCAL_ZONE
     holidays: frozenset[date] = frozenset()  # days off, weekday or not
     workdays: frozenset[date] = frozenset()  # weekend days worked in exchange (调休)
 
@@ -34,7 +36,7 @@ class WorkCalendar:
 
     def local_date(self, at: datetime) -> date:
         """The date on the local calendar of an instant."""
-        return self.local(at).date()
+        return local_date(at, self.zone)
 
     def is_working_day(self, day: date) -> bool:
         """Monday to Friday unless a holiday; a listed make-up day even at the weekend."""

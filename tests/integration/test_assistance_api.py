@@ -396,3 +396,16 @@ async def test_concurrent_assignments_never_exceed_capacity(platform: Platform) 
 
     outcomes = await asyncio.gather(assign("hh-x"), assign("hh-y"))
     assert sorted(map(str, outcomes)) == ["None", "c-lone"]
+
+
+async def test_a_visit_dated_today_in_beijing_is_not_in_the_future(platform: Platform) -> None:
+    """At 07:30 on 3 March in Beijing it is still 2 March in UTC: a visit made that morning
+    and dated 3 March is accepted, one dated 4 March is refused."""
+    await platform.identify("hh-t", [WORKER], ["illness"])
+    platform.clock.advance(timedelta(hours=15, minutes=30))  # 2 March 23:30 UTC
+    lead = platform.auth("village", TOWN, "c-lead")
+    visit = {"household_id": "hh-t", "visited_on": "2026-03-03"}
+    assert (await platform.http.post("/v1/visits", json=visit, headers=lead)).status_code == 201
+    later = visit | {"visited_on": "2026-03-04"}
+    refused = await platform.http.post("/v1/visits", json=later, headers=lead)
+    assert refused.status_code == 422 and refused.json()["detail"].startswith("visited_on")
