@@ -17,9 +17,13 @@ SUPPORTED_MAJOR = 1
 
 
 class Payload(BaseModel):
-    """Base of every event payload; the class name is the event type."""
+    """Base of every event payload; the class name is the event type.
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    No float of a payload may be infinite or NaN: JSON has no such number, so the event would
+    carry `null` and fail to decode at its consumer, after its producer had committed it. The
+    producer fails instead, when it builds the payload."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
     def units(self) -> int:
         """How many units of work the event carries (a consumer bounds a transaction by it)."""

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.amounts import Amount
 from shared.events import Guarantees
 from shared.inputs import CleanInput
 
@@ -155,7 +156,7 @@ class VisitIn(CleanInput):
 
     household_id: str = Field(min_length=1, max_length=64)
     visited_on: date
-    per_capita_income: float | None = Field(None, ge=0)
+    per_capita_income: Amount | None = Field(None, description="人均纯收入 (yuan/year)")
     guarantees: Guarantees = Guarantees()
     new_risk_types: list[str] = Field(default_factory=list)
     note: str = Field("", max_length=2000)

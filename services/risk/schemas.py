@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.risk.workflow import Action
+from shared.amounts import Amount
 from shared.events import Reason
 from shared.inputs import CleanInput
 
@@ -68,8 +69,8 @@ class ActionCreate(CleanInput):
     note: str = Field("", max_length=2000)
     reason: str = Field("", max_length=2000)  # required for reject (rules §4.7)
     signed_form: bool = False  # rules §4.2, for complete_home_verification
-    per_capita_income: float | None = Field(None, ge=0)
-    annual_income: float | None = Field(None, ge=0)
+    per_capita_income: Amount | None = Field(None, description="人均纯收入 (yuan/year)")
+    annual_income: Amount | None = Field(None, description="家庭年收入 (yuan)")
 
 
 class RollbackCreate(CleanInput):

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from shared.clock import FrozenClock
 from shared.events import (
+    CadreReportSubmitted,
     CaseOpened,
+    HouseholdIdentified,
+    IncomeUpdated,
     MalformedEvent,
+    Reason,
     UnknownEventType,
     UnsupportedSchemaVersion,
+    VisitRecorded,
     decode,
     known_type,
     new_event,
@@ -110,3 +117,39 @@ def test_known_type_names_only_envelopes_decode_would_not_refuse_for_their_frame
     raw: bytes | None, expected: str | None
 ) -> None:
     assert known_type(raw) == expected
+
+
+NOT_NUMBERS = [float("inf"), float("-inf"), float("nan")]
+
+
+@pytest.mark.parametrize("value", NOT_NUMBERS)
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda v: IncomeUpdated(per_capita_income=v, recorded_on=date(2026, 3, 1), source="visit"),
+        lambda v: VisitRecorded(visit_id="v", cadre_id="c", visited_on=date(2026, 3, 1),
+                                per_capita_income=v),
+        lambda v: HouseholdIdentified(case_id="c", village_code="530102001001", kind="marginal",
+                                      risk_types=[], reasons=[], per_capita_income=v),
+        lambda v: CadreReportSubmitted(submission_id="s", cadre_id="c",
+                                       village_code="530102001001", medical_spending=v),
+        lambda v: Reason(rule="rules §2.1", detail="income", value=v),
+    ],
+    ids=["IncomeUpdated", "VisitRecorded", "HouseholdIdentified", "CadreReportSubmitted", "Reason"],
+)  # fmt: skip
+def test_no_payload_can_be_built_with_an_infinite_or_nan_amount(build: Any, value: float) -> None:
+    """JSON has no such number: the event would go out with null and fail at its consumer,
+    after the producer committed it. It fails where it is built instead."""
+    with pytest.raises(ValidationError, match="finite"):
+        build(value)
+
+
+def test_an_event_whose_amount_is_not_a_finite_number_is_malformed() -> None:
+    event = new_event(
+        IncomeUpdated(per_capita_income=7100, recorded_on=date(2026, 3, 1), source="visit"),
+        household_id="hh-1", source="assistance", correlation_id="v-1", clock=CLOCK,
+    )  # fmt: skip
+    raw = event.to_bytes().replace(b"7100.0", b"Infinity")
+    assert b"Infinity" in raw
+    with pytest.raises(MalformedEvent, match="finite"):
+        decode(raw)

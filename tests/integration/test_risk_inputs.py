@@ -1,0 +1,75 @@
+"""Risk refuses bad input with a 422 naming the field, on real PostgreSQL, and a refused
+action changes nothing: no stage moved, no income stored, no event."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from services.risk.app import create_app
+from services.risk.config import RiskSettings
+from shared.clock import FrozenClock
+from shared.migrations import upgrade
+from shared.service import Runtime
+from tests.integration.test_risk_workflow_api import START, WORKER, Platform
+
+pytestmark = [pytest.mark.postgres]
+
+
+@pytest.fixture
+async def platform(pg_url: str) -> AsyncIterator[Platform]:
+    """The risk app on a fresh database with one household `hh-1` and its open case."""
+    settings = RiskSettings(database_url=pg_url)
+    clock = FrozenClock(START)
+    app = create_app(settings, clock)
+    runtime: Runtime = app.state.runtime
+    await upgrade(pg_url, runtime.service_dir)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://risk"
+    ) as http:
+        built = Platform(runtime, http, clock)
+        await built.register("hh-1", [WORKER], income=5200)
+        await built.declare("hh-1", ["illness"], medical_spending=3000)
+        yield built
+    await runtime.engine.dispose()
+
+
+def _field(answer: httpx.Response) -> str:
+    """The field a 422 names (FastAPI's field list, or a handler's `field: problem`)."""
+    assert answer.status_code == 422, answer.text
+    body: dict[str, Any] = answer.json()
+    if body.get("errors"):
+        return str(body["errors"][0]["field"])
+    return str(body["detail"]).split(":", 1)[0]
+
+
+@pytest.mark.parametrize("field", ["per_capita_income", "annual_income"])
+@pytest.mark.parametrize("amount", ["Infinity", "NaN", "1e308", "1000000000001", "-1"])
+async def test_an_action_income_must_be_a_finite_bounded_amount(
+    platform: Platform, field: str, amount: str
+) -> None:
+    case_id = await platform.open_case_id("hh-1")
+    url, village = f"/v1/cases/{case_id}", platform.auth("village")
+    before = (await platform.http.get(url, headers=village)).json()
+    raw = f'{{"action": "start_home_verification", "{field}": {amount}}}'
+    answer = await platform.http.post(
+        f"{url}/actions", content=raw, headers=village | {"Content-Type": "application/json"}
+    )
+    assert _field(answer) == field
+    assert (await platform.http.get(url, headers=village)).json() == before
+    household = await platform.http.get("/v1/households/hh-1", headers=village)
+    assert household.json()["per_capita_income"] == 5200
+    assert await platform.events("CaseStepCompleted") == []
+
+
+async def test_an_action_income_at_the_bound_is_kept(platform: Platform) -> None:
+    case_id = await platform.open_case_id("hh-1")
+    answer = await platform.act(
+        case_id, "village", "start_home_verification", per_capita_income=1e12, annual_income=0
+    )
+    assert answer.status_code == 200, answer.text
+    household = await platform.http.get("/v1/households/hh-1", headers=platform.auth("village"))
+    assert household.json()["per_capita_income"] == 1e12
