@@ -24,6 +24,9 @@ DEPARTMENTS = (
     "emergency_management",
 )  # fmt: skip
 ALGORITHM = "HS256"
+# a token's subject is recorded as the actor of what the official does (case history, measure
+# history, the roster's updated_by: String(100) columns); a longer one is no official's id
+MAX_SUBJECT = 100
 
 
 class AuthError(Exception):
@@ -59,6 +62,9 @@ def mint_token(
     """A signed bearer token for an official."""
     if role not in ROLES:
         raise AuthError(f"role must be one of {', '.join(ROLES)}")
+    problem = subject_problem(subject)
+    if problem:
+        raise AuthError(f"subject {problem}")
     if not jurisdiction.isdigit() and role != "admin":
         raise AuthError("jurisdiction must be a region-code prefix (digits)")
     now = clock.now()
@@ -82,7 +88,21 @@ def read_token(token: str, *, secret: str, clock: Clock) -> Official:
         raise AuthError("token expired")
     if claims.get("role") not in ROLES:
         raise AuthError("token has no valid role")
-    return Official(str(claims["sub"]), claims["role"], str(claims.get("jurisdiction", "")))
+    problem = subject_problem(claims["sub"])
+    if problem:
+        raise AuthError(f"token subject {problem}")
+    return Official(claims["sub"], claims["role"], str(claims.get("jurisdiction", "")))
+
+
+def subject_problem(subject: object) -> str | None:
+    """What is wrong with a token subject (the official's id), or None."""
+    if not isinstance(subject, str) or not subject.strip():
+        return "must be a non-empty string"
+    if len(subject) > MAX_SUBJECT:
+        return f"is longer than {MAX_SUBJECT} characters"
+    if "\x00" in subject:
+        return "must not contain a NUL character"
+    return None
 
 
 def _settings_and_clock(request: Request) -> tuple[object, Clock]:

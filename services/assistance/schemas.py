@@ -14,6 +14,7 @@ from shared.inputs import CleanInput
 
 Rank = Literal["county_leader", "section", "general", "township", "village"]
 CHANNELS = ("webhook", "robot", "sms", "email")
+MAX_ADDRESS = 500  # notify keeps the address it sent to (notifications.address, String(500))
 MOBILE = re.compile(r"^1\d{10}$")  # rules §9.3
 
 
@@ -44,6 +45,8 @@ class CadreIn(CleanInput):
         for channel, address in value.items():
             if channel not in CHANNELS:
                 raise ValueError(f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
+            if len(address) > MAX_ADDRESS:
+                raise ValueError(f"{channel} is longer than {MAX_ADDRESS} characters")
             if channel == "sms" and not MOBILE.match(address):
                 raise ValueError("sms must be an 11-digit mobile number starting with 1")
             if channel == "email" and "@" not in address:
@@ -136,7 +139,9 @@ class MeasureIn(CleanInput):
     model_config = ConfigDict(extra="forbid")
 
     code: str = Field(min_length=1, max_length=50)
-    person_id_hash: str | None = None
+    # as stored (measures.person_id_hash, String(128)); one of the plan's members, or the
+    # checker reports a person not in the household
+    person_id_hash: str | None = Field(None, min_length=1, max_length=128)
     reason: str = Field(min_length=1, max_length=500)
 
 

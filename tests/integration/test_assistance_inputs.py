@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from sqlalchemy import func, select
 
 from services.assistance.app import create_app
 from services.assistance.config import AssistanceSettings
-from services.assistance.models import visits
+from services.assistance.models import cadres, measures, visits
 from services.assistance.roster import register_cadre
 from services.assistance.schemas import CadreIn
 from shared.clock import FrozenClock
@@ -84,3 +85,57 @@ async def test_a_visit_income_at_the_bound_is_accepted(platform: Platform) -> No
     assert answer.status_code == 201, answer.text
     [income] = await platform.events("IncomeUpdated")
     assert income.payload.per_capita_income == 1e12
+
+
+def _token_of(platform: Platform, subject: str, role: str = "county") -> dict[str, str]:
+    """A correctly signed token with any subject, as another issuer might sign it."""
+    claims = {"sub": subject, "role": role, "jurisdiction": "530102",
+              "exp": int(platform.clock.now().timestamp()) + 3600}  # fmt: skip
+    secret = platform.settings.jwt_secret.get_secret_value()
+    return {"Authorization": f"Bearer {jwt.encode(claims, secret, algorithm='HS256')}"}
+
+
+async def _count(platform: Platform, table: Any) -> int:
+    async with platform.runtime.uow() as uow:
+        return int((await uow.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+async def test_a_token_subject_longer_than_the_actor_columns_is_refused_when_checked(
+    platform: Platform,
+) -> None:
+    """cadres.updated_by is String(100): a 150-character subject was a 500 on PostgreSQL."""
+    body = {"cadre_id": "c-new", "name": "新", "rank": "general", "township_code": TOWN}
+    long = _token_of(platform, "s" * 150)
+    answer = await platform.http.post("/v1/cadres", json=body, headers=long)
+    assert answer.status_code == 401
+    assert answer.json()["detail"] == "Authorization: token subject is longer than 100 characters"
+    assert await _count(platform, cadres) == 1
+    fits = await platform.http.post("/v1/cadres", json=body, headers=_token_of(platform, "s" * 100))
+    assert fits.status_code == 201, fits.text
+
+
+async def test_a_measure_person_longer_than_its_column_is_refused(platform: Platform) -> None:
+    """measures.person_id_hash is String(128): 300 characters were a 500 on PostgreSQL."""
+    headers = platform.auth("village", VILLAGE, "c-lead")
+    plan = (await platform.http.get("/v1/households/hh-1/plan", headers=headers)).json()
+    before = await _count(platform, measures)
+    url = f"/v1/plans/{plan['plan_id']}/measures"
+    long = {"code": "microcredit", "reason": "x", "person_id_hash": "z" * 129}
+    assert _field(await platform.http.post(url, json=long, headers=headers)) == "person_id_hash"
+    assert await _count(platform, measures) == before
+    fits = long | {"person_id_hash": "z" * 128}
+    assert (await platform.http.post(url, json=fits, headers=headers)).status_code == 201
+
+
+@pytest.mark.parametrize("channel", ["webhook", "robot"])
+async def test_a_contact_address_longer_than_notify_keeps_is_refused(
+    platform: Platform, channel: str
+) -> None:
+    """notify records the address it sends to (String(500)): a longer one failed there."""
+    url = "https://hooks.example.cn/" + "a" * 480
+    body = {"cadre_id": "c-new", "name": "新", "rank": "general", "township_code": TOWN,
+            "contacts": {channel: url}}  # fmt: skip
+    county = platform.auth("county", "530102")
+    assert _field(await platform.http.post("/v1/cadres", json=body, headers=county)) == "contacts"
+    assert await _count(platform, cadres) == 1
+    assert len(await platform.events("CadreRegistered")) == 1  # the fixture's cadre

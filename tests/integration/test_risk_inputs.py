@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
 from services.risk.app import create_app
@@ -73,3 +74,21 @@ async def test_an_action_income_at_the_bound_is_kept(platform: Platform) -> None
     assert answer.status_code == 200, answer.text
     household = await platform.http.get("/v1/households/hh-1", headers=platform.auth("village"))
     assert household.json()["per_capita_income"] == 1e12
+
+
+async def test_a_token_subject_longer_than_the_history_column_is_refused_when_checked(
+    platform: Platform,
+) -> None:
+    """case_history.actor is String(100): the subject of a longer token cannot be recorded."""
+    case_id = await platform.open_case_id("hh-1")
+    claims = {"sub": "v" * 101, "role": "village", "jurisdiction": "530102001",
+              "exp": int(platform.clock.now().timestamp()) + 3600}  # fmt: skip
+    secret = platform.settings.jwt_secret.get_secret_value()
+    token = jwt.encode(claims, secret, algorithm="HS256")
+    answer = await platform.http.post(
+        f"/v1/cases/{case_id}/actions", json={"action": "start_home_verification"},
+        headers={"Authorization": f"Bearer {token}"},
+    )  # fmt: skip
+    assert answer.status_code == 401
+    assert answer.json()["detail"].startswith("Authorization: token subject is longer than 100")
+    assert await platform.events("CaseStepCompleted") == []

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import jwt
 import pytest
 
-from shared.auth import AuthError, Official, mint_token, read_token
+from shared.auth import MAX_SUBJECT, AuthError, Official, mint_token, read_token
 from shared.clock import FrozenClock
 
 SECRET = "unit-test-signing-secret-of-32-bytes!"
@@ -67,3 +68,27 @@ def test_role_levels() -> None:
     township = Official("a", "township", "530102001")
     assert township.at_least("village") and township.at_least("township")
     assert not township.at_least("county")
+
+
+@pytest.mark.parametrize("subject", ["", "   ", "s" * (MAX_SUBJECT + 1), "c-\x001"])
+def test_a_subject_no_actor_column_can_record_is_neither_minted_nor_read(subject: str) -> None:
+    """The subject is recorded as the actor (String(100) columns): a longer one made a 500
+    in PostgreSQL after the request had been authorised."""
+    with pytest.raises(AuthError, match="subject"):
+        mint_token(subject=subject, role="county", jurisdiction="530102", secret=SECRET,
+                   clock=_clock())  # fmt: skip
+    clock = _clock()
+    claims = {"sub": subject, "role": "county", "jurisdiction": "530102",
+              "exp": int(clock.now().timestamp()) + 60}  # fmt: skip
+    forged_elsewhere = jwt.encode(claims, SECRET, algorithm="HS256")
+    with pytest.raises(AuthError, match="subject"):
+        read_token(forged_elsewhere, secret=SECRET, clock=clock)
+
+
+def test_a_subject_of_the_longest_recordable_length_is_accepted() -> None:
+    clock = _clock()
+    subject = "s" * MAX_SUBJECT
+    token = mint_token(
+        subject=subject, role="county", jurisdiction="530102", secret=SECRET, clock=clock
+    )
+    assert read_token(token, secret=SECRET, clock=clock).subject == subject
