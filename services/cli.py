@@ -7,19 +7,33 @@ import signal
 import subprocess
 import sys
 from importlib import import_module
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
 from rich.console import Console
+from typer.core import TyperGroup
 
 from services.assistance.cli import cadres_app
 from services.intake.cli import feed_app
 from shared.dlq import dlq_app
-from shared.infra import cli_errors, infra_app
+from shared.infra import check_database_url, cli_errors, infra_app, settings_errors
 
 SERVICES = ("intake", "risk", "assistance", "notify")
-app = typer.Typer(help="Holdline: catch households before they fall back into poverty.")
+
+
+class HoldlineGroup(TyperGroup):
+    """Runs every command inside settings_errors(): a HOLDLINE_* variable that cannot be used is
+    one line naming it, exit status 2, whichever command read the settings."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's own (vendored) click.Context
+        with settings_errors():
+            return super().invoke(ctx)
+
+
+app = typer.Typer(
+    cls=HoldlineGroup, help="Holdline: catch households before they fall back into poverty."
+)
 app.add_typer(infra_app, name="infra", help="Local Kafka and PostgreSQL for development and tests.")
 app.add_typer(feed_app, name="feed", help="Department data-comparison feeds.")
 app.add_typer(cadres_app, name="cadres", help="The responsible-cadre roster.")
@@ -40,8 +54,10 @@ def serve(
     from shared.service import tune_gc
 
     module = import_module(f"services.{service}.app")
-    application = module.create_app()
-    settings = application.state.runtime.settings
+    config = import_module(f"services.{service}.config")
+    settings = getattr(config, f"{service.capitalize()}Settings")()
+    check_database_url(settings)
+    application = module.create_app(settings)
     tune_gc(settings.gc_gen0_threshold)
     uvicorn.run(application, host=settings.host, port=settings.port, log_config=None)
 
