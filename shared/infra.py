@@ -71,8 +71,9 @@ class InfraSettings:
         env = os.environ
         return cls(
             state_dir=Path(env.get("HOLDLINE_STATE_DIR") or DEFAULT_STATE_DIR).resolve(),
-            kafka_port=int(env.get("HOLDLINE_KAFKA_PORT") or cls.kafka_port),
-            pg_port=int(env.get("HOLDLINE_PG_PORT") or cls.pg_port),
+            # the KRaft controller takes the port after the broker's
+            kafka_port=_env_port("HOLDLINE_KAFKA_PORT", cls.kafka_port, top=65534),
+            pg_port=_env_port("HOLDLINE_PG_PORT", cls.pg_port),
         )
 
     @property
@@ -84,6 +85,20 @@ class InfraSettings:
     def kafka_dir(self) -> Path:
         """Broker config, data and logs."""
         return self.state_dir / "kafka"
+
+
+def _env_port(name: str, default: int, top: int = 65535) -> int:
+    """The port in environment variable `name` (`default` when unset), or a BadSetting."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise BadSetting(f"{name}: {raw!r} is not a valid integer") from None
+    if not 1 <= port <= top:
+        raise BadSetting(f"{name}: {port} is not a port (1-{top})")
+    return port
 
 
 def kafka_port(settings: InfraSettings | None = None) -> int:
@@ -523,7 +538,8 @@ def _problem(error: Any, secret: bool) -> str:
         return message
     if error["type"] in _NOT_A:
         return f"{value!r} is not {_NOT_A[error['type']]}"
-    return message if repr(value) in message else f"{value!r}: {message}"
+    shown = repr(value) in message or re.search(rf"(?<!\S){re.escape(str(value))}(?!\S)", message)
+    return message if shown else f"{value!r}: {message}"
 
 
 def settings_problems(exc: ValidationError) -> list[str] | None:
@@ -625,9 +641,17 @@ infra_app = typer.Typer(
 KafkaFlag = Annotated[bool, typer.Option("--kafka/--no-kafka", help="Include Kafka.")]
 PgFlag = Annotated[bool, typer.Option("--postgres/--no-postgres", help="Include PostgreSQL.")]
 KafkaPort = Annotated[
-    int, typer.Option(envvar="HOLDLINE_KAFKA_PORT", help="Broker port; the controller uses +1.")
+    int,
+    typer.Option(
+        envvar="HOLDLINE_KAFKA_PORT",
+        min=1,
+        max=65534,
+        help="Broker port; the controller uses +1.",
+    ),
 ]
-PgPort = Annotated[int, typer.Option(envvar="HOLDLINE_PG_PORT", help="PostgreSQL port.")]
+PgPort = Annotated[
+    int, typer.Option(envvar="HOLDLINE_PG_PORT", min=1, max=65535, help="PostgreSQL port.")
+]
 StateDir = Annotated[
     Path, typer.Option(envvar="HOLDLINE_STATE_DIR", help="Configs, data, logs and pid files.")
 ]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -92,6 +92,17 @@ class ServiceSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         shared_env = EnvSettingsSource(settings_cls, env_prefix="HOLDLINE_")
         return init_settings, env_settings, shared_env, dotenv_settings, file_secret_settings
+
+    @field_validator("*")
+    @classmethod
+    def _port_range(cls, value: object, info: ValidationInfo) -> object:
+        # `port` and every `*_port`, also where a service class sets its own default (a field
+        # redefined in a subclass loses the base's Field constraints, a validator is kept)
+        name = info.field_name or ""
+        if (name == "port" or name.endswith("_port")) and isinstance(value, int):
+            if not 1 <= value <= 65535:
+                raise ValueError(f"{value} is not a port (1-65535)")
+        return value
 
     @field_validator("timezone")
     @classmethod
