@@ -4,18 +4,56 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from shared.amounts import Amount
-from shared.events import Guarantees
+from shared.events import Guarantees, RiskType
 from shared.inputs import CleanInput
 
 Rank = Literal["county_leader", "section", "general", "township", "village"]
 CHANNELS = ("webhook", "robot", "sms", "email")
 MAX_ADDRESS = 500  # notify keeps the address it sent to (notifications.address, String(500))
-MOBILE = re.compile(r"^1\d{10}$")  # rules §9.3
+MOBILE = re.compile(r"1[0-9]{10}")  # rules §9.3; ASCII digits (\d would take full-width ones)
+# local@domain.tld: one @, no spaces, a domain of at least two labels (IDN labels allowed)
+EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+MAX_EMAIL = 254  # RFC 5321
+# rules §1: the formerly poor left poverty from 2014; no visit of a monitored household is older
+VISITS_FROM = date(2014, 1, 1)
+
+
+def _url_problem(address: str) -> str | None:
+    """Why `address` is not an absolute http(s) URL with a host, or None."""
+    if any(c.isspace() or not c.isprintable() for c in address):
+        return "must not contain spaces or control characters"
+    parts = urlsplit(address)
+    if parts.scheme not in ("http", "https"):
+        return "must be an http(s) URL"
+    try:
+        host, _ = parts.hostname, parts.port
+    except ValueError:
+        return "must have a valid port"
+    if not host:
+        return "must be an absolute URL with a host"
+    return None
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
 
 
 class CadreIn(CleanInput):
@@ -26,7 +64,7 @@ class CadreIn(CleanInput):
     cadre_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     name: str = Field(min_length=1, max_length=100)
     rank: Rank
-    township_code: str = Field(pattern=r"^\d{9}$")
+    township_code: str = Field(pattern=r"^[0-9]{9}$")
     village_codes: list[str] = Field(default_factory=list)
     contacts: dict[str, str] = Field(default_factory=dict)
     active: bool = True
@@ -35,7 +73,7 @@ class CadreIn(CleanInput):
     @classmethod
     def _villages(cls, value: list[str]) -> list[str]:
         for code in value:
-            if not re.fullmatch(r"\d{12}", code):
+            if not re.fullmatch(r"[0-9]{12}", code):
                 raise ValueError(f"{code!r} is not a 12-digit village code")
         return sorted(set(value))
 
@@ -47,12 +85,12 @@ class CadreIn(CleanInput):
                 raise ValueError(f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
             if len(address) > MAX_ADDRESS:
                 raise ValueError(f"{channel} is longer than {MAX_ADDRESS} characters")
-            if channel == "sms" and not MOBILE.match(address):
+            if channel == "sms" and not MOBILE.fullmatch(address):
                 raise ValueError("sms must be an 11-digit mobile number starting with 1")
-            if channel == "email" and "@" not in address:
-                raise ValueError("email must be an e-mail address")
-            if channel in ("webhook", "robot") and not address.startswith(("http://", "https://")):
-                raise ValueError(f"{channel} must be an http(s) URL")
+            if channel == "email" and (len(address) > MAX_EMAIL or not EMAIL.fullmatch(address)):
+                raise ValueError("email must be an e-mail address (name@domain.tld)")
+            if channel in ("webhook", "robot") and (problem := _url_problem(address)):
+                raise ValueError(f"{channel} {problem}")
         return value
 
     @model_validator(mode="after")
@@ -63,9 +101,17 @@ class CadreIn(CleanInput):
         return self
 
 
-class CadreRead(CadreIn):
-    """A cadre with their current load."""
+class CadreRead(BaseModel):
+    """A cadre as stored, with their current load (not checked again as input: a cadre stored
+    under older rules is still listed)."""
 
+    cadre_id: str
+    name: str
+    rank: Rank
+    township_code: str
+    village_codes: list[str]
+    contacts: dict[str, str]
+    active: bool
     load: int
     capacity: int | None
 
@@ -142,7 +188,7 @@ class MeasureIn(CleanInput):
     # as stored (measures.person_id_hash, String(128)); one of the plan's members, or the
     # checker reports a person not in the household
     person_id_hash: str | None = Field(None, min_length=1, max_length=128)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: NonBlank = Field(min_length=1, max_length=500)
 
 
 class TransitionIn(CleanInput):
@@ -160,11 +206,25 @@ class VisitIn(CleanInput):
     model_config = ConfigDict(extra="forbid")
 
     household_id: str = Field(min_length=1, max_length=64)
-    visited_on: date
+    visited_on: date = Field(description=f"走访日期: not in the future, not before {VISITS_FROM}")
     per_capita_income: Amount | None = Field(None, description="人均纯收入 (yuan/year)")
     guarantees: Guarantees = Guarantees()
-    new_risk_types: list[str] = Field(default_factory=list)
+    new_risk_types: list[RiskType] = Field(
+        default_factory=list, max_length=11, description="新发现的风险类型 (rules §3)"
+    )
     note: str = Field("", max_length=2000)
+
+    @field_validator("visited_on")
+    @classmethod
+    def _after_the_baseline(cls, value: date) -> date:
+        if value < VISITS_FROM:
+            raise ValueError(f"is before {VISITS_FROM}, when the monitoring baseline starts")
+        return value
+
+    @field_validator("new_risk_types")
+    @classmethod
+    def _once_each(cls, value: list[RiskType]) -> list[RiskType]:
+        return list(dict.fromkeys(value))
 
 
 class VisitRead(BaseModel):

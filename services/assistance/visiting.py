@@ -111,7 +111,7 @@ async def record_visit(
     recorded = VisitRecorded(
         visit_id=visit_id, cadre_id=cadre_id, visited_on=visit.visited_on,
         per_capita_income=visit.per_capita_income, guarantees=visit.guarantees,
-        new_risk_types=visit.new_risk_types, note=visit.note,
+        new_risk_types=[*visit.new_risk_types], note=visit.note,
     )  # fmt: skip
     correlation = f"visit:{visit_id}"
     await emit(

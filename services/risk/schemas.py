@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.risk.workflow import Action
 from shared.amounts import Amount
 from shared.events import Reason
 from shared.inputs import CleanInput
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
 
 
 class CaseRead(BaseModel):
@@ -78,7 +87,7 @@ class RollbackCreate(CleanInput):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: NonBlank = Field(min_length=1, max_length=2000)
 
 
 class LedgerRow(BaseModel):

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from services.assistance.app import create_app
 from services.assistance.config import AssistanceSettings
@@ -139,3 +139,110 @@ async def test_a_contact_address_longer_than_notify_keeps_is_refused(
     assert _field(await platform.http.post("/v1/cadres", json=body, headers=county)) == "contacts"
     assert await _count(platform, cadres) == 1
     assert len(await platform.events("CadreRegistered")) == 1  # the fixture's cadre
+
+
+@pytest.mark.parametrize("visited_on", ["0001-01-01", "1999-05-01", "2013-12-31"])
+async def test_a_visit_before_the_monitoring_baseline_is_refused(
+    platform: Platform, visited_on: str
+) -> None:
+    lead = platform.auth("village", TOWN, "c-lead")
+    visit = {"household_id": "hh-1", "visited_on": visited_on}
+    assert _field(await platform.http.post("/v1/visits", json=visit, headers=lead)) == "visited_on"
+    assert await _visit_count(platform) == 0
+    first_day = visit | {"visited_on": "2014-01-01"}
+    assert (await platform.http.post("/v1/visits", json=first_day, headers=lead)).status_code == 201
+
+
+@pytest.mark.parametrize("risks", [["bogus"], [""], ["illness", "bogus"], ["Illness"]])
+async def test_a_visit_names_only_known_risk_types(platform: Platform, risks: list[str]) -> None:
+    lead = platform.auth("village", TOWN, "c-lead")
+    visit = {"household_id": "hh-1", "visited_on": TODAY, "new_risk_types": risks}
+    field = _field(await platform.http.post("/v1/visits", json=visit, headers=lead))
+    assert field.startswith("new_risk_types")
+    assert await _visit_count(platform) == 0
+    assert await platform.events("VisitRecorded") == []
+
+
+async def test_a_visit_with_known_risk_types_publishes_each_once(platform: Platform) -> None:
+    lead = platform.auth("village", TOWN, "c-lead")
+    visit = {"household_id": "hh-1", "visited_on": TODAY,
+             "new_risk_types": ["illness", "disaster", "illness"]}  # fmt: skip
+    assert (await platform.http.post("/v1/visits", json=visit, headers=lead)).status_code == 201
+    [recorded] = await platform.events("VisitRecorded")
+    assert recorded.payload.new_risk_types == ["illness", "disaster"]
+
+
+@pytest.mark.parametrize("reason", ["   ", "\t\n"])
+async def test_a_measure_reason_must_not_be_blank(platform: Platform, reason: str) -> None:
+    headers = platform.auth("village", VILLAGE, "c-lead")
+    plan = (await platform.http.get("/v1/households/hh-1/plan", headers=headers)).json()
+    before = await _count(platform, measures)
+    answer = await platform.http.post(
+        f"/v1/plans/{plan['plan_id']}/measures",
+        json={"code": "skills_training", "reason": reason}, headers=headers,
+    )  # fmt: skip
+    assert _field(answer) == "reason"
+    assert "blank" in answer.text
+    assert await _count(platform, measures) == before
+
+
+CADRE = {"cadre_id": "c-new", "name": "新", "rank": "general", "township_code": TOWN}
+
+
+@pytest.mark.parametrize(
+    "contacts",
+    [
+        {"email": "@"}, {"email": "zhao@"}, {"email": "@example.cn"}, {"email": "zhao@example"},
+        {"email": "zhao wei@example.cn"}, {"email": "a@b@example.cn"},
+        {"webhook": "http://"}, {"webhook": "https://"}, {"webhook": "http:///path"},
+        {"webhook": "ftp://hooks.example.cn/x"}, {"webhook": "hooks.example.cn/x"},
+        {"webhook": "http://user@/x"}, {"webhook": "http://hooks.example.cn:99999/x"},
+        {"webhook": "http://hooks.example.cn/a b"}, {"robot": "https://"},
+        {"sms": "1３８００１３８０００"},
+    ],
+)  # fmt: skip
+async def test_cadre_contacts_must_be_usable_addresses(
+    platform: Platform, contacts: dict[str, str]
+) -> None:
+    county = platform.auth("county", "530102")
+    answer = await platform.http.post(
+        "/v1/cadres", json=CADRE | {"contacts": contacts}, headers=county
+    )
+    assert _field(answer) == "contacts"
+    assert await _count(platform, cadres) == 1
+
+
+async def test_usable_cadre_contacts_are_accepted(platform: Platform) -> None:
+    contacts = {
+        "email": "zhao.wei+duty@mail.example.cn", "webhook": "https://hooks.example.cn:8443/a?b=c",
+        "robot": "http://10.0.0.7/robot", "sms": "13800138000",
+    }  # fmt: skip
+    county = platform.auth("county", "530102")
+    answer = await platform.http.post(
+        "/v1/cadres", json=CADRE | {"contacts": contacts}, headers=county
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["contacts"] == contacts
+
+
+async def test_codes_are_ascii_digits(platform: Platform) -> None:
+    county = platform.auth("admin", "")
+    wide = await platform.http.post(
+        "/v1/cadres", json=CADRE | {"township_code": "５３０１０２００１"}, headers=county
+    )
+    assert _field(wide) == "township_code"
+    village = await platform.http.post(
+        "/v1/cadres", json=CADRE | {"village_codes": ["５３０１０２００１００１"]}, headers=county
+    )
+    assert _field(village) == "village_codes"
+
+
+async def test_a_cadre_stored_under_older_rules_is_still_listed(platform: Platform) -> None:
+    """The stricter contact rules check what comes in, not what was accepted before."""
+    async with platform.runtime.uow() as uow:
+        await uow.execute(
+            update(cadres).where(cadres.c.id == "c-lead").values(contacts={"email": "@"})
+        )
+    listed = await platform.http.get("/v1/cadres", headers=platform.auth("village", TOWN))
+    assert listed.status_code == 200, listed.text
+    assert listed.json()[0]["contacts"] == {"email": "@"}

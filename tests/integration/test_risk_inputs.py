@@ -92,3 +92,14 @@ async def test_a_token_subject_longer_than_the_history_column_is_refused_when_ch
     assert answer.status_code == 401
     assert answer.json()["detail"].startswith("Authorization: token subject is longer than 100")
     assert await platform.events("CaseStepCompleted") == []
+
+
+@pytest.mark.parametrize("reason", ["   ", "\t"])
+async def test_an_elimination_rollback_needs_a_reason_that_is_not_blank(
+    platform: Platform, reason: str
+) -> None:
+    answer = await platform.http.post(
+        "/v1/households/hh-1/elimination-rollback", json={"reason": reason},
+        headers=platform.auth("county", "530102"),
+    )  # fmt: skip
+    assert _field(answer) == "reason" and "blank" in answer.text
