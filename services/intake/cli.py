@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ console = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error line is never broken inside a path
 MEDIA = {".ndjson": "application/x-ndjson", ".jsonl": "application/x-ndjson", ".csv": "text/csv"}
 CHUNK = 256 * 1024
+MAX_TIMEOUT = 24 * 3600.0
 
 
 @feed_app.callback()
@@ -54,9 +56,54 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]{message}[/red]")
-    return typer.Exit(1)
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(message, style="red", markup=False, highlight=False)
+    return typer.Exit(code)
+
+
+def _url_problem(url: str) -> str | None:
+    """Why `url` cannot be intake's base URL, or None."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        return f"{url!r} is not a URL ({exc})"
+    if parsed.scheme not in ("http", "https"):
+        return f"{url!r} is not an http:// or https:// URL (e.g. http://127.0.0.1:8001)"
+    if not parsed.host:
+        return f"{url!r} names no host (e.g. http://127.0.0.1:8001)"
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        return f"{url!r}: {parsed.port} is not a port (1-65535)"
+    if parsed.query or parsed.fragment:
+        return f"{url!r}: a base URL has no ?query or #fragment"
+    return None
+
+
+def _header_problem(value: str) -> str | None:
+    """Why `value` cannot be sent as an HTTP header value (printable ASCII only), or None."""
+    for at, char in enumerate(value, start=1):
+        if not " " <= char <= "~":
+            return f"character {at} ({char!r}) is not printable ASCII, which an HTTP header needs"
+    return None
+
+
+def _option_problem(
+    ctx: typer.Context, url: str, timeout: float, headers: dict[str, str | None]
+) -> str | None:
+    """The first option that cannot work, as `--option: problem`, or None."""
+    if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
+        return (
+            f"--timeout: must be more than 0 and at most {MAX_TIMEOUT:.0f} seconds, not {timeout:g}"
+        )
+    if problem := _url_problem(url):
+        return f"--url: {problem}"
+    for name, value in headers.items():
+        if value and (problem := _header_problem(value)):
+            option = f"--{name.replace('_', '-')}"
+            source = ctx.get_parameter_source(name)
+            if source is not None and source.name == "ENVIRONMENT":
+                option += " (HOLDLINE_FEED_API_KEY)"
+            return f"{option}: {problem}"
+    return None
 
 
 def _problem_text(answer: httpx.Response) -> str:
@@ -73,6 +120,7 @@ def _problem_text(answer: httpx.Response) -> str:
 
 @feed_app.command()
 def load(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="NDJSON (.ndjson/.jsonl) or CSV (.csv) file")],
     department: Annotated[str, typer.Option(help=f"one of: {', '.join(SCHEMAS)}")],
     url: Annotated[str, typer.Option(help="intake base URL")] = "http://127.0.0.1:8001",
@@ -84,7 +132,9 @@ def load(
         str | None, typer.Option(help="override: application/x-ndjson or text/csv")
     ] = None,
     show_errors: Annotated[int, typer.Option(min=0, max=1000, help="errors to print")] = 20,
-    timeout: Annotated[float, typer.Option(help="seconds to wait for intake to answer")] = 600,
+    timeout: Annotated[
+        float, typer.Option(help="seconds to wait for intake to answer (above 0, at most a day)")
+    ] = 600,
     idempotency_key: Annotated[
         str | None,
         typer.Option(
@@ -94,6 +144,13 @@ def load(
     ] = None,
 ) -> None:
     """Stream FILE to POST /v1/feeds/{department} and print the batch report."""
+    headers_given = {
+        "api_key": api_key,
+        "content_type": content_type,
+        "idempotency_key": idempotency_key,
+    }
+    if problem := _option_problem(ctx, url, timeout, headers_given):
+        raise _fail(problem, code=2)
     if department not in SCHEMAS:
         raise _fail(f"department: {department!r} is not one of {', '.join(SCHEMAS)}")
     if not file.is_file():
