@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import json
 from collections import Counter
 from pathlib import Path
@@ -36,17 +37,78 @@ class RosterFileError(Exception):
         self.problems = problems
 
 
+# the words `active` may be, in a CSV cell or a JSON string, whatever their case (JSON may also
+# say true/false, 1/0); an empty CSV cell leaves the cadre active
+TRUE_WORDS = ("true", "t", "yes", "y", "on", "1")
+FALSE_WORDS = ("false", "f", "no", "n", "off", "0")
+ACTIVE_WORDS = dict.fromkeys(TRUE_WORDS, True) | dict.fromkeys(FALSE_WORDS, False)
+
+
 def _csv_row(row: dict[str, str]) -> dict[str, Any]:
     """A CSV row: villages separated by `;`, one column per contact channel."""
     villages = (row.get("village_codes") or "").replace(";", " ").split()
     contacts = {c: row[c].strip() for c in CHANNELS if (row.get(c) or "").strip()}
-    record: dict[str, Any] = {
-        k: v for k, v in row.items() if k not in (*CHANNELS, "village_codes") and k
-    }
-    active = str(record.pop("active", "") or "").strip().lower()
-    if active:
-        record["active"] = active not in ("0", "false", "no")
+    record: dict[str, Any] = {k: v for k, v in row.items() if k not in (*CHANNELS, "village_codes")}
+    if not (record.get("active") or "").strip():
+        record.pop("active", None)  # not given: active
     return record | {"village_codes": villages, "contacts": contacts}
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _csv_records(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
+    """(line, record) for every CSV row, and the problems of the file's shape: a column twice in
+    the header, a row with more or fewer values than the header has names."""
+    reader = csv.reader(io.StringIO(text))
+    records: list[tuple[int, dict[str, Any]]] = []
+    problems: list[str] = []
+    header: list[str] | None = None
+    header_line = 0
+    try:
+        while True:
+            line = reader.line_num + 1  # a quoted value may span lines: where the row starts
+            row = next(reader, None)
+            if row is None:
+                break
+            if not row:  # a blank line
+                continue
+            if header is None:
+                header, header_line = [name.strip() for name in row], line
+                twice = sorted({name for name in header if name and header.count(name) > 1})
+                if twice:  # which value would be the column's?
+                    return [], [
+                        f"line {line}: {name}: appears twice in the header" for name in twice
+                    ]
+                continue
+            if len(row) != len(header):
+                values, names = _plural(len(row), "value"), len(header)
+                problems.append(
+                    f"line {line}: has {values}; the header (line {header_line}) has {names}"
+                )
+                continue
+            if any(value.strip() for name, value in zip(header, row, strict=True) if not name):
+                problems.append(f"line {line}: a value in a column the header gives no name")
+                continue
+            cells = {name: value for name, value in zip(header, row, strict=True) if name}
+            records.append((line, _csv_row(cells)))
+    except csv.Error as exc:
+        problems.append(f"line {reader.line_num}: not CSV ({exc})")
+    return records, problems
+
+
+def _active_problem(record: Any) -> str | None:
+    """Turn a word in `active` into true/false; the problem when it is not one of ACTIVE_WORDS."""
+    if not isinstance(record, dict) or not isinstance(record.get("active"), str):
+        return None
+    word = record["active"].strip().lower()
+    if word in ACTIVE_WORDS:
+        record["active"] = ACTIVE_WORDS[word]
+        return None
+    given = record.pop("active")
+    active, inactive = "/".join(TRUE_WORDS), "/".join(FALSE_WORDS)
+    return f"active: {given!r} is not one of {active} (active) or {inactive} (inactive)"
 
 
 def read_roster(path: Path) -> list[CadreIn]:
@@ -55,6 +117,7 @@ def read_roster(path: Path) -> list[CadreIn]:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise RosterFileError([f"file: not UTF-8 text (byte {exc.start}: {exc.reason})"]) from None
+    problems: list[str] = []
     if path.suffix.lower() == ".json":
         try:
             raw = json.loads(text)
@@ -65,15 +128,17 @@ def read_roster(path: Path) -> list[CadreIn]:
             raise RosterFileError(["file: a JSON roster is a list of cadres"])
         records = [(i + 1, r) for i, r in enumerate(raw)]
     else:
-        records = [(i + 2, _csv_row(r)) for i, r in enumerate(csv.DictReader(text.splitlines()))]
-    if not records:
+        records, problems = _csv_records(text)
+    if not records and not problems:
         raise RosterFileError(
             ["file: no cadres in it (a CSV roster is a header line and a line a cadre)"]
         )
-    problems: list[str] = []
     roster: list[CadreIn] = []
     seen: set[str] = set()
     for line, record in records:
+        bad_active = _active_problem(record)
+        if bad_active:
+            problems.append(f"line {line}: {bad_active}")
         try:
             cadre = CadreIn.model_validate(record)
         except ValidationError as exc:
