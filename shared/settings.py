@@ -91,7 +91,11 @@ class ServiceSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         shared_env = EnvSettingsSource(settings_cls, env_prefix="HOLDLINE_")
-        return init_settings, env_settings, shared_env, dotenv_settings, file_secret_settings
+        # the base class itself (the CLI's token and dlq commands) has no prefix of its own:
+        # without this it would read bare PORT, DATABASE_URL or JWT_SECRET, which other
+        # software sets for itself
+        own = (env_settings,) if settings_cls.model_config.get("env_prefix") else ()
+        return init_settings, *own, shared_env, dotenv_settings, file_secret_settings
 
     @field_validator("*")
     @classmethod
