@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from services.assistance.catalogue import catalogue_document, load_catalogue
+from services.assistance.catalogue import Category, catalogue_document, load_catalogue
 from services.assistance.checker import check_plan
 from services.assistance.config import AssistanceSettings
 from services.assistance.models import measure_history, measures, plans
@@ -24,7 +24,7 @@ from services.assistance.schemas import (
     ViolationRead,
 )
 from services.assistance.visiting import responsible_for
-from services.assistance.workflow import transition_problem
+from services.assistance.workflow import MeasureStatus, transition_problem
 from shared.auth import Official, ensure_within, require_role
 from shared.db import UnitOfWork, utc
 from shared.events import Member
@@ -51,7 +51,7 @@ def region_filter(official: Official, region: str | None) -> str:
     """The region prefix to list: the caller's jurisdiction, or a part of it (else 403)."""
     if region is None:
         return "" if official.role == "admin" else official.jurisdiction
-    if not region.isdigit() or len(region) > 12:
+    if not (region.isascii() and region.isdigit()) or len(region) > 12:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "region: a region-code prefix")
     ensure_within(official, region, "region")
     return region
@@ -205,9 +205,9 @@ async def add_measure(
 async def list_measures(
     runtime: RuntimeDep,
     official: Village,
-    measure_status: Annotated[str | None, Query(alias="status")] = None,
+    measure_status: Annotated[MeasureStatus | None, Query(alias="status")] = None,
     code: str | None = None,
-    category: str | None = None,
+    category: Category | None = None,
     region: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[MeasureRead]:

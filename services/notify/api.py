@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel
@@ -23,6 +23,8 @@ router = APIRouter(
     responses=PROBLEM_RESPONSES,
 )
 CHANNELS = ("webhook", "robot", "sms", "email")
+# the values of notifications.status (services/notify/models.py); `failed` is dead-lettered
+NotificationStatus = Literal["pending", "held", "digested", "delivered", "failed"]
 Reader = Annotated[Official, Depends(current_official)]
 
 
@@ -127,7 +129,7 @@ async def list_notifications(
     runtime: Annotated[Runtime, Depends(runtime_of)],
     official: Reader,
     household_id: str | None = None,
-    status_is: Annotated[str | None, Query(alias="status")] = None,
+    status_is: Annotated[NotificationStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[NotificationRead]:
     """Notifications in the caller's jurisdiction, newest first, by household or status."""

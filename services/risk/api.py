@@ -16,6 +16,7 @@ from services.risk.schemas import (
     ActionCreate,
     CaseDetail,
     CaseRead,
+    CaseStatus,
     HistoryRead,
     NoticeRead,
 )
@@ -61,7 +62,7 @@ async def list_cases(
     runtime: Annotated[Runtime, Depends(runtime_of)],
     official: Annotated[Official, Depends(current_official)],
     household_id: str | None = None,
-    case_status: Annotated[str | None, Query(alias="status")] = None,
+    case_status: Annotated[CaseStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[CaseRead]:
     """Cases in the caller's jurisdiction, newest first, optionally for one household or status."""

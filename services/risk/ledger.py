@@ -16,6 +16,7 @@ from services.risk.schemas import (
     HouseholdRead,
     LedgerPage,
     LedgerRow,
+    LedgerStatus,
     RegionCount,
     RollbackCreate,
     ThresholdRead,
@@ -23,6 +24,7 @@ from services.risk.schemas import (
 from services.risk.thresholds import threshold_for
 from shared.auth import Official, current_official, ensure_within, require_role
 from shared.db import utc
+from shared.events import MonitoringKind, RiskType
 from shared.inputs import PROBLEM_RESPONSES
 from shared.service import Runtime, runtime_of
 
@@ -33,6 +35,7 @@ router = APIRouter(
 )
 MAX_PAGE = 100_000  # page x page_size must stay a 64-bit database offset
 LEVELS = {"province": 2, "city": 4, "county": 6, "township": 9, "village": 12}  # rules §9.4
+REGION_PREFIX = r"^[0-9]{0,12}$"  # ASCII digits: \d would also take full-width ones
 
 
 def _scope(official: Official, region_prefix: str | None) -> str:
@@ -50,10 +53,10 @@ def _scope(official: Official, region_prefix: str | None) -> str:
 async def ledger(
     runtime: Annotated[Runtime, Depends(runtime_of)],
     official: Annotated[Official, Depends(current_official)],
-    region_prefix: Annotated[str | None, Query(pattern=r"^\d{0,12}$")] = None,
-    kind: Annotated[str | None, Query(pattern="^(unstable|marginal|sudden)$")] = None,
-    risk_type: str | None = None,
-    household_status: Annotated[str | None, Query(alias="status")] = None,
+    region_prefix: Annotated[str | None, Query(pattern=REGION_PREFIX)] = None,
+    kind: MonitoringKind | None = None,
+    risk_type: RiskType | None = None,
+    household_status: Annotated[LedgerStatus | None, Query(alias="status")] = None,
     deadline_before: datetime | None = None,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -126,7 +129,7 @@ async def ledger(
 async def ledger_counts(
     runtime: Annotated[Runtime, Depends(runtime_of)],
     official: Annotated[Official, Depends(require_role("township"))],
-    region_prefix: Annotated[str | None, Query(pattern=r"^\d{0,12}$")] = None,
+    region_prefix: Annotated[str | None, Query(pattern=REGION_PREFIX)] = None,
     level: Annotated[str, Query(pattern="^(province|city|county|township|village)$")] = "village",
 ) -> list[RegionCount]:
     """Households by status and kind, and open cases, per region at `level` (officials)."""
@@ -250,7 +253,7 @@ async def roll_back_elimination(
 @router.get("/thresholds", response_model=list[ThresholdRead])
 async def thresholds(
     runtime: Annotated[Runtime, Depends(runtime_of)],
-    region_code: Annotated[str | None, Query(pattern=r"^\d{1,12}$")] = None,
+    region_code: Annotated[str | None, Query(pattern=r"^[0-9]{1,12}$")] = None,
     on: date | None = None,
 ) -> list[ThresholdRead]:
     """rules §2: the configured thresholds, or the one in force for a region on a date."""

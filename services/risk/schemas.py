@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -20,6 +20,12 @@ def _not_blank(value: str) -> str:
 
 
 NonBlank = Annotated[str, AfterValidator(_not_blank)]
+
+# the values of cases.status (services/risk/models.py)
+CaseStatus = Literal["open", "identified", "rejected", "eliminated"]
+# the ledger's status filter: "open" (an open case, whatever the household's own status), or
+# one of the values of households.status
+LedgerStatus = Literal["open", "registered", "monitoring", "eliminated", "no_labour_support"]
 
 
 class CaseRead(BaseModel):

@@ -20,6 +20,7 @@ from shared.clock import FrozenClock
 from shared.migrations import upgrade
 from shared.service import Runtime
 from tests.integration.test_assistance_api import START, TOWN, VILLAGE, WORKER, Platform
+from tests.integration.test_risk_inputs import documented_values
 
 pytestmark = [pytest.mark.postgres]
 TODAY = START.date().isoformat()
@@ -246,3 +247,44 @@ async def test_a_cadre_stored_under_older_rules_is_still_listed(platform: Platfo
     listed = await platform.http.get("/v1/cadres", headers=platform.auth("village", TOWN))
     assert listed.status_code == 200, listed.text
     assert listed.json()[0]["contacts"] == {"email": "@"}
+
+
+MEASURE_FILTERS = [
+    ("status", {"planned", "in_progress", "completed", "cancelled"}),
+    ("category", {"development", "social_security", "guarantee_fix", "emergency"}),
+]
+
+
+@pytest.mark.parametrize(("name", "known"), MEASURE_FILTERS)
+@pytest.mark.parametrize("value", ["bogus", "PLANNED", ""])
+async def test_an_unknown_measure_filter_is_refused_naming_it(
+    platform: Platform, name: str, known: set[str], value: str
+) -> None:
+    """It was 200 with an empty list: the caller could not tell a typo from "none"."""
+    headers = platform.auth("village", TOWN)
+    answer = await platform.http.get("/v1/measures", params={name: value}, headers=headers)
+    assert answer.status_code == 422, answer.text
+    assert [e["field"] for e in answer.json()["errors"]] == [name]
+
+
+@pytest.mark.parametrize(("name", "known"), MEASURE_FILTERS)
+async def test_the_known_measure_filters_are_accepted_and_documented(
+    platform: Platform, name: str, known: set[str]
+) -> None:
+    headers = platform.auth("village", TOWN)
+    found = set()
+    for value in known:
+        answer = await platform.http.get("/v1/measures", params={name: value}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        found |= {m[name] for m in answer.json()}
+    assert found  # the household's plan has measures
+    spec = (await platform.http.get("/openapi.json")).json()
+    assert documented_values(spec, "/v1/measures", name) == known
+
+
+@pytest.mark.parametrize("path", ["/v1/measures", "/v1/cadres", "/v1/workload", "/v1/visits/due"])
+async def test_a_region_filter_is_ascii_digits(platform: Platform, path: str) -> None:
+    answer = await platform.http.get(
+        path, params={"region": "５３"}, headers=platform.auth("admin", "")
+    )
+    assert _field(answer) == "region"

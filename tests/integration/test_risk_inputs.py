@@ -103,3 +103,76 @@ async def test_an_elimination_rollback_needs_a_reason_that_is_not_blank(
         headers=platform.auth("county", "530102"),
     )  # fmt: skip
     assert _field(answer) == "reason" and "blank" in answer.text
+
+
+def documented_values(spec: dict[str, Any], path: str, name: str) -> set[str]:
+    """The values the OpenAPI document lists for query parameter `name` of GET `path`."""
+    [param] = [p for p in spec["paths"][path]["get"]["parameters"] if p["name"] == name]
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            found.update(node.get("enum", []))
+            if "const" in node:
+                found.add(node["const"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(param["schema"])
+    return found
+
+
+FILTERS = [
+    ("/v1/cases", "status", {"open", "identified", "rejected", "eliminated"}),
+    ("/v1/ledger", "status",
+     {"open", "registered", "monitoring", "eliminated", "no_labour_support"}),
+    ("/v1/ledger", "kind", {"unstable", "marginal", "sudden"}),
+    ("/v1/ledger", "risk_type",
+     {"illness", "disability", "schooling", "disaster", "accident", "business_failure",
+      "unstable_employment", "lack_of_labour", "housing_unsafe", "water_unsafe", "other"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "name", "known"), FILTERS)
+@pytest.mark.parametrize("value", ["bogus", "OPEN", ""])
+async def test_an_unknown_filter_value_is_refused_naming_the_parameter(
+    platform: Platform, path: str, name: str, known: set[str], value: str
+) -> None:
+    """It was 200 with an empty list: the caller could not tell a typo from "none"."""
+    county = platform.auth("county", "530102")
+    answer = await platform.http.get(path, params={name: value}, headers=county)
+    assert answer.status_code == 422, answer.text
+    assert [e["field"] for e in answer.json()["errors"]] == [name]
+
+
+@pytest.mark.parametrize(("path", "name", "known"), FILTERS)
+async def test_the_known_filter_values_are_accepted_and_documented(
+    platform: Platform, path: str, name: str, known: set[str]
+) -> None:
+    county = platform.auth("county", "530102")
+    for value in known:
+        answer = await platform.http.get(path, params={name: value}, headers=county)
+        assert answer.status_code == 200, answer.text
+    spec = (await platform.http.get("/openapi.json")).json()
+    assert documented_values(spec, path, name) == known
+
+
+async def test_filters_find_what_they_name(platform: Platform) -> None:
+    county = platform.auth("county", "530102")
+    open_cases = await platform.http.get("/v1/cases", params={"status": "open"}, headers=county)
+    assert [c["household_id"] for c in open_cases.json()] == ["hh-1"]
+    ledger = await platform.http.get(
+        "/v1/ledger", params={"status": "open", "risk_type": "illness"}, headers=county
+    )
+    assert [r["household_id"] for r in ledger.json()["items"]] == ["hh-1"]
+
+
+@pytest.mark.parametrize("path", ["/v1/ledger", "/v1/ledger/counts"])
+async def test_a_region_prefix_is_ascii_digits(platform: Platform, path: str) -> None:
+    admin = platform.auth("admin", "")
+    answer = await platform.http.get(path, params={"region_prefix": "５３"}, headers=admin)
+    assert answer.status_code == 422, answer.text
+    assert [e["field"] for e in answer.json()["errors"]] == ["region_prefix"]
