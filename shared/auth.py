@@ -15,6 +15,7 @@ import jwt
 from fastapi import Depends, Header, HTTPException, Path, Request, status
 
 from shared.clock import Clock
+from shared.identity import is_region_prefix
 
 Role = Literal["village", "township", "county", "admin"]
 ROLES: tuple[Role, ...] = ("village", "township", "county", "admin")
@@ -65,8 +66,8 @@ def mint_token(
     problem = subject_problem(subject)
     if problem:
         raise AuthError(f"subject {problem}")
-    if not jurisdiction.isdigit() and role != "admin":
-        raise AuthError("jurisdiction must be a region-code prefix (digits)")
+    if role != "admin" and not is_region_prefix(jurisdiction):
+        raise AuthError("jurisdiction must be a region-code prefix (1 to 12 digits 0-9)")
     now = clock.now()
     claims = {
         "sub": subject, "role": role, "jurisdiction": jurisdiction,

@@ -11,9 +11,12 @@ from operator import mul
 _WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 _CHECK = "10X98765432"
 _ASCII_ZERO = sum(ord("0") * w for w in _WEIGHTS)  # the digits' ASCII offset, taken off once
-_ID_SHAPE = re.compile(r"^[0-9]{17}[0-9X]$")
-_PHONE = re.compile(r"^1\d{10}$")
-_REGION = re.compile(r"^\d{12}$")
+# ASCII digits only, spelled [0-9]: in a str pattern \d and str.isdigit() also match other
+# scripts' digits (fullwidth ５, Arabic-Indic ٥), which no register, token or prefix match knows
+_ID_SHAPE = re.compile(r"[0-9]{17}[0-9X]")
+_PHONE = re.compile(r"1[0-9]{10}")
+_REGION = re.compile(r"[0-9]{12}")
+_REGION_PREFIX = re.compile(r"[0-9]{1,12}")
 
 
 def check_character(first17: str) -> str:
@@ -27,7 +30,7 @@ def check_character(first17: str) -> str:
 
 def resident_id_problem(value: str, today: date | None = None) -> str | None:
     """Why `value` is not a valid resident ID, or None when it is."""
-    if not _ID_SHAPE.match(value):
+    if not _ID_SHAPE.fullmatch(value):
         return "must be 17 digits followed by a digit or X"
     if value[:6] in {"000000", "999999", "123456"} or len(set(value[:17])) == 1:
         return "is a placeholder, not a real resident ID"
@@ -44,12 +47,17 @@ def resident_id_problem(value: str, today: date | None = None) -> str | None:
 
 def phone_problem(value: str) -> str | None:
     """Why `value` is not a mainland mobile number, or None."""
-    return None if _PHONE.match(value) else "must be 11 digits starting with 1"
+    return None if _PHONE.fullmatch(value) else "must be 11 digits starting with 1"
 
 
 def region_problem(value: str) -> str | None:
     """Why `value` is not a 12-digit statistical division code, or None."""
-    return None if _REGION.match(value) else "must be a 12-digit region code"
+    return None if _REGION.fullmatch(value) else "must be a 12-digit region code"
+
+
+def is_region_prefix(value: str) -> bool:
+    """Whether `value` is a jurisdiction: a prefix of a region code, 1 to 12 ASCII digits."""
+    return _REGION_PREFIX.fullmatch(value) is not None
 
 
 def mask_resident_id(value: str) -> str:

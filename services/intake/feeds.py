@@ -7,11 +7,18 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.intake.fields import Amount, HouseholdId, PastDate, RegionCode, ResidentId
+from services.intake.fields import (
+    NOT_BOOLEAN,
+    Amount,
+    HouseholdId,
+    PastDate,
+    RegionCode,
+    ResidentId,
+)
 
 FeedFormat = Literal["ndjson", "csv"]
 DisasterSubtype = Literal[
@@ -71,7 +78,9 @@ class HousingRow(FeedRow):
 class WaterRow(FeedRow):
     """水利: supply interruptions and water quality."""
 
-    supply_interrupted_days: int = Field(0, ge=0, le=366, description="停水天数")
+    supply_interrupted_days: Annotated[int, Field(ge=0, le=366), NOT_BOOLEAN] = Field(
+        0, description="停水天数"
+    )
     water_quality_safe: bool = Field(True, description="水质达标")
 
 
@@ -108,7 +117,9 @@ class PublicSecurityRow(FeedRow):
 class DisabledPersonsRow(FeedRow):
     """残联: new or changed disability."""
 
-    disability_grade: int = Field(ge=1, le=4, description="残疾等级 (1 most severe)")
+    disability_grade: Annotated[int, Field(ge=1, le=4), NOT_BOOLEAN] = Field(
+        description="残疾等级 (1 most severe)"
+    )
     change: Literal["new", "changed", "revoked"] = "new"
 
 

@@ -135,7 +135,7 @@ async def post_feed(
             f"Content-Type: {media or 'none'} is not one of {', '.join(MEDIA_TYPES)}",
         )
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > settings.feed_max_bytes:
+    if length.isascii() and length.isdigit() and int(length) > settings.feed_max_bytes:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
             f"body: {length} bytes exceeds the feed limit of {settings.feed_max_bytes}",

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from services.intake.fields import (
+    NOT_BOOLEAN,
     Amount,
     HouseholdId,
     PastDate,
+    PersonName,
     Phone,
     RegionCode,
     ResidentId,
@@ -20,6 +23,24 @@ from shared.inputs import CleanInput
 
 STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 SchoolingStage = Literal["preschool", "primary", "junior", "senior", "vocational", "higher"]
+Location = tuple[str | int, ...]
+
+
+def refuse(model: str, problems: list[tuple[Location, str]]) -> None:
+    """Raise `problems` of a check across fields, each at the field it names (a ValueError
+    raised by a model validator would name the whole model)."""
+    if problems:
+        raise ValidationError.from_exception_data(
+            model,
+            [
+                InitErrorDetails(
+                    type=PydanticCustomError("duplicate", "{problem}", {"problem": problem}),
+                    loc=loc,
+                    input=None,
+                )
+                for loc, problem in problems
+            ],
+        )
 
 
 class DeclarationCreate(CleanInput):
@@ -48,7 +69,7 @@ class DeclarationCreate(CleanInput):
         None, description="户编号; omit to use the household of `member_id` or of the declarant"
     )
     member_id: ResidentId | None = Field(None, description="户内成员身份证号, names the household")
-    declarant_name: str = Field(min_length=1, max_length=50, description="申报人姓名")
+    declarant_name: PersonName = Field(min_length=1, max_length=50, description="申报人姓名")
     declarant_id: ResidentId
     phone: Phone
     village_code: RegionCode
@@ -57,8 +78,8 @@ class DeclarationCreate(CleanInput):
     medical_spending: Amount = Field(0, description="自付医疗支出 (yuan)")
     schooling_spending: Amount = Field(0, description="教育支出 (yuan)")
     loss_amount: Amount = Field(0, description="损失金额 (yuan)")
-    income_change: float = Field(
-        0, ge=-1e12, le=1e12, allow_inf_nan=False, description="收入变化 (yuan, negative = fall)"
+    income_change: Annotated[float, Field(ge=-1e12, le=1e12, allow_inf_nan=False), NOT_BOOLEAN] = (
+        Field(0, description="收入变化 (yuan, negative = fall)")
     )
     happened_on: PastDate | None = Field(None, description="发生日期")
 
@@ -69,12 +90,16 @@ class MemberIn(CleanInput):
     model_config = STRICT
 
     resident_id: ResidentId
-    name: str = Field("", max_length=50, description="姓名")
-    age: int | None = Field(None, ge=0, le=130, description="年龄 (default: from the ID)")
+    name: PersonName = Field("", max_length=50, description="姓名")
+    age: Annotated[int, Field(ge=0, le=130), NOT_BOOLEAN] | None = Field(
+        None, description="年龄 (default: from the ID)"
+    )
     labour_capacity: Literal["full", "partial", "none"] = Field("full", description="劳动能力")
     chronic_illness: bool = Field(False, description="慢性病")
     serious_illness: bool = Field(False, description="大病")
-    disability_grade: int | None = Field(None, ge=1, le=4, description="残疾等级")
+    disability_grade: Annotated[int, Field(ge=1, le=4), NOT_BOOLEAN] | None = Field(
+        None, description="残疾等级"
+    )
     schooling_stage: SchoolingStage | None = Field(None, description="在校学段")
     employed: bool = Field(False, description="务工就业")
     has_employment_record: bool = Field(False, description="有就业记录")
@@ -106,6 +131,19 @@ class _NamesHousehold(CleanInput):
             raise ValueError(
                 "household_id: give household_id, household_member_id or at least one member"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _each_member_once(self) -> _NamesHousehold:
+        first: dict[str, int] = {}
+        problems: list[tuple[Location, str]] = []
+        for n, member in enumerate(self.members):
+            seen = first.setdefault(member.resident_id, n)
+            if seen != n:
+                problems.append(
+                    (("members", n, "resident_id"), f"the same person as members.{seen}")
+                )
+        refuse(type(self).__name__, problems)
         return self
 
     def naming_id(self) -> str | None:

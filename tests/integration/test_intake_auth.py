@@ -129,6 +129,13 @@ INVALID = [
     ({"declarant_id": "5301021988070700"}, "declarant_id", "17 digits"),
     ({"phone": "23800138000"}, "phone", "11 digits"),
     ({"village_code": "5301020010"}, "village_code", "12-digit"),
+    # Python's \d takes other scripts' digits: stored, they would match no jurisdiction
+    ({"village_code": "５３０１０２００１００１"}, "village_code", "12-digit"),
+    ({"village_code": "٥٣٠١٠٢٠٠١٠٠١"}, "village_code", "12-digit"),
+    ({"medical_spending": True}, "medical_spending", "not true or false"),
+    ({"happened_on": 0}, "happened_on", "YYYY-MM-DD"),
+    ({"declarant_name": "\u200b"}, "declarant_name", "visible character"),
+    ({"declarant_name": "\x07\x1b[31m"}, "declarant_name", "control character"),
     ({"medical_spending": -1}, "medical_spending", "greater than or equal to 0"),
     ({"happened_on": TOMORROW}, "happened_on", "future"),
     ({"risk_types": ["bad_luck"]}, "risk_types.0", "illness"),
@@ -150,6 +157,29 @@ async def test_invalid_declarations_name_the_field_and_the_problem(
     assert words in body["errors"][0]["problem"]
     # the offending value is never echoed back (it may be a resident ID)
     assert ID_A[:-1] not in answer.text
+
+
+CADRE_INVALID = [
+    ({"village_code": "５３０１０２００１００１"}, "village_code", "12-digit"),
+    ({"members": [{"resident_id": ID_A}, {"resident_id": ID_A}]}, "members.1.resident_id",
+     "the same person as members.0"),
+    ({"members": [{"resident_id": ID_A, "name": "\u200b\u200c"}]}, "members.0.name", "visible"),
+    ({"members": [{"resident_id": ID_A, "age": True}]}, "members.0.age", "not true or false"),
+    ({"medical_spending": True}, "medical_spending", "not true or false"),
+    ({"visited_on": 0}, "visited_on", "YYYY-MM-DD"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("change", "field", "words"), CADRE_INVALID)
+async def test_invalid_cadre_reports_name_the_field_and_the_problem(
+    intake: tuple[httpx.AsyncClient, dict[str, str]], change: dict[str, Any], field: str, words: str
+) -> None:
+    http, _ = intake
+    # an admin: the region code is refused as input, not as outside a jurisdiction
+    report = cadre_report(**change)
+    answer = await http.post("/v1/cadre-reports", json=report, headers=_bearer("admin", ""))
+    assert answer.status_code == 422, answer.text
+    assert [(e["field"], words in e["problem"]) for e in answer.json()["errors"]] == [(field, True)]
 
 
 async def test_oversized_bodies_are_refused(

@@ -250,3 +250,25 @@ async def test_a_nul_in_a_batch_id_is_refused_as_input(
             answer = await http.get(path, headers=MEDICAL)
             assert answer.status_code == 422, answer.text
             assert "NUL" in answer.text
+
+
+async def test_fullwidth_digits_are_not_a_region_code_in_a_json_feed(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    rows = [
+        _row(resident_id=ID_A, recorded_on="2026-10-31", out_of_pocket_spending=1,
+             village_code="５３０１０２００１００１"),
+        _row(resident_id=ID_A, recorded_on="2026-10-31", out_of_pocket_spending=1,
+             village_code="٥٣٠١٠٢٠٠١٠٠١"),
+        _row(resident_id=ID_A, recorded_on="2026-10-31", out_of_pocket_spending=1,
+             village_code="530102001001"),
+    ]  # fmt: skip
+    async with running_intake(kafka=kafka_bootstrap, prefix=topic_prefix) as (http, _):
+        answer = await http.post(
+            "/v1/feeds/medical_insurance", content="\n".join(rows), headers=MEDICAL
+        )
+        assert (answer.json()["accepted"], answer.json()["rejected"]) == (1, 2), answer.text
+        report = (await http.get(answer.json()["status_url"], headers=MEDICAL)).json()
+    assert [(e["line"], e["field"]) for e in report["errors"]] == [
+        (1, "village_code"), (2, "village_code")
+    ]  # fmt: skip

@@ -92,3 +92,14 @@ def test_a_subject_of_the_longest_recordable_length_is_accepted() -> None:
         subject=subject, role="county", jurisdiction="530102", secret=SECRET, clock=clock
     )
     assert read_token(token, secret=SECRET, clock=clock).subject == subject
+
+
+@pytest.mark.parametrize(
+    "jurisdiction", ["５３０１０２", "٥٣٠١٠٢", "530102\n", "", "5301020010011"]
+)
+def test_a_jurisdiction_is_a_prefix_of_ascii_digits(jurisdiction: str) -> None:
+    """A token for fullwidth digits would cover no stored region code (rules §9.4)."""
+    with pytest.raises(AuthError, match="jurisdiction"):
+        mint_token(
+            subject="c-1", role="county", jurisdiction=jurisdiction, secret=SECRET, clock=_clock()
+        )

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from shared.identity import (
     check_character,
+    is_region_prefix,
     mask_phone,
     mask_resident_id,
     phone_problem,
@@ -67,3 +68,21 @@ def test_only_ascii_digits_make_a_resident_id() -> None:
     """rules §9: other scripts' digits are not GB 11643 digits, even if Python calls them digits."""
     arabic = "٥٣٠١٠٢١٩٨٠٠١٠١١٢٣٤"  # the same digits, Arabic-Indic
     assert resident_id_problem(arabic) == "must be 17 digits followed by a digit or X"
+
+
+FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+
+
+def test_only_ascii_digits_make_a_region_code_or_a_phone() -> None:
+    """rules §9.3, §9.4: Python's \\d and str.isdigit take other scripts' digits; a region code
+    of fullwidth digits would be stored and then match no jurisdiction."""
+    for script in (FULLWIDTH, ARABIC_INDIC):
+        assert region_problem("530102001001".translate(script)) is not None
+        assert region_problem("530102001" + "001".translate(script)) is not None
+        assert phone_problem("1" + "3800138000".translate(script)) is not None
+        assert not is_region_prefix("530102".translate(script))
+    assert region_problem("530102001001\n") is not None, "a trailing newline is not a digit"
+    assert phone_problem("13800138000\n") is not None
+    assert is_region_prefix("53") and is_region_prefix("530102001001")
+    assert not is_region_prefix("") and not is_region_prefix("5301020010011")

@@ -162,3 +162,16 @@ def test_a_resumed_csv_parse_still_reads_its_header() -> None:
     ).encode()
     parsed = list(FeedParser("housing", "csv", 4096, resume_after=3).feed(csv_rows))
     assert [(p.line, p.row is not None) for p in parsed] == [(4, True), (5, True)]
+
+
+def test_a_number_or_a_date_in_json_is_not_true_false_or_a_timestamp() -> None:
+    parser = FeedParser("medical_insurance", "ndjson", 4096)
+    rows = [
+        {"resident_id": ID, "recorded_on": "2026-10-01", "out_of_pocket_spending": True},
+        {"resident_id": ID, "recorded_on": 0, "out_of_pocket_spending": 1},
+    ]
+    parsed = list(parser.feed(b"".join(json.dumps(r).encode() + b"\n" for r in rows)))
+    assert [p.problems for p in parsed] == [
+        [("out_of_pocket_spending", "must be a number, not true or false")],
+        [("recorded_on", "must be a date written YYYY-MM-DD")],
+    ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -13,7 +15,7 @@ from services.intake.fields import Amount, PastDate, Phone, RegionCode, Resident
 from services.intake.handlers import member_event
 from services.intake.pii import Vault, household_key
 from services.intake.ratelimit import RateLimiter
-from services.intake.schemas import CadreReportCreate, MemberIn
+from services.intake.schemas import CadreReportCreate, DeclarationCreate, MemberIn
 from shared.clock import FrozenClock
 from shared.identity import check_character
 
@@ -156,3 +158,80 @@ def test_vault_hash_is_the_shared_keyed_hash(value: str) -> None:
     from shared.identity import keyed_hash
 
     assert Vault("s3cret").hash(value) == keyed_hash(value, "s3cret")
+
+
+DECLARATION = {
+    "declarant_name": "周海燕", "declarant_id": "530102199706267077", "phone": "13903565516",
+    "village_code": "530102001001", "risk_types": ["illness"], "medical_spending": 35000,
+}  # fmt: skip
+ID_A = "530102195003150018"
+ID_B = "530102198807070025"
+
+
+def refused(model: type[BaseModel], body: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, message) of each problem of `body` sent as JSON ([] when it is accepted)."""
+    try:
+        model.model_validate_json(json.dumps(body))
+    except ValidationError as exc:
+        return [(".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()]
+    return []
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"village_code": "５３０１０２００１００１"}, "village_code", "12-digit"),
+        ({"village_code": "٥٣٠١٠٢٠٠١٠٠١"}, "village_code", "12-digit"),
+        ({"phone": "1３９０３５６５５１６"}, "phone", "11 digits"),
+        ({"medical_spending": True}, "medical_spending", "not true or false"),
+        ({"loss_amount": False}, "loss_amount", "not true or false"),
+        ({"income_change": True}, "income_change", "not true or false"),
+        ({"happened_on": 0}, "happened_on", "YYYY-MM-DD"),
+        ({"happened_on": 1767225600}, "happened_on", "YYYY-MM-DD"),
+        ({"happened_on": "2026-01-01T00:00:00"}, "happened_on", "YYYY-MM-DD"),
+        ({"happened_on": "２０２６-０１-０１"}, "happened_on", "YYYY-MM-DD"),
+        ({"declarant_name": "\u200b"}, "declarant_name", "visible"),
+        ({"declarant_name": "\u200b\u2060\ufeff\u3164"}, "declarant_name", "visible"),
+        ({"declarant_name": "\x07\x1b[31m"}, "declarant_name", "control character (U+0007)"),
+        ({"declarant_name": "周\n海燕"}, "declarant_name", "control character (U+000A)"),
+    ],
+)  # fmt: skip
+def test_a_declaration_refuses_what_only_looks_like_its_field(
+    change: dict[str, Any], field: str, words: str
+) -> None:
+    [(named, message)] = refused(DeclarationCreate, DECLARATION | change)
+    assert named == field and words in message
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"medical_spending": 12.5}, {"medical_spending": 0}, {"medical_spending": "35000"},
+     {"income_change": -300}, {"happened_on": "2026-01-31"},
+     {"declarant_name": "阿卜杜拉\u200d"}, {"declarant_name": "Zoë"}],
+)  # fmt: skip
+def test_a_declaration_still_takes_numbers_dates_and_names(change: dict[str, Any]) -> None:
+    assert refused(DeclarationCreate, DECLARATION | change) == []
+
+
+def test_a_cadre_report_lists_each_member_once() -> None:
+    report = {"village_code": "530102001001", "members": [
+        {"resident_id": ID_A}, {"resident_id": ID_B}, {"resident_id": ID_A}]}  # fmt: skip
+    assert refused(CadreReportCreate, report) == [
+        ("members.2.resident_id", "the same person as members.0")
+    ]
+    # the same ID with a lower-case check character is the same person
+    first17 = "11010519491231002"
+    upper = first17 + check_character(first17)
+    report["members"] = [{"resident_id": upper}, {"resident_id": upper.lower()}]
+    assert [f for f, _ in refused(CadreReportCreate, report)] == ["members.1.resident_id"]
+
+
+def test_a_member_age_is_a_number_and_a_name_something_visible() -> None:
+    report = {"village_code": "530102001001", "members": [
+        {"resident_id": ID_A, "age": True, "name": "\u3164"},
+        {"resident_id": ID_B, "disability_grade": True, "name": "王\tb"}]}  # fmt: skip
+    assert [f for f, _ in refused(CadreReportCreate, report)] == [
+        "members.0.name", "members.0.age", "members.1.name", "members.1.disability_grade"
+    ]  # fmt: skip
+    report["members"] = [{"resident_id": ID_A, "age": 52, "name": ""}]
+    assert refused(CadreReportCreate, report) == [], "a name may be left out"
