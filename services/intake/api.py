@@ -7,6 +7,7 @@ from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from sqlalchemy.exc import IntegrityError
 
@@ -220,6 +221,12 @@ async def post_registry(
         )
     for n, household in enumerate(sync.households):
         ensure_within(official, household.village_code, f"households.{n}.village_code")
+    duplicates = registry.duplicate_households(sync, parts.vault)
+    if duplicates:
+        raise RequestValidationError(
+            [{"loc": ("body", *loc), "msg": problem, "type": "duplicate"}
+             for loc, problem in duplicates]
+        )  # fmt: skip
     outcome = await _idempotent(
         runtime,
         lambda uow: registry.sync_registry(

@@ -20,7 +20,7 @@ from services.intake.handlers import (
 )
 from services.intake.models import registry_households, submissions
 from services.intake.pii import Vault, household_key
-from services.intake.schemas import RegistryHousehold, RegistrySync
+from services.intake.schemas import Location, RegistryHousehold, RegistrySync
 from shared.db import UnitOfWork
 from shared.events import Envelope, RegistryRecordReceived, new_event
 
@@ -39,6 +39,25 @@ class SyncOutcome:
 def registry_household_id(household: RegistryHousehold, vault: Vault) -> str:
     """The registry's household id, or one keyed from the naming member's ID."""
     return household.household_id or household_key(vault.hash(household.naming_id() or ""))
+
+
+def duplicate_households(sync: RegistrySync, vault: Vault) -> list[tuple[Location, str]]:
+    """(location, problem) of each household of `sync` whose id, as stored, is an earlier one's.
+
+    The schema refuses a household id or a person given twice; this also catches a household
+    without an id keyed to the same id as another (its naming member's keyed hash)."""
+    first: dict[str, int] = {}
+    problems: list[tuple[Location, str]] = []
+    for n, household in enumerate(sync.households):
+        hid = registry_household_id(household, vault)
+        seen = first.setdefault(hid, n)
+        if seen != n:
+            names: Location = ("household_id",)
+            if not household.household_id:
+                names = ("household_member_id",) if household.household_member_id else (
+                    "members", 0, "resident_id")  # fmt: skip
+            problems.append((("households", n, *names), f"{hid} is also households.{seen}"))
+    return problems
 
 
 async def sync_registry(
@@ -61,7 +80,7 @@ async def sync_registry(
         return SyncOutcome(previous, **body["outcome"])
     submission_id = str(uuid4())
     now = uow.clock.now()
-    # the last occurrence of a household in one sync wins, as a later upsert would
+    # every household once (duplicate_households, checked before): none is overwritten here
     latest: dict[str, tuple[RegistryHousehold, str]] = {}
     for household in sync.households:
         hid = registry_household_id(household, vault)

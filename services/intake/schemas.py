@@ -237,6 +237,35 @@ class RegistrySync(CleanInput):
 
     households: list[RegistryHousehold] = Field(min_length=1, max_length=10_000)
 
+    @model_validator(mode="after")
+    def _each_household_and_person_once(self) -> RegistrySync:
+        # a sync that names a household twice, or a person in two households, cannot be
+        # upserted as it says: one of the two would silently win
+        ids: dict[str, int] = {}
+        people: dict[str, int] = {}
+        problems: list[tuple[Location, str]] = []
+        for n, household in enumerate(self.households):
+            if household.household_id is not None:
+                seen = ids.setdefault(household.household_id, n)
+                if seen != n:
+                    problems.append(
+                        (("households", n, "household_id"),
+                         f"{household.household_id} is also households.{seen}")
+                    )  # fmt: skip
+            named: list[tuple[Location, str]] = [
+                (("households", n, "members", m, "resident_id"), member.resident_id)
+                for m, member in enumerate(household.members)
+            ]
+            if household.household_member_id is not None:
+                named.append((("households", n, "household_member_id"),
+                              household.household_member_id))  # fmt: skip
+            for loc, resident in named:
+                seen = people.setdefault(resident, n)
+                if seen != n:
+                    problems.append((loc, f"the same person is in households.{seen}"))
+        refuse(type(self).__name__, problems)
+        return self
+
 
 class SubmissionAccepted(BaseModel):
     """The 202 answer: where to follow the submission."""

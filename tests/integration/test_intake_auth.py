@@ -14,6 +14,7 @@ from tests.conftest import new_topic_prefix
 from tests.integration.test_intake_api import (
     APP,
     ID_A,
+    ID_B,
     cadre_report,
     declaration,
     registry_household,
@@ -180,6 +181,31 @@ async def test_invalid_cadre_reports_name_the_field_and_the_problem(
     answer = await http.post("/v1/cadre-reports", json=report, headers=_bearer("admin", ""))
     assert answer.status_code == 422, answer.text
     assert [(e["field"], words in e["problem"]) for e in answer.json()["errors"]] == [(field, True)]
+
+
+async def test_a_registry_sync_with_a_household_or_a_person_twice_is_refused_whole(
+    intake: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    """Upserted as sent, one of the two would silently win; nothing of the sync is stored."""
+    http, _ = intake
+    county = _bearer("county")
+    first, second = (registry_household(ID_A, 1) | {"household_id": "hh-twice"},
+                     registry_household(ID_B, 99_999) | {"household_id": "hh-twice"})  # fmt: skip
+    answer = await http.post("/v1/registry", json={"households": [first, second]}, headers=county)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"] == [
+        {"field": "households.1.household_id", "problem": "hh-twice is also households.0"}
+    ]
+    moved = registry_household(ID_A, 5) | {"household_id": "hh-other"}
+    answer = await http.post("/v1/registry", json={"households": [first, moved]}, headers=county)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"] == [
+        {"field": "households.1.members.0.resident_id",
+         "problem": "the same person is in households.0"}
+    ]  # fmt: skip
+    stored = await http.post("/v1/registry", json={"households": [first]}, headers=county)
+    assert stored.status_code == 202, stored.text
+    assert stored.json()["created"] == 1, "the refused syncs stored nothing"
 
 
 async def test_oversized_bodies_are_refused(

@@ -15,7 +15,8 @@ from services.intake.fields import Amount, PastDate, Phone, RegionCode, Resident
 from services.intake.handlers import member_event
 from services.intake.pii import Vault, household_key
 from services.intake.ratelimit import RateLimiter
-from services.intake.schemas import CadreReportCreate, DeclarationCreate, MemberIn
+from services.intake.registry import duplicate_households
+from services.intake.schemas import CadreReportCreate, DeclarationCreate, MemberIn, RegistrySync
 from shared.clock import FrozenClock
 from shared.identity import check_character
 
@@ -235,3 +236,42 @@ def test_a_member_age_is_a_number_and_a_name_something_visible() -> None:
     ]  # fmt: skip
     report["members"] = [{"resident_id": ID_A, "age": 52, "name": ""}]
     assert refused(CadreReportCreate, report) == [], "a name may be left out"
+
+
+def _household(resident: str, **changes: Any) -> dict[str, Any]:
+    household = {"village_code": "530102001002", "baseline_status": "formerly_poor",
+                 "per_capita_income": 8100, "members": [{"resident_id": resident}]}  # fmt: skip
+    return household | changes
+
+
+def test_a_registry_sync_names_each_household_and_each_person_once() -> None:
+    """One of two entries for a household would silently win the upsert; a person is in one
+    household."""
+    again = _household(ID_B, household_id="hh-1", per_capita_income=1)
+    twice = {"households": [_household(ID_A, household_id="hh-1"), _household(ID_B), again]}
+    assert refused(RegistrySync, twice) == [
+        ("households.2.household_id", "hh-1 is also households.0"),
+        ("households.2.members.0.resident_id", "the same person is in households.1"),
+    ]
+    named = {"households": [_household(ID_A, household_id="h1"),
+                            _household(ID_B, household_member_id=ID_A)]}  # fmt: skip
+    assert refused(RegistrySync, named) == [
+        ("households.1.household_member_id", "the same person is in households.0")
+    ]
+    apart = {"households": [_household(ID_A, household_member_id=ID_A), _household(ID_B)]}
+    assert refused(RegistrySync, apart) == []
+
+
+def test_a_registry_household_keyed_like_another_is_refused() -> None:
+    """A household without an id is keyed by its naming member; an explicit id may be the same
+    key (a caller sending back the id an earlier sync answered)."""
+    vault = Vault("k")
+    keyed = household_key(vault.hash(ID_A))
+    sync = RegistrySync.model_validate(
+        {"households": [_household(ID_A), _household(ID_B, household_id=keyed)]}
+    )
+    assert duplicate_households(sync, vault) == [
+        (("households", 1, "household_id"), f"{keyed} is also households.0")
+    ]
+    sync = RegistrySync.model_validate({"households": [_household(ID_A), _household(ID_B)]})
+    assert duplicate_households(sync, vault) == []
