@@ -17,7 +17,8 @@ from typer.core import TyperGroup
 from services.assistance.cli import cadres_app
 from services.intake.cli import feed_app
 from shared.dlq import dlq_app
-from shared.infra import check_database_url, cli_errors, infra_app, settings_errors
+from shared.infra import cli_errors, infra_app
+from shared.settings_errors import check_database_url, settings_errors
 
 SERVICES = ("intake", "risk", "assistance", "notify")
 

@@ -19,9 +19,9 @@ from services.assistance.models import metadata
 from services.assistance.roster import register_cadre
 from services.assistance.schemas import CHANNELS, CadreIn
 from shared.clock import Clock, SystemClock
-from shared.infra import check_database_url
 from shared.migrations import upgrade
 from shared.service import Runtime, validation_problem
+from shared.settings_errors import check_database_url
 
 cadres_app = typer.Typer(help="The cadre roster: bulk import.")
 console = Console()
