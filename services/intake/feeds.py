@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -146,6 +147,9 @@ SCHEMAS: dict[str, type[FeedRow]] = {
 }
 
 
+UNCLOSED = "has a quoted value that is never closed (the upload ends inside it)"
+
+
 class FeedHeaderError(ValueError):
     """A CSV header the department's schema cannot read; the whole upload is refused."""
 
@@ -174,10 +178,27 @@ def problems_of(exc: ValidationError) -> list[tuple[str, str]]:
     return out
 
 
-class LineSplitter:
-    """Cuts a byte stream into numbered lines without ever holding more than one line."""
+# csv module semantics (its default dialect): a quote opens a quoted value only as a value's
+# first character; inside, "" is a quote and a newline is part of the value; after the closing
+# quote the value goes on unquoted up to the next comma, where quotes are plain characters.
+# A line matches _CLOSED when a record that starts with it ends with it (no quoted value left
+# open); _CLOSED_AFTER is the same for a line that starts inside a quoted value. Possessive
+# quantifiers: every alternative is decided by its first character, nothing is tried twice.
+_VALUE = rb'(?:"(?:[^"]|"")*+"[^,]*+|[^,"][^,]*+|)'
+_CLOSED = re.compile(rb"(?:" + _VALUE + rb",)*+" + _VALUE)
+_CLOSED_AFTER = re.compile(rb'(?:[^"]|"")*+"[^,]*+(?:,' + _VALUE + rb")*+")
 
-    def __init__(self, max_line_bytes: int) -> None:
+
+class LineSplitter:
+    """Cuts a byte stream into numbered lines without ever holding more than one line.
+
+    With `csv_records`, a line that ends inside a quoted CSV value goes on with the next line
+    (csv module semantics): the record is given whole, its lines joined by their newlines and
+    numbered by the line it starts on, once its last line has arrived. A record is bounded by
+    `max_line_bytes` as a line is; a line over the limit ends the record it is part of.
+    """
+
+    def __init__(self, max_line_bytes: int, csv_records: bool = False) -> None:
         self._max = max_line_bytes
         self._buf = bytearray()
         self._skipping = False
@@ -185,16 +206,33 @@ class LineSplitter:
         # SHA-256 of the lines emitted so far, each with its newline (an over-long line
         # counts as a marker): what a resumed upload's first lines are checked against
         self._digest = hashlib.sha256()
+        self._csv = csv_records
+        # a CSV record whose quoted value is still open: its lines so far (none once it is
+        # over the limit), its first line, its size, and the line count and digest before it
+        self._open = False
+        self._record: list[bytes] = []
+        self._start = 0
+        self._size = 0
+        self._before: tuple[int, Any] = (0, None)
+        self.unclosed = False  # the stream ended inside a quoted value (finish gave that record)
+
+    @property
+    def ended(self) -> int:
+        """Lines up to the end of the last line or record emitted (a record still open is not
+        counted: a resumed upload starts again at its first line)."""
+        return self._before[0] if self._open else self.line
 
     def digest(self) -> str:
-        """Hex SHA-256 of the lines emitted so far."""
-        return self._digest.hexdigest()
+        """Hex SHA-256 of the lines emitted so far (up to `ended`)."""
+        return (self._before[1] if self._open else self._digest).hexdigest()
 
     def feed(self, chunk: bytes) -> Iterator[tuple[int, bytes | None]]:
         """Complete lines in `chunk` (None for a line over the limit)."""
         start = 0
         while (end := chunk.find(b"\n", start)) >= 0:
-            yield self._emit(chunk[start:end])
+            emitted = self._emit(chunk[start:end])
+            if emitted is not None:
+                yield emitted
             start = end + 1
         rest = chunk[start:]
         if self._skipping:
@@ -207,24 +245,62 @@ class LineSplitter:
             self._buf += rest
 
     def finish(self) -> Iterator[tuple[int, bytes | None]]:
-        """The last line when the stream does not end with a newline."""
+        """The last line when the stream does not end with a newline, and a CSV record whose
+        quoted value was never closed (`unclosed`)."""
         if self._buf or self._skipping:
-            yield self._emit(b"")
+            emitted = self._emit(b"")
+            if emitted is not None:
+                yield emitted
+        if self._open:
+            self.unclosed = True
+            yield self._close()
 
-    def _emit(self, piece: bytes) -> tuple[int, bytes | None]:
+    def _emit(self, piece: bytes) -> tuple[int, bytes | None] | None:
         self.line += 1
         if self._skipping or len(self._buf) + len(piece) > self._max:
             self._skipping = False
             self._buf.clear()
             self._digest.update(b"\x00too long\n")
+            if self._open:
+                self._record.clear()
+                return self._close()
             return self.line, None
         if self._buf:
             self._buf += piece
             piece = bytes(self._buf)
             self._buf.clear()
+        if not self._open and (not self._csv or b'"' not in piece or _CLOSED.fullmatch(piece)):
+            self._digest.update(piece)
+            self._digest.update(b"\n")
+            return self.line, piece.rstrip(b"\r")
+        return self._record_line(piece)
+
+    def _record_line(self, piece: bytes) -> tuple[int, bytes | None] | None:
+        """A CSV line that opens a record (a quoted value goes on past it) or continues one."""
+        if not self._open:
+            self._before = (self.line - 1, self._digest.copy())
+            self._open, self._start, self._size = True, self.line, len(piece)
+            self._record.append(piece)
+            self._digest.update(piece)
+            self._digest.update(b"\n")
+            return None
         self._digest.update(piece)
         self._digest.update(b"\n")
-        return self.line, piece.rstrip(b"\r")
+        self._size += 1 + len(piece)
+        if self._size > self._max:
+            self._record.clear()  # over the limit: only the quotes are followed from here
+        elif self._record:
+            self._record.append(piece)
+        if _CLOSED_AFTER.fullmatch(piece) is None:
+            return None
+        return self._close()
+
+    def _close(self) -> tuple[int, bytes | None]:
+        """The open record, whole (None when it went over the limit)."""
+        raw = b"\n".join(self._record).rstrip(b"\r") if self._record else None
+        start = self._start
+        self._open, self._record, self._size = False, [], 0
+        return start, raw
 
 
 class FeedParser:
@@ -237,16 +313,18 @@ class FeedParser:
         self.format = fmt
         self.header: list[str] | None = None
         self.header_line: str | None = None
-        self._lines = LineSplitter(max_line_bytes)
+        self._lines = LineSplitter(max_line_bytes, csv_records=fmt == "csv")
         self._max = max_line_bytes
+        self.empty = True  # no line with anything but blanks yet (no header for a CSV)
         # lines an earlier attempt of the same batch committed: read (and hashed), not parsed
         self._resume_after = resume_after
         self.prefix_digest: str | None = None if resume_after else self._lines.digest()
 
     @property
     def lines(self) -> int:
-        """Lines read so far (header and blank lines included)."""
-        return self._lines.line
+        """Lines read so far (header and blank lines included), up to the end of the last
+        record given: a CSV record still open is not counted yet."""
+        return self._lines.ended
 
     def digest(self) -> str:
         """Hex SHA-256 of the lines read so far."""
@@ -260,29 +338,36 @@ class FeedParser:
                 yield parsed
 
     def finish(self) -> Iterator[Parsed]:
-        """The last row, if the upload did not end with a newline."""
+        """The last row, if the upload did not end with a newline (or inside a quoted value)."""
         for line, raw in self._lines.finish():
             parsed = self._parse(line, raw)
             if parsed is not None:
                 yield parsed
 
     def _parse(self, line: int, raw: bytes | None) -> Parsed | None:
-        if line == self._resume_after:
+        # `line` is where the line or record starts; the splitter is at its last line
+        if self._lines.line == self._resume_after:
             self.prefix_digest = self._lines.digest()
-        if line <= self._resume_after and (
-            raw is None or not (self.format == "csv" and self.header is None)
-        ):
-            return None
+        if self._lines.line <= self._resume_after:
+            self.empty = False
+            if raw is None or not (self.format == "csv" and self.header is None):
+                return None
         if raw is None:
             return Parsed(line, b"", None, [("line", f"is longer than {self._max} bytes")])
         if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]  # a UTF-8 byte-order mark, as spreadsheet exports write it
         if not raw.strip():
             return None
+        self.empty = False
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             return Parsed(line, raw, None, [("line", "is not valid UTF-8")])
+        if self._lines.unclosed:
+            # the upload ended inside a quoted value: what came after its quote is not a value
+            if self.header is None and self.format == "csv":
+                raise FeedHeaderError([("header", UNCLOSED)])
+            return Parsed(line, raw, None, [("line", UNCLOSED)])
         if self.format == "csv" and self.header is None:
             self._read_header(text)
             return None

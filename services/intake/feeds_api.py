@@ -15,6 +15,7 @@ from services.intake.feeds import MEDIA_TYPES, FeedHeaderError
 from services.intake.ingest import (
     FeedConflict,
     FeedContext,
+    FeedEmpty,
     FeedTooLarge,
     Retry,
     batch_report,
@@ -176,6 +177,8 @@ async def post_feed(
         )  # fmt: skip
     except FeedTooLarge as exc:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
+    except FeedEmpty as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     return FeedAccepted(
         batch_id=counts.batch_id,
         department=department,

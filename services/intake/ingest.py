@@ -40,6 +40,10 @@ class FeedTooLarge(Exception):
     """The upload passed the configured size limit; what came before it stays committed."""
 
 
+class FeedEmpty(Exception):
+    """The upload holds no line but blank ones (a CSV not even its header): nothing stored."""
+
+
 class FeedConflict(Exception):
     """The Idempotency-Key's batch cannot take this upload (another is writing to it, or the
     upload's first lines differ from what the batch already holds); nothing was written."""
@@ -132,6 +136,12 @@ async def ingest_feed(
                     await _flush(ctx, counts, parser)
         for parsed in parser.finish():
             _take(ctx, counts, parsed, ctx.clock.now())
+        if parser.empty:
+            raise FeedEmpty(
+                "body: empty: a CSV feed starts with its header line"
+                if ctx.fmt == "csv"
+                else "body: empty: the upload holds no line"
+            )
     except FeedConflict as exc:
         await _refuse(ctx, counts, exc)
     except BaseException as exc:

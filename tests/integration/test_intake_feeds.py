@@ -15,8 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy import func, select
 
 from services.demo import free_port, resident_id
+from services.intake.models import feed_batches
 from shared.events import decode
 from tests.conftest import new_database
 from tests.integration.test_intake_api import ID_A, ID_B, running_intake, token
@@ -252,6 +254,48 @@ async def test_a_nul_in_a_batch_id_is_refused_as_input(
             assert "NUL" in answer.text
 
 
+HEALTH = {"X-API-Key": "dev-health-key", "Content-Type": "text/csv"}
+MULTILINE = (
+    "resident_id,recorded_on,diagnosis,village_code\r\n"
+    f'{ID_A},2026-10-01,"acute leukemia\r\nrelapse, second admission",530102001001\r\n'  # 2-3
+    f'{ID_B},2099-10-01,"two\nlines, one record",\r\n'  # 4-5: rejected whole, by its first line
+    f"{ID_B},2026-10-02,flu,５３０１０２００１００１\r\n"  # 6: fullwidth digits
+    f"{ID_B},2026-10-03,cold,\r\n"  # 7
+)
+
+
+async def test_a_csv_value_with_newlines_arrives_whole(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """A quoted CSV value may hold newlines (csv module semantics): the row is accepted with the
+    whole value, never cut at the newline, and errors name the line the record starts on."""
+    async with running_intake(kafka=kafka_bootstrap, prefix=topic_prefix) as (http, _):
+
+        async def chunks() -> AsyncIterator[bytes]:
+            data = MULTILINE.encode()
+            for start in range(0, len(data), 13):  # records cut across chunks
+                yield data[start : start + 13]
+
+        answer = await http.post("/v1/feeds/health", content=chunks(), headers=HEALTH)
+        assert answer.status_code == 202, answer.text
+        batch = answer.json()
+        assert (batch["accepted"], batch["rejected"], batch["lines"]) == (2, 2, 7)
+        report = (await http.get(batch["status_url"], headers=HEALTH)).json()
+        rejected = await http.get(f"{batch['status_url']}/rejected", headers=HEALTH)
+    assert [(e["line"], e["field"]) for e in report["errors"]] == [
+        (4, "recorded_on"), (6, "village_code")
+    ]  # fmt: skip
+    assert "12-digit" in report["errors"][1]["problem"]
+    sent = MULTILINE.split("\r\n")
+    assert rejected.text == "\n".join([sent[0], sent[3], sent[4], ""])
+    records = await read_topic(kafka_bootstrap, f"{topic_prefix}signals.v1", expect=1)
+    rows = sorted((row for r in records for row in decode(r.value).payload.records),
+                  key=lambda row: row.line)  # fmt: skip
+    assert [(r.line, r.facts["diagnosis"]) for r in rows] == [
+        (2, "acute leukemia\r\nrelapse, second admission"), (7, "cold")
+    ]  # fmt: skip
+
+
 async def test_fullwidth_digits_are_not_a_region_code_in_a_json_feed(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
@@ -272,3 +316,32 @@ async def test_fullwidth_digits_are_not_a_region_code_in_a_json_feed(
     assert [(e["line"], e["field"]) for e in report["errors"]] == [
         (1, "village_code"), (2, "village_code")
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("media", "body", "detail"),
+    [
+        ("application/x-ndjson", b"", "body: empty: the upload holds no line"),
+        ("application/x-ndjson", b"\n \r\n\n", "body: empty: the upload holds no line"),
+        ("text/csv", b"", "body: empty: a CSV feed starts with its header line"),
+        ("text/csv", b"\r\n", "body: empty: a CSV feed starts with its header line"),
+    ],
+)
+async def test_an_empty_upload_is_refused_and_leaves_no_batch(
+    kafka_bootstrap: str, topic_prefix: str, media: str, body: bytes, detail: str
+) -> None:
+    async with running_intake(kafka=kafka_bootstrap, prefix=topic_prefix) as (http, app):
+        headers = {"X-API-Key": "dev-housing-key", "Content-Type": media}
+        for key in (None, "empty-1"):
+            sent = headers | ({"Idempotency-Key": key} if key else {})
+            answer = await http.post("/v1/feeds/housing", content=body, headers=sent)
+            assert answer.status_code == 422, answer.text
+            assert answer.json() == {"detail": detail}
+        async with app.state.runtime.uow() as uow:
+            stored = (await uow.execute(select(func.count()).select_from(feed_batches))).scalar()
+        assert stored == 0
+        # a file with a header and no rows says so: it is a complete, empty batch
+        header = b"resident_id,recorded_on,house_rating\n"
+        answer = await http.post("/v1/feeds/housing", content=header, headers=headers | {
+            "Content-Type": "text/csv"})  # fmt: skip
+        assert answer.status_code == 202 and answer.json()["lines"] == 1, answer.text

@@ -164,6 +164,133 @@ def test_a_resumed_csv_parse_still_reads_its_header() -> None:
     assert [(p.line, p.row is not None) for p in parsed] == [(4, True), (5, True)]
 
 
+HEALTH_HEADER = b"resident_id,recorded_on,diagnosis\n"
+
+
+def _health(body: bytes, chunk: int = 0, max_line_bytes: int = 4096) -> FeedParser:
+    parser = FeedParser("health", "csv", max_line_bytes)
+    pieces = [body[i : i + chunk] for i in range(0, len(body), chunk)] if chunk else [body]
+    parser.parsed = [p for piece in pieces for p in parser.feed(piece)]  # type: ignore[attr-defined]
+    parser.parsed += list(parser.finish())  # type: ignore[attr-defined]
+    return parser
+
+
+@pytest.mark.parametrize("chunk", [0, 1, 7])
+def test_a_quoted_csv_value_keeps_its_newlines_and_the_record_its_first_line(chunk: int) -> None:
+    """csv module semantics: a newline inside quotes is part of the value. The record is
+    numbered by the line it starts on, and the lines after it keep their own numbers."""
+    body = (
+        HEALTH_HEADER
+        + (
+            f'{ID},2026-10-01,"acute leukemia\nrelapse, second admission"\n'
+            f'{ID},2026-10-02,"a ""quoted"" word,\r\n\r\nand two lines"\r\n'
+            f"{ID},2026-10-03,flu\n"
+            f"{ID},2099-10-04,later\n"
+        ).encode()
+    )
+    parser = _health(body, chunk)
+    rows = parser.parsed  # type: ignore[attr-defined]
+    assert [(p.line, p.row.diagnosis if p.row else p.problems) for p in rows] == [
+        (2, "acute leukemia\nrelapse, second admission"),
+        (4, 'a "quoted" word,\r\n\r\nand two lines'),
+        (7, "flu"),
+        (8, [("recorded_on", "date is in the future")]),
+    ]
+    assert parser.lines == 8
+    assert rows[0].raw == f'{ID},2026-10-01,"acute leukemia\nrelapse, second admission"'.encode()
+
+
+def test_quotes_inside_an_unquoted_value_are_plain_characters() -> None:
+    """A quote opens a quoted value only as its first character (csv module semantics)."""
+    body = HEALTH_HEADER + f'{ID},2026-10-01,5" wound\n{ID},2026-10-02,"ok"x"\n'.encode()
+    rows = _health(body).parsed  # type: ignore[attr-defined]
+    assert [(p.line, p.row.diagnosis if p.row else None) for p in rows] == [
+        (2, '5" wound'), (3, 'okx"')
+    ]  # fmt: skip
+
+
+@given(
+    values=st.lists(st.text(alphabet='ab ,"\n\r诊', min_size=1, max_size=12), max_size=6),
+    size=st.integers(min_value=1, max_value=40),
+    terminator=st.sampled_from(["\n", "\r\n"]),
+)
+def test_csv_records_are_the_csv_module_s_however_the_upload_is_cut(
+    values: list[str], size: int, terminator: str
+) -> None:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator=terminator)
+    if terminator == "\n":  # a lone CR would be left unquoted: no CSV reader agrees on it
+        values = [v.replace("\r", "") or "a" for v in values]
+    for n, value in enumerate(values):
+        writer.writerow([ID, f"2026-10-{n + 1:02d}", value])
+    parser = _health(HEALTH_HEADER + out.getvalue().encode(), size)
+    expected = list(csv.reader(io.StringIO(out.getvalue(), newline="")))
+    got = [(p.row.recorded_on.day, p.row.diagnosis) for p in parser.parsed if p.row]  # type: ignore[attr-defined]
+    assert got == [(int(d[-2:]), v.strip()) for _, d, v in expected if v.strip()]
+    assert parser.lines == 1 + out.getvalue().count("\n")
+
+
+def test_an_upload_that_ends_inside_quotes_is_rejected_not_cut() -> None:
+    body = HEALTH_HEADER + f'{ID},2026-10-01,flu\n{ID},2026-10-02,"acute\nleukemia'.encode()
+    rows = _health(body).parsed  # type: ignore[attr-defined]
+    assert rows[0].row is not None
+    assert (rows[1].line, rows[1].row, rows[1].problems[0][0]) == (3, None, "line")
+    assert "never closed" in rows[1].problems[0][1]
+    assert rows[1].raw.endswith(b"leukemia")
+    with pytest.raises(FeedHeaderError):
+        _health(b'resident_id,"recorded_on\n')
+
+
+def test_a_record_over_the_line_limit_is_rejected_and_the_next_one_read() -> None:
+    long_value = "\n".join(["x" * 30] * 5)
+    body = HEALTH_HEADER + f'{ID},2026-10-01,"{long_value}"\n{ID},2026-10-02,flu\n'.encode()
+    parser = _health(body, chunk=16, max_line_bytes=100)
+    rows = parser.parsed  # type: ignore[attr-defined]
+    assert [(p.line, p.problems) for p in rows] == [
+        (2, [("line", "is longer than 100 bytes")]), (7, [])
+    ]  # fmt: skip
+    assert parser._lines._record == []
+
+
+def test_a_commit_never_counts_the_first_lines_of_an_open_record() -> None:
+    """What a batch stores as committed (lines, digest) ends before a record still open, so a
+    resumed upload reads that record from its first line."""
+    head = HEALTH_HEADER + f"{ID},2026-10-01,flu\n".encode()
+    opened = f'{ID},2026-10-02,"acute\n'.encode()
+    rest = f'leukemia"\n{ID},2026-10-03,cold\n'.encode()
+    first = FeedParser("health", "csv", 4096)
+    list(first.feed(head + opened))
+    assert first.lines == 2
+    committed = LineSplitter(4096)
+    list(committed.feed(head))
+    assert first.digest() == committed.digest()
+    resumed = FeedParser("health", "csv", 4096, resume_after=first.lines)
+    rows = list(resumed.feed(head + opened + rest)) + list(resumed.finish())
+    assert resumed.prefix_digest == first.digest()
+    assert [(p.line, p.row.diagnosis if p.row else None) for p in rows] == [
+        (3, "acute\nleukemia"), (5, "cold")
+    ]  # fmt: skip
+    whole = LineSplitter(4096)
+    list(whole.feed(head + opened + rest))
+    assert resumed.digest() == whole.digest(), "a retry's replay check reads the same file"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "body", "empty"),
+    [("ndjson", b"", True), ("ndjson", b"\n\r\n  \n", True), ("csv", b"", True),
+     ("csv", b"\n\n", True), ("csv", b"resident_id,recorded_on,house_rating\n", False),
+     ("ndjson", b"{bad\n", False)],
+)  # fmt: skip
+def test_an_upload_without_a_line_is_empty(fmt: str, body: bytes, empty: bool) -> None:
+    parser = FeedParser("housing", fmt, 4096)  # type: ignore[arg-type]
+    list(parser.feed(body))
+    list(parser.finish())
+    assert parser.empty is empty
+
+
 def test_a_number_or_a_date_in_json_is_not_true_false_or_a_timestamp() -> None:
     parser = FeedParser("medical_insurance", "ndjson", 4096)
     rows = [
