@@ -297,13 +297,21 @@ def create_service_app(
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(validation_problem(exc.errors()), status_code=422)
+        errors = exc.errors()
+        if any(_body_not_json(error) for error in errors):
+            # FastAPI reads a body as JSON only when its Content-Type says JSON; any other
+            # reaches the model as bytes, which no model takes: the type is the problem
+            media = request.headers.get("content-type") or "none"
+            return JSONResponse(
+                {"detail": f"Content-Type: {media} is not application/json"}, status_code=415
+            )
+        document = exc.body if isinstance(exc.body, str) else None
+        return JSONResponse(validation_problem(errors, document=document), status_code=422)
 
     for away in DATABASE_AWAY:
         app.add_exception_handler(away, _database_unavailable)
 
-    if body_models:
-        _document_models(app, body_models)
+    _document(app, body_models)
     return app
 
 
@@ -330,19 +338,30 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
     )
 
 
-def _document_models(app: FastAPI, models: Sequence[type[BaseModel]]) -> None:
-    """Add `models` (and the models they use) to the app's OpenAPI components."""
+UNSUPPORTED_MEDIA = {"description": "Content-Type: the body is not application/json"}
+
+
+def _document(app: FastAPI, models: Sequence[type[BaseModel]]) -> None:
+    """Add `models` (and the models they use) to the app's OpenAPI components, and the 415
+    of every operation that takes a JSON body (the validation handler's)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             spec = build()
-            _, defs = models_json_schema(
-                [(m, "validation") for m in models], ref_template="#/components/schemas/{model}"
-            )
-            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-            for name, schema in defs.get("$defs", {}).items():
-                schemas.setdefault(name, schema)
+            if models:
+                _, defs = models_json_schema(
+                    [(m, "validation") for m in models],
+                    ref_template="#/components/schemas/{model}",
+                )
+                schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+                for name, schema in defs.get("$defs", {}).items():
+                    schemas.setdefault(name, schema)
+            for operations in spec.get("paths", {}).values():
+                for operation in operations.values():
+                    content = operation.get("requestBody", {}).get("content", {})
+                    if "application/json" in content:
+                        operation.setdefault("responses", {}).setdefault("415", UNSUPPORTED_MEDIA)
             app.openapi_schema = spec
         return app.openapi_schema
 
@@ -404,16 +423,39 @@ class MeasureMiddleware:
         children[1].observe(time.perf_counter() - started)
 
 
-def validation_problem(errors: Sequence[Any]) -> dict[str, Any]:
-    """The stable error shape: every problem names its field."""
+def validation_problem(errors: Sequence[Any], *, document: str | None = None) -> dict[str, Any]:
+    """The stable error shape: every problem names its field. `document`: the body FastAPI
+    could not parse as JSON, to place its error by line and column."""
     problems = []
     for err in errors:
+        if err.get("type") == "json_invalid":
+            problems.append({"field": "body", "problem": _json_problem(err, document)})
+            continue
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
         message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         if err.get("type") == "extra_forbidden":
             message = "unknown field"
         problems.append({"field": ".".join(loc) or "body", "problem": message})
     return {"error": "validation_failed", "errors": problems}
+
+
+def _json_problem(error: Mapping[str, Any], document: str | None) -> str:
+    """A body that is not JSON, said as `shared.inputs.json_body` says it: FastAPI's error
+    gives the decoder's message and the character offset (its loc), not the line and column."""
+    reason = str((error.get("ctx") or {}).get("error") or "not valid JSON")
+    loc = error.get("loc", ())
+    offset = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+    if offset is None or document is None:
+        return f"Invalid JSON: {reason}"
+    line = document.count("\n", 0, offset) + 1
+    column = offset - document.rfind("\n", 0, offset)
+    return f"Invalid JSON: {reason} at line {line} column {column}"
+
+
+def _body_not_json(error: Mapping[str, Any]) -> bool:
+    """Whether FastAPI handed the whole body to the model as bytes: it was not JSON by its
+    Content-Type (none, or another type)."""
+    return tuple(error.get("loc", ())) == ("body",) and isinstance(error.get("input"), bytes)
 
 
 async def runtime_of(request: Request) -> Runtime:
