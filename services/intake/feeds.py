@@ -13,13 +13,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.intake.fields import (
-    NOT_BOOLEAN,
-    Amount,
     HouseholdId,
     PastDate,
     RegionCode,
     ResidentId,
 )
+from shared.amounts import NOT_BOOLEAN, Amount
 
 FeedFormat = Literal["ndjson", "csv"]
 DisasterSubtype = Literal[

@@ -69,13 +69,6 @@ def _region(value: str) -> str:
     return value
 
 
-def _not_a_boolean(value: object) -> object:
-    # lax validation would take JSON true and false as the numbers 1 and 0
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not true or false")
-    return value
-
-
 def _past_date(value: object) -> object:
     """A date as YYYY-MM-DD (a CSV cell too), not in the future (rules §9.5).
 
@@ -141,13 +134,6 @@ RegionCode = Annotated[
         description="统计用区划代码 (12 digits: province, city, county, township, village)",
         json_schema_extra={"pattern": r"^[0-9]{12}$", "examples": ["530102001001"]},
     ),
-]
-# JSON true and false are not numbers. Put it after a number's Field constraints: constraints
-# that follow a validator function are checked in Python, a cost on every feed row
-NOT_BOOLEAN = BeforeValidator(_not_a_boolean)
-# rules §9.5: amounts are yuan and never negative; NaN and infinity are not amounts
-Amount = Annotated[
-    float, Field(ge=0, le=1e12, allow_inf_nan=False, description="金额 (yuan)"), NOT_BOOLEAN
 ]
 PastDate = Annotated[
     date, BeforeValidator(_past_date), Field(description="日期 (YYYY-MM-DD, not future)")

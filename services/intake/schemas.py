@@ -9,8 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from services.intake.fields import (
-    NOT_BOOLEAN,
-    Amount,
     HouseholdId,
     PastDate,
     PersonName,
@@ -19,6 +17,7 @@ from services.intake.fields import (
     ResidentId,
     RiskType,
 )
+from shared.amounts import NOT_BOOLEAN, Amount
 from shared.inputs import CleanInput
 
 STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)

@@ -48,7 +48,7 @@ def _field(answer: httpx.Response) -> str:
 
 
 @pytest.mark.parametrize("field", ["per_capita_income", "annual_income"])
-@pytest.mark.parametrize("amount", ["Infinity", "NaN", "1e308", "1000000000001", "-1"])
+@pytest.mark.parametrize("amount", ["Infinity", "NaN", "1e308", "1000000000001", "-1", "true"])
 async def test_an_action_income_must_be_a_finite_bounded_amount(
     platform: Platform, field: str, amount: str
 ) -> None:

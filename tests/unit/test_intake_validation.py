@@ -11,12 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from services.intake.fields import Amount, PastDate, Phone, RegionCode, ResidentId, china_today
+from services.intake.fields import PastDate, Phone, RegionCode, ResidentId, china_today
 from services.intake.handlers import member_event
 from services.intake.pii import Vault, household_key
 from services.intake.ratelimit import RateLimiter
 from services.intake.registry import duplicate_households
 from services.intake.schemas import CadreReportCreate, DeclarationCreate, MemberIn, RegistrySync
+from shared.amounts import Amount
 from shared.clock import FrozenClock
 from shared.identity import check_character
 
