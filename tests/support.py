@@ -25,6 +25,15 @@ from shared.migrations import upgrade
 from shared.service import Runtime
 
 
+def refused_field(answer: httpx.Response) -> str:
+    """The field a 422 names (FastAPI's field list, or a handler's `field: problem`)."""
+    assert answer.status_code == 422, answer.text
+    body: dict[str, Any] = answer.json()
+    if body.get("errors"):
+        return str(body["errors"][0]["field"])
+    return str(body["detail"]).split(":", 1)[0]
+
+
 def declaration_event(household_id: str | None = None) -> Envelope[DeclarationSubmitted]:
     """A DeclarationSubmitted as intake would publish it."""
     household = household_id or f"hh-{uuid.uuid4().hex[:8]}"

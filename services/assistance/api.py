@@ -52,7 +52,7 @@ def region_filter(official: Official, region: str | None) -> str:
     if region is None:
         return "" if official.role == "admin" else official.jurisdiction
     if not (region.isascii() and region.isdigit()) or len(region) > 12:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "region: a region-code prefix")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "region: a region-code prefix")
     ensure_within(official, region, "region")
     return region
 
@@ -180,7 +180,7 @@ async def add_measure(
     spec = catalogue.measures.get(body.code)
     if spec is None:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, f"code: {body.code} is not in the catalogue"
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"code: {body.code} is not in the catalogue"
         )
     async with runtime.uow() as uow:
         plan = (await uow.execute(select(plans).where(plans.c.id == plan_id))).first()

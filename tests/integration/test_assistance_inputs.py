@@ -21,6 +21,7 @@ from shared.migrations import upgrade
 from shared.service import Runtime
 from tests.integration.test_assistance_api import START, TOWN, VILLAGE, WORKER, Platform
 from tests.integration.test_risk_inputs import documented_values
+from tests.support import refused_field
 
 pytestmark = [pytest.mark.postgres]
 TODAY = START.date().isoformat()
@@ -48,15 +49,6 @@ async def platform(pg_url: str) -> AsyncIterator[Platform]:
     await runtime.engine.dispose()
 
 
-def _field(answer: httpx.Response) -> str:
-    """The field a 422 names (FastAPI's field list, or a handler's `field: problem`)."""
-    assert answer.status_code == 422, answer.text
-    body: dict[str, Any] = answer.json()
-    if body.get("errors"):
-        return str(body["errors"][0]["field"])
-    return str(body["detail"]).split(":", 1)[0]
-
-
 async def _visit_count(platform: Platform) -> int:
     async with platform.runtime.uow() as uow:
         return int((await uow.execute(select(func.count()).select_from(visits))).scalar_one())
@@ -73,7 +65,7 @@ async def test_a_visit_income_must_be_a_finite_bounded_amount(
     answer = await platform.http.post(
         "/v1/visits", content=raw, headers=lead | {"Content-Type": "application/json"}
     )
-    assert _field(answer) == "per_capita_income"
+    assert refused_field(answer) == "per_capita_income"
     assert await _visit_count(platform) == 0
     assert await platform.events("IncomeUpdated") == []
     assert await platform.events("VisitRecorded") == []
@@ -122,7 +114,9 @@ async def test_a_measure_person_longer_than_its_column_is_refused(platform: Plat
     before = await _count(platform, measures)
     url = f"/v1/plans/{plan['plan_id']}/measures"
     long = {"code": "microcredit", "reason": "x", "person_id_hash": "z" * 129}
-    assert _field(await platform.http.post(url, json=long, headers=headers)) == "person_id_hash"
+    assert (
+        refused_field(await platform.http.post(url, json=long, headers=headers)) == "person_id_hash"
+    )
     assert await _count(platform, measures) == before
     fits = long | {"person_id_hash": "z" * 128}
     assert (await platform.http.post(url, json=fits, headers=headers)).status_code == 201
@@ -137,7 +131,10 @@ async def test_a_contact_address_longer_than_notify_keeps_is_refused(
     body = {"cadre_id": "c-new", "name": "新", "rank": "general", "township_code": TOWN,
             "contacts": {channel: url}}  # fmt: skip
     county = platform.auth("county", "530102")
-    assert _field(await platform.http.post("/v1/cadres", json=body, headers=county)) == "contacts"
+    assert (
+        refused_field(await platform.http.post("/v1/cadres", json=body, headers=county))
+        == "contacts"
+    )
     assert await _count(platform, cadres) == 1
     assert len(await platform.events("CadreRegistered")) == 1  # the fixture's cadre
 
@@ -148,7 +145,10 @@ async def test_a_visit_before_the_monitoring_baseline_is_refused(
 ) -> None:
     lead = platform.auth("village", TOWN, "c-lead")
     visit = {"household_id": "hh-1", "visited_on": visited_on}
-    assert _field(await platform.http.post("/v1/visits", json=visit, headers=lead)) == "visited_on"
+    assert (
+        refused_field(await platform.http.post("/v1/visits", json=visit, headers=lead))
+        == "visited_on"
+    )
     assert await _visit_count(platform) == 0
     first_day = visit | {"visited_on": "2014-01-01"}
     assert (await platform.http.post("/v1/visits", json=first_day, headers=lead)).status_code == 201
@@ -158,7 +158,7 @@ async def test_a_visit_before_the_monitoring_baseline_is_refused(
 async def test_a_visit_names_only_known_risk_types(platform: Platform, risks: list[str]) -> None:
     lead = platform.auth("village", TOWN, "c-lead")
     visit = {"household_id": "hh-1", "visited_on": TODAY, "new_risk_types": risks}
-    field = _field(await platform.http.post("/v1/visits", json=visit, headers=lead))
+    field = refused_field(await platform.http.post("/v1/visits", json=visit, headers=lead))
     assert field.startswith("new_risk_types")
     assert await _visit_count(platform) == 0
     assert await platform.events("VisitRecorded") == []
@@ -182,7 +182,7 @@ async def test_a_measure_reason_must_not_be_blank(platform: Platform, reason: st
         f"/v1/plans/{plan['plan_id']}/measures",
         json={"code": "skills_training", "reason": reason}, headers=headers,
     )  # fmt: skip
-    assert _field(answer) == "reason"
+    assert refused_field(answer) == "reason"
     assert "blank" in answer.text
     assert await _count(platform, measures) == before
 
@@ -209,7 +209,7 @@ async def test_cadre_contacts_must_be_usable_addresses(
     answer = await platform.http.post(
         "/v1/cadres", json=CADRE | {"contacts": contacts}, headers=county
     )
-    assert _field(answer) == "contacts"
+    assert refused_field(answer) == "contacts"
     assert await _count(platform, cadres) == 1
 
 
@@ -231,11 +231,11 @@ async def test_codes_are_ascii_digits(platform: Platform) -> None:
     wide = await platform.http.post(
         "/v1/cadres", json=CADRE | {"township_code": "５３０１０２００１"}, headers=county
     )
-    assert _field(wide) == "township_code"
+    assert refused_field(wide) == "township_code"
     village = await platform.http.post(
         "/v1/cadres", json=CADRE | {"village_codes": ["５３０１０２００１００１"]}, headers=county
     )
-    assert _field(village) == "village_codes"
+    assert refused_field(village) == "village_codes"
 
 
 async def test_a_cadre_stored_under_older_rules_is_still_listed(platform: Platform) -> None:
@@ -287,4 +287,4 @@ async def test_a_region_filter_is_ascii_digits(platform: Platform, path: str) ->
     answer = await platform.http.get(
         path, params={"region": "５３"}, headers=platform.auth("admin", "")
     )
-    assert _field(answer) == "region"
+    assert refused_field(answer) == "region"

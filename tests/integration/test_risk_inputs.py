@@ -16,6 +16,7 @@ from shared.clock import FrozenClock
 from shared.migrations import upgrade
 from shared.service import Runtime
 from tests.integration.test_risk_workflow_api import START, WORKER, Platform
+from tests.support import refused_field
 
 pytestmark = [pytest.mark.postgres]
 
@@ -38,15 +39,6 @@ async def platform(pg_url: str) -> AsyncIterator[Platform]:
     await runtime.engine.dispose()
 
 
-def _field(answer: httpx.Response) -> str:
-    """The field a 422 names (FastAPI's field list, or a handler's `field: problem`)."""
-    assert answer.status_code == 422, answer.text
-    body: dict[str, Any] = answer.json()
-    if body.get("errors"):
-        return str(body["errors"][0]["field"])
-    return str(body["detail"]).split(":", 1)[0]
-
-
 @pytest.mark.parametrize("field", ["per_capita_income", "annual_income"])
 @pytest.mark.parametrize("amount", ["Infinity", "NaN", "1e308", "1000000000001", "-1", "true"])
 async def test_an_action_income_must_be_a_finite_bounded_amount(
@@ -59,7 +51,7 @@ async def test_an_action_income_must_be_a_finite_bounded_amount(
     answer = await platform.http.post(
         f"{url}/actions", content=raw, headers=village | {"Content-Type": "application/json"}
     )
-    assert _field(answer) == field
+    assert refused_field(answer) == field
     assert (await platform.http.get(url, headers=village)).json() == before
     household = await platform.http.get("/v1/households/hh-1", headers=village)
     assert household.json()["per_capita_income"] == 5200
@@ -102,7 +94,7 @@ async def test_an_elimination_rollback_needs_a_reason_that_is_not_blank(
         "/v1/households/hh-1/elimination-rollback", json={"reason": reason},
         headers=platform.auth("county", "530102"),
     )  # fmt: skip
-    assert _field(answer) == "reason" and "blank" in answer.text
+    assert refused_field(answer) == "reason" and "blank" in answer.text
 
 
 def documented_values(spec: dict[str, Any], path: str, name: str) -> set[str]:

@@ -63,9 +63,13 @@ class Platform:
         )  # fmt: skip
         return {"Authorization": f"Bearer {token}"}
 
-    async def signal(self, handler: Any, payload: Payload, household: str) -> None:
+    async def signal(
+        self, handler: Any, payload: Payload, household: str, at: datetime | None = None
+    ) -> None:
+        """`payload` handled as an event that happened `at` (by default, the clock's now)."""
+        clock = FrozenClock(at) if at is not None else self.clock
         event = new_event(
-            payload, household_id=household, source="test", correlation_id="c", clock=self.clock
+            payload, household_id=household, source="test", correlation_id="c", clock=clock
         )
         async with self.runtime.uow() as uow:
             await handler(uow=uow, event=event, settings=self.settings)
@@ -80,7 +84,9 @@ class Platform:
             household,
         )  # fmt: skip
 
-    async def declare(self, household: str, risks: list[str], **amounts: float) -> None:
+    async def declare(
+        self, household: str, risks: list[str], at: datetime | None = None, **amounts: float
+    ) -> None:
         await self.signal(
             handlers.on_declaration,
             DeclarationSubmitted(
@@ -89,6 +95,7 @@ class Platform:
                 risk_types=risks, **amounts,
             ),
             household,
+            at,
         )  # fmt: skip
 
     async def events(self, event_type: str) -> list[Envelope[Any]]:
@@ -570,16 +577,9 @@ async def test_rules_4_10_a_declaration_joining_an_open_case_starts_the_home_vis
 async def test_rules_4_10_working_days_skip_the_national_holidays(platform: Platform) -> None:
     """Wednesday 30 September 2026, 10:00 in Beijing: 1-7 October are holidays, so the visit is
     due Friday 9 October, 10:00 (02:00 UTC)."""
-    event = new_event(
-        DeclarationSubmitted(
-            submission_id="s-hh-8", declarant_name="王秀英", declarant_id_masked="x",
-            village_code=VILLAGE, risk_types=["illness"], medical_spending=3000,
-        ),
-        household_id="hh-8", source="test", correlation_id="c",
-        clock=FrozenClock(datetime(2026, 9, 30, 2, 0, tzinfo=UTC)),
-    )  # fmt: skip
-    async with platform.runtime.uow() as uow:
-        await handlers.on_declaration(uow=uow, event=event, settings=platform.settings)
+    await platform.declare(
+        "hh-8", ["illness"], at=datetime(2026, 9, 30, 2, 0, tzinfo=UTC), medical_spending=3000
+    )
     [opened] = await platform.events("CaseOpened")
     assert opened.payload.home_visit_due == datetime(2026, 10, 9, 2, 0, tzinfo=UTC)
 
@@ -588,16 +588,9 @@ async def test_dates_are_beijing_dates_for_thresholds_and_notices(platform: Plat
     """05:00 on 1 January 2025 in Beijing is 31 December 2024 in UTC: Yunnan's 2025 threshold
     (in force from 1 January) applies. A notice posted at 04:00 Beijing time on 3 March shows
     3 March, not UTC's 2 March."""
-    event = new_event(
-        DeclarationSubmitted(
-            submission_id="s-hh-9", declarant_name="王秀英", declarant_id_masked="x",
-            village_code=VILLAGE, risk_types=["illness"], medical_spending=3000,
-        ),
-        household_id="hh-9", source="test", correlation_id="c",
-        clock=FrozenClock(datetime(2024, 12, 31, 21, 0, tzinfo=UTC)),
-    )  # fmt: skip
-    async with platform.runtime.uow() as uow:
-        await handlers.on_declaration(uow=uow, event=event, settings=platform.settings)
+    await platform.declare(
+        "hh-9", ["illness"], at=datetime(2024, 12, 31, 21, 0, tzinfo=UTC), medical_spending=3000
+    )
     [opened] = await platform.events("CaseOpened")
     assert [r.threshold for r in opened.payload.reasons if r.rule == "rules §2.1"] == [8700]
 
