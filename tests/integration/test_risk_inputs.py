@@ -6,16 +6,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 
-from services.risk.app import create_app
-from services.risk.config import RiskSettings
-from shared.clock import FrozenClock
-from shared.migrations import upgrade
-from shared.service import Runtime
-from tests.integration.test_risk_workflow_api import START, WORKER, Platform
+from tests.integration.test_risk_workflow_api import WORKER, Platform, risk_platform
 from tests.support import refused_field
 
 pytestmark = [pytest.mark.postgres]
@@ -24,19 +18,10 @@ pytestmark = [pytest.mark.postgres]
 @pytest.fixture
 async def platform(pg_url: str) -> AsyncIterator[Platform]:
     """The risk app on a fresh database with one household `hh-1` and its open case."""
-    settings = RiskSettings(database_url=pg_url)
-    clock = FrozenClock(START)
-    app = create_app(settings, clock)
-    runtime: Runtime = app.state.runtime
-    await upgrade(pg_url, runtime.service_dir)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://risk"
-    ) as http:
-        built = Platform(runtime, http, clock)
+    async with risk_platform(pg_url) as built:
         await built.register("hh-1", [WORKER], income=5200)
         await built.declare("hh-1", ["illness"], medical_spending=3000)
         yield built
-    await runtime.engine.dispose()
 
 
 @pytest.mark.parametrize("field", ["per_capita_income", "annual_income"])

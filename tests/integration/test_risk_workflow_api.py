@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -157,18 +158,27 @@ class Platform:
         return dict(answer.json())
 
 
-@pytest.fixture
-async def platform(pg_url: str) -> AsyncIterator[Platform]:
+@asynccontextmanager
+async def risk_platform(pg_url: str) -> AsyncIterator[Platform]:
+    """The risk app on a fresh database at START, served in-process."""
     settings = RiskSettings(database_url=pg_url)
     clock = FrozenClock(START)
     app = create_app(settings, clock)
     runtime: Runtime = app.state.runtime
     await upgrade(pg_url, runtime.service_dir)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://risk"
-    ) as http:
-        yield Platform(runtime, http, clock)
-    await runtime.engine.dispose()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://risk"
+        ) as http:
+            yield Platform(runtime, http, clock)
+    finally:
+        await runtime.engine.dispose()
+
+
+@pytest.fixture
+async def platform(pg_url: str) -> AsyncIterator[Platform]:
+    async with risk_platform(pg_url) as built:
+        yield built
 
 
 async def test_rules_4_full_identification_through_the_api(platform: Platform) -> None:
