@@ -16,6 +16,7 @@ from services.risk.config import RiskSettings
 from services.risk.ledger import router as ledger_router
 from services.risk.models import metadata
 from services.risk.scheduler import deadline_job
+from services.risk.thresholds import behind
 from shared.clock import Clock, SystemClock
 from shared.db import UnitOfWork
 from shared.events import Envelope
@@ -85,8 +86,9 @@ def assistance_run(settings: RiskSettings) -> BatchHandler:
 log = logging.getLogger("holdline.risk")
 
 
-def warn_if_calendar_ends(settings: RiskSettings, clock: Clock) -> None:
-    """The working-day calendar is published yearly: say so when this year is missing."""
+def warn_of_a_missing_year(settings: RiskSettings, clock: Clock) -> None:
+    """The working-day calendar and the thresholds are published yearly: say so at start when
+    this year's are missing."""
     calendar = settings.work_calendar
     year = calendar.local_date(clock.now()).year
     if year not in calendar.years():
@@ -96,13 +98,22 @@ def warn_if_calendar_ends(settings: RiskSettings, clock: Clock) -> None:
             settings.workdays_file,
             year,
         )
+    stale = behind(settings.thresholds, year)
+    if stale:
+        log.warning(
+            "thresholds_file %s has no %d threshold for %s: the latest in force still applies "
+            "until this year's is added",
+            settings.thresholds_file,
+            year,
+            ", ".join(f"{e.region_prefix} ({e.label or e.year})" for e in stale),
+        )
 
 
 def create_app(settings: RiskSettings | None = None, clock: Clock | None = None) -> FastAPI:
     """The risk engine: signals in, cases out."""
     settings = settings or RiskSettings()
     clock = clock or SystemClock()
-    warn_if_calendar_ends(settings, clock)
+    warn_of_a_missing_year(settings, clock)
     runtime = Runtime(
         settings=settings,
         metadata=metadata,

@@ -103,6 +103,17 @@ def parse_entries(raw: Any) -> list[ThresholdEntry]:
     return entries
 
 
+def behind(entries: list[ThresholdEntry], year: int) -> list[ThresholdEntry]:
+    """Per region prefix, its latest entry when that is of an earlier year than `year`: the
+    threshold is indexed yearly (rules §2.1), so those regions still use last year's."""
+    latest: dict[str, ThresholdEntry] = {}
+    for entry in entries:
+        kept = latest.get(entry.region_prefix)
+        if kept is None or (entry.year, entry.effective_from) > (kept.year, kept.effective_from):
+            latest[entry.region_prefix] = entry
+    return sorted((e for e in latest.values() if e.year < year), key=lambda e: e.region_prefix)
+
+
 def threshold_for(
     entries: list[ThresholdEntry], region_code: str, on: date
 ) -> ThresholdEntry | None:

@@ -133,12 +133,39 @@ def test_a_calendar_in_utc_without_holidays_is_monday_to_friday() -> None:
 def test_the_risk_service_warns_when_the_calendar_lacks_this_year(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from services.risk.app import warn_if_calendar_ends
+    from services.risk.app import warn_of_a_missing_year
     from shared.clock import FrozenClock
 
+    def calendar_warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "workdays_file" in r.getMessage()]
+
     with caplog.at_level("WARNING", logger="holdline.risk"):
-        warn_if_calendar_ends(RiskSettings(), FrozenClock(datetime(2026, 6, 1, tzinfo=UTC)))
-        assert not caplog.records
-        warn_if_calendar_ends(RiskSettings(), FrozenClock(datetime(2026, 12, 31, 17, tzinfo=UTC)))
-    [record] = caplog.records  # 1 January 2027 in Beijing
-    assert "lists no holidays for 2027" in record.getMessage()
+        warn_of_a_missing_year(RiskSettings(), FrozenClock(datetime(2026, 6, 1, tzinfo=UTC)))
+        assert not calendar_warnings()
+        warn_of_a_missing_year(RiskSettings(), FrozenClock(datetime(2026, 12, 31, 17, tzinfo=UTC)))
+    [message] = calendar_warnings()  # 1 January 2027 in Beijing
+    assert "lists no holidays for 2027" in message
+
+
+def test_the_risk_service_warns_of_regions_without_this_years_threshold(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    from services.risk.app import warn_of_a_missing_year
+    from shared.clock import FrozenClock
+
+    entries = [
+        {"region_prefix": "53", "year": 2025, "effective_from": "2025-01-01",
+         "monitoring_threshold_yuan": 8700, "label": "Yunnan 2025"},
+        {"region_prefix": "53", "year": 2026, "effective_from": "2026-01-01",
+         "monitoring_threshold_yuan": 8900},
+        {"region_prefix": "21", "year": 2025, "effective_from": "2025-01-01",
+         "monitoring_threshold_yuan": 7800, "label": "Liaoning 2025"},
+    ]  # fmt: skip
+    path = tmp_path / "thresholds.json"
+    path.write_text(json.dumps(entries), encoding="utf-8")
+    settings = RiskSettings(thresholds_file=path)
+    with caplog.at_level("WARNING", logger="holdline.risk"):
+        warn_of_a_missing_year(settings, FrozenClock(datetime(2026, 6, 1, tzinfo=UTC)))
+    [record] = caplog.records
+    assert "no 2026 threshold for 21 (Liaoning 2025)" in record.getMessage()
+    assert "53" not in record.getMessage().split("threshold for", 1)[1]
