@@ -10,9 +10,14 @@ from zoneinfo import ZoneInfo
 LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
 
 
+def local(at: datetime, zone: tzinfo = LOCAL_ZONE) -> datetime:
+    """An instant in `zone`; a naive instant (SQLite's columns) is UTC."""
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(zone)
+
+
 def local_date(at: datetime, zone: tzinfo = LOCAL_ZONE) -> date:
-    """The calendar date of an instant in `zone`; a naive instant (SQLite's columns) is UTC."""
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(zone).date()
+    """The calendar date of an instant in `zone` (naive is UTC)."""
+    return local(at, zone).date()
 
 
 class Clock(Protocol):

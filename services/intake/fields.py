@@ -10,6 +10,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from shared.clock import local_date
 from shared.identity import phone_problem, region_problem, resident_id_problem
 from shared.inputs import NUL
 from shared.inputs import PROBLEM as NUL_PROBLEM
@@ -19,8 +20,8 @@ CHINA = timedelta(hours=8)
 
 
 def china_today() -> date:
-    """Today's date in China (UTC+8)."""
-    return (datetime.now(UTC) + CHINA).date()
+    """Today's date in China (UTC+8; shared.clock's zone)."""
+    return local_date(datetime.now(UTC))
 
 
 _DAY = 86_400

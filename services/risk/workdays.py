@@ -11,11 +11,11 @@ once a year; a date of a year it does not list is a working day when it falls Mo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.clock import LOCAL_ZONE, local_date
+from shared.clock import LOCAL_ZONE, local, local_date
 
 
 class CalendarConfigError(ValueError):
@@ -32,7 +32,7 @@ class WorkCalendar:
 
     def local(self, at: datetime) -> datetime:
         """An instant in the local zone; a naive one (SQLite's columns) is UTC."""
-        return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(self.zone)
+        return local(at, self.zone)
 
     def local_date(self, at: datetime) -> date:
         """The date on the local calendar of an instant."""
