@@ -248,11 +248,17 @@ class CaseOpened(Payload):
 
 
 class CaseMerged(Payload):
-    """A new signal joined the household's open case."""
+    """A new signal joined the household's open case (rules §4.8)."""
 
     case_id: str
     risk_types: list[str]
     submission_id: str | None = None
+    # the household's village (None from an older producer)
+    village_code: str | None = None
+    # rules §4.10: set only when this merge (a self-declaration) started the home-visit clock;
+    # `level` "village" then asks notify to tell the village cadre, None asks nobody
+    home_visit_due: datetime | None = None
+    level: Literal["village"] | None = None
 
 
 class CaseStepCompleted(Payload):

@@ -24,6 +24,7 @@ from shared.service import ConsumerSpec, Runtime, create_service_app
 log = logging.getLogger(__name__)
 ROUTED = (
     "CaseOpened",
+    "CaseMerged",  # only a merge that started the home-visit clock is routed (rules §4.10)
     "CaseDeadlineApproaching",
     "CaseOverdue",
     "GreenChannelOpened",

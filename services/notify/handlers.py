@@ -123,9 +123,12 @@ async def on_events(
     take them one by one (a CadreAssigned is seen by the events after it). `wake` is called
     once the new notifications are committed, so the dispatcher need not wait for its poll."""
     lookups = Lookups()
-    await lookups.prefetch(uow, [e.household_id for e in events])
+    # only for events that have a route: most CaseMerged have none (rules §4.10)
+    routes = routing.routes_with(settings.routes)
+    routed = [e for e in events if routing.route_for(e.event_type, e.payload.get("level"), routes)]
+    await lookups.prefetch(uow, [e.household_id for e in routed])
     await lookups.prefetch_rosters(
-        uow, [code for e in events if (code := e.payload.get("village_code"))]
+        uow, [code for e in routed if (code := e.payload.get("village_code"))]
     )
     for event in events:
         if event.event_type == "CadreRegistered":

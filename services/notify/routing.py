@@ -26,6 +26,9 @@ class Route:
 ROUTES: dict[tuple[str, str | None], Route] = {
     # rules §4.10: the village visits a self-declaring household within 2 working days
     ("CaseOpened", None): Route(("village",), "normal", "case_opened"),
+    # rules §4.10: also when the declaration joins a case a department or cadre opened; risk
+    # sets `level` only on the merge that started the clock, other merges have no route
+    ("CaseMerged", "village"): Route(("village",), "normal", "home_visit_due"),
     # rules §4.11: warning share of the time used -> the township reviewer
     ("CaseDeadlineApproaching", "township"): Route(("township",), "normal", "deadline_approaching"),
     ("CaseDeadlineApproaching", "county"): Route(("county",), "normal", "deadline_approaching"),

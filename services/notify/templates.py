@@ -21,6 +21,8 @@ TEMPLATES: dict[str, dict[str, str]] = {
     "zh-CN": {
         "case_opened": "【防返贫】农户{household}报{risks}风险，"
         "请{visit_due}前入户核实，{deadline}前完成认定",
+        "home_visit_due": "【防返贫】农户{household}自主申报{risks}风险（案件已在认定），"
+        "请{deadline}前入户核实",
         "deadline_approaching": "【防返贫】农户{household}认定{deadline}到期，请乡镇尽快审核",
         "case_overdue": "【防返贫预警】农户{household}认定已超期（限{deadline}），请县级督办",
         "green_channel": "【紧急】农户{household}{risks}开通绿色通道，"
@@ -36,6 +38,8 @@ TEMPLATES: dict[str, dict[str, str]] = {
     "en": {
         "case_opened": "Holdline: household {household} reports {risks} risk. "
         "Visit by {visit_due}; finish identification by {deadline}.",
+        "home_visit_due": "Holdline: household {household} declared {risks} risk on a case "
+        "already open. Visit by {deadline}.",
         "deadline_approaching": "Holdline: identification of household {household} is due "
         "{deadline}. Township, please review now.",
         "case_overdue": "Holdline WARNING: identification of household {household} is overdue "
@@ -143,8 +147,9 @@ def with_ack_link(text: str, link: str | None, language: str) -> str:
 
 
 def deadline_of(payload: Payload) -> datetime | None:
-    """The date a message names: the case deadline, paperwork date or visit due date."""
-    for name in ("deadline", "case_deadline", "paperwork_due", "due_on"):
+    """The date a message names: the case deadline, paperwork date or visit due date (a
+    monthly visit's, or the home visit of a declaration that joined an open case)."""
+    for name in ("deadline", "case_deadline", "paperwork_due", "due_on", "home_visit_due"):
         value = payload.get(name)
         if isinstance(value, datetime):
             return value

@@ -273,7 +273,7 @@ class SignalBatch:
             values["risk_types"] = evaluation.risk_types
         self._save_household(household_id, values)
         if current is not None:
-            self._merge(event, signal, evaluation, reasons, current)
+            self._merge(event, signal, evaluation, reasons, current, village)
         elif evaluation.risk_types:
             self._open(event, signal, evaluation, reasons, village)
 
@@ -284,6 +284,7 @@ class SignalBatch:
         evaluation: Evaluation,
         reasons: list[Reason],
         current: SimpleNamespace,
+        village: str,
     ) -> None:
         """rules §4.8: the signal joins the open case, adds its risk types, keeps the clock."""
         risk_types = merged_risk_types(current.risk_types, evaluation.risk_types)
@@ -293,10 +294,11 @@ class SignalBatch:
         current.reasons = merge_rows(current.reasons, reason_rows(reasons))
         current.flags = merge_rows(current.flags, reason_rows(evaluation.flags))
         current.updated_at = self.now
+        visit_due = None
         if signal.self_declared and current.home_visit_due is None and not current.home_visited_at:
             # rules §4.10: a farmer who declares into a case a department or cadre opened is
             # visited within the same working days as one whose declaration opened it
-            current.home_visit_due = self._home_visit_due(event)
+            visit_due = current.home_visit_due = self._home_visit_due(event)
         if current.id not in self.new_cases:
             self.dirty_cases[current.id] = current
         # a merge is not a transition: case_signals records it, case_history stays for steps
@@ -305,14 +307,17 @@ class SignalBatch:
         key = (current.id, event.source_event_id)
         at = self.merged_at.get(key)
         if at is not None:
-            self.outgoing[at] = self._merged(current, risk_types, signal)
-        elif news or signal.channel != FEED_CHANNEL:
+            earlier = self.outgoing[at]
+            assert isinstance(earlier, CaseMerged)
+            visit_due = visit_due or earlier.home_visit_due  # a clock started stays told
+            self.outgoing[at] = self._merged(current, risk_types, signal, village, visit_due)
+        elif news or visit_due or signal.channel != FEED_CHANNEL:
             # a department record re-reading what the case already holds is kept in
             # case_signals only: nobody downstream acts on it, and a monthly feed re-reads
             # most open cases (a declaration or report always tells its submitter)
             self.merged_at[key] = len(self.outgoing)
             self.merge_origin[len(self.outgoing)] = event
-            self.outgoing.append(self._merged(current, risk_types, signal))
+            self.outgoing.append(self._merged(current, risk_types, signal, village, visit_due))
             self.bulk.append(event.event_type == FEED_RECORD)
         if evaluation.green_channel and not current.green_channel:
             self._green_channel(event, current, evaluation, signal.channel)
@@ -326,10 +331,19 @@ class SignalBatch:
         )
 
     @staticmethod
-    def _merged(current: SimpleNamespace, risk_types: list[str], signal: Signal) -> CaseMerged:
+    def _merged(
+        current: SimpleNamespace,
+        risk_types: list[str],
+        signal: Signal,
+        village: str,
+        visit_due: datetime | None,
+    ) -> CaseMerged:
+        # rules §4.10: a merge that started the home-visit clock goes to the village cadre
         return CaseMerged.model_construct(
-            case_id=current.id, risk_types=risk_types, submission_id=signal.submission_id
-        )
+            case_id=current.id, risk_types=risk_types, submission_id=signal.submission_id,
+            village_code=village or current.village_code, home_visit_due=visit_due,
+            level="village" if visit_due is not None else None,
+        )  # fmt: skip
 
     def _open(
         self,

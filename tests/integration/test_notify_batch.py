@@ -12,7 +12,14 @@ from sqlalchemy import select
 from services.notify import handlers
 from services.notify.models import responsibilities
 from shared.clock import FrozenClock
-from shared.events import CadreAssigned, CaseOpened, Envelope, GreenChannelOpened, PlanCreated
+from shared.events import (
+    CadreAssigned,
+    CaseMerged,
+    CaseOpened,
+    Envelope,
+    GreenChannelOpened,
+    PlanCreated,
+)
 from shared.migrations import upgrade
 from tests.conftest import new_database
 from tests.integration.test_notify_escalation import (
@@ -44,7 +51,8 @@ async def _platform(recorder: Recorder) -> Platform:
 
 def _events(p: Platform) -> list[Envelope[Any]]:
     """Cadres, assignments and routed events for several households and two counties; one
-    household's CaseOpened comes before its CadreAssigned, another's after."""
+    household's CaseOpened comes before its CadreAssigned, another's after; a declaration
+    that joined an open case (rules §4.10) and an ordinary merge."""
 
     def opened(household: str, village: str = VILLAGE) -> Envelope[Any]:
         return p.event(
@@ -76,6 +84,19 @@ def _events(p: Platform) -> list[Envelope[Any]]:
         ),
         "hh-a",
     )
+
+    # rules §4.10: the merge that started the home-visit clock goes to the village cadre; an
+    # ordinary merge (no level) to nobody
+    def merged(household: str, village: str, started: bool) -> Envelope[Any]:
+        return p.event(
+            CaseMerged(
+                case_id=f"case-{household}", risk_types=["illness"], village_code=village,
+                home_visit_due=NOON_BEIJING + timedelta(days=2) if started else None,
+                level="village" if started else None,
+            ),
+            household,
+        )  # fmt: skip
+
     # hh-c's cadre changes within the run: the second assignment is the one kept
     reassigned = p.event(
         CadreAssigned(cadre_id="v1", case_id="case-hh-c", village_code=VILLAGE), "hh-c"
@@ -91,6 +112,8 @@ def _events(p: Platform) -> list[Envelope[Any]]:
         green,
         plan,
         opened("hh-far", OTHER_COUNTY_VILLAGE),
+        merged("hh-m", VILLAGE, started=True),
+        merged("hh-n", VILLAGE, started=False),
     ]
 
 
@@ -140,6 +163,9 @@ async def test_a_run_in_one_transaction_routes_like_one_event_at_a_time(
         got = _shape(await batched.rows())
         # rules §6.8: hh-a's plan reaches its responsible cadre, assigned earlier in the run
         assert ("PlanCreated", "hh-a", "cadre:r1", "responsible") in [r[:4] for r in got]
+        assert [r[:4] for r in got if r[0] == "CaseMerged"] == [
+            ("CaseMerged", "hh-m", "cadre:v1", "village")
+        ]
         assert got == expected and len(got) >= 8
         # the run's assignments are stored as one by one, the later of two for one household
         kept = await _responsible(batched)

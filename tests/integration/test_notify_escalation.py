@@ -27,6 +27,7 @@ from shared.events import (
     FEED_CHANNEL,
     CadreAssigned,
     CadreRegistered,
+    CaseMerged,
     CaseOpened,
     Envelope,
     GreenChannelOpened,
@@ -315,6 +316,51 @@ async def test_quiet_hours_hold_a_normal_alert_until_morning(
     await p.deliver()
     [call] = recorder.take()
     assert call["path"] == "/v1" and call["household_id"] == "hh-night"
+
+
+async def test_rules_4_10_a_declaration_joining_an_open_case_reaches_the_village_cadre(
+    platform: Platform, recorder: Recorder
+) -> None:
+    """The merge that started the home-visit clock reaches the village cadre once, even
+    delivered twice, naming the visit's date; in a village without a cadre, the county office.
+    Ordinary merges, of this producer or an older one, reach nobody."""
+    p = platform
+    due = NOON_BEIJING + timedelta(days=2)  # Wednesday 12:00 in Beijing
+
+    def merged(household: str, village: str | None, visit_due: datetime | None) -> Envelope[Any]:
+        return p.event(
+            CaseMerged(
+                case_id=f"case-{household}", risk_types=["housing_unsafe", "illness"],
+                submission_id="s", village_code=village, home_visit_due=visit_due,
+                level="village" if visit_due else None,
+            ),
+            household,
+        )  # fmt: skip
+
+    started = merged("hh-m", VILLAGE, due)
+    elsewhere = merged("hh-far", "530102001009", due)  # nobody on the roster for it
+    ordinary = merged("hh-m", VILLAGE, None)  # a cadre report or department record joining
+    older = p.event(CaseMerged(case_id="case-hh-m", risk_types=["illness"]), "hh-m")
+    await p.feed(*roster(p, recorder.base), started, ordinary, older, elsewhere, started)
+    rows = await p.rows()
+    assert sorted((r.source_event_id, r.recipient, r.channel) for r in rows) == sorted(
+        [
+            (str(started.event_id), "cadre:v1", "webhook"),
+            (str(elsewhere.event_id), "office:county", "webhook"),
+        ]
+    )
+    await p.deliver()
+    calls = sorted(recorder.take(), key=lambda c: c["path"])
+    assert [(c["path"], c["household_id"], c["event_type"]) for c in calls] == [
+        ("/office", "hh-far", "CaseMerged"),
+        ("/v1", "hh-m", "CaseMerged"),
+    ]
+    for call in calls:
+        assert call["deadline"] == due.isoformat() and call["priority"] == "normal"
+        assert "3月4日前入户核实" in call["text"] and "自主申报" in call["text"]
+    await p.feed(started)  # redelivered after the delivery: still one message
+    await p.deliver()
+    assert recorder.take() == [] and len(await p.rows()) == 2
 
 
 async def test_a_dead_urgent_alert_goes_up_at_once(pg_url: str, recorder: Recorder) -> None:

@@ -582,6 +582,11 @@ async def test_rules_4_10_a_declaration_joining_an_open_case_starts_the_home_vis
     await platform.declare("hh-6", ["illness"], medical_spending=3500)
     again = (await platform.http.get(url, headers=platform.auth("village"))).json()
     assert again["home_visit_due"] == "2026-03-05T08:00:00Z"
+    # the merge that started the clock asks notify to tell the village cadre; the second not
+    started, second = await platform.events("CaseMerged")
+    assert started.payload.level == "village" and started.payload.village_code == VILLAGE
+    assert started.payload.home_visit_due == datetime(2026, 3, 5, 8, 0, tzinfo=UTC)
+    assert second.payload.level is None and second.payload.home_visit_due is None
 
 
 async def test_rules_4_10_working_days_skip_the_national_holidays(platform: Platform) -> None:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
 import pytest
 
-from services.notify import routing
+from services.notify import routing, templates
+from services.notify.app import consumer_spec
+from services.notify.config import NotifySettings
 from services.notify.routing import OFFICE, Cadre, targets_for
+from shared.clock import FrozenClock
+from shared.events import CaseMerged, decode, new_event
 
 VILLAGE = "530102001001"
 OFFICE_URL = "http://office/hook"
+T0 = datetime(2026, 3, 3, 8, 0, tzinfo=UTC)
 ROSTER = [
     Cadre("v1", "村干部甲", "village", "530102001", (VILLAGE,), {"webhook": "http://v1/h"}),
     Cadre("v2", "村干部乙", "village", "530102001", (VILLAGE,), {"sms": "13800000002"}),
@@ -42,6 +51,8 @@ def _route(event_type: str, level: str | None = None) -> list[tuple[str, str]]:
     [
         # rules §4.10: the village cadres of the household's village, not the neighbours
         ("CaseOpened", None, [("cadre:v1", "webhook"), ("cadre:v2", "sms")]),
+        # rules §4.10: a declaration joining an open case started the clock: the same cadres
+        ("CaseMerged", "village", [("cadre:v1", "webhook"), ("cadre:v2", "sms")]),
         # rules §4.11: the township reviewer of the village's township
         ("CaseDeadlineApproaching", "township", [("cadre:t1", "robot")]),
         ("CaseDeadlineApproaching", "county", [("cadre:k1", "email")]),
@@ -69,8 +80,8 @@ def test_every_event_type_reaches_the_right_cadres(
 
 def test_every_route_in_the_table_is_tested_above() -> None:
     assert {k[0] for k in routing.ROUTES} == {
-        "CaseOpened", "CaseDeadlineApproaching", "CaseOverdue", "GreenChannelOpened",
-        "CadreAssigned", "PlanCreated", "VisitOverdue",
+        "CaseOpened", "CaseMerged", "CaseDeadlineApproaching", "CaseOverdue",
+        "GreenChannelOpened", "CadreAssigned", "PlanCreated", "VisitOverdue",
     }  # fmt: skip
 
 
@@ -78,6 +89,7 @@ def test_every_route_in_the_table_is_tested_above() -> None:
     ("event_type", "level", "expected"),
     [
         ("CaseOpened", None, [(OFFICE, "webhook")]),
+        ("CaseMerged", "village", [(OFFICE, "webhook")]),
         ("CaseOverdue", "county", [(OFFICE, "webhook")]),
         ("GreenChannelOpened", None, [(OFFICE, "webhook")]),
         ("VisitOverdue", "township", [(OFFICE, "webhook")]),
@@ -101,6 +113,48 @@ def test_an_empty_roster_falls_back_to_the_county_office(
     )
     assert [(t.recipient, t.channel) for t in found] == expected
     assert all(t.address == OFFICE_URL for t in found)
+
+
+def test_rules_4_10_only_a_merge_that_started_the_home_visit_clock_is_routed() -> None:
+    """Risk gives `level` "village" to the CaseMerged that started the clock; a department
+    record, a cadre's report or a second declaration joining the case has no level, no route."""
+    due = datetime(2026, 3, 5, 8, 0, tzinfo=UTC)
+    started = CaseMerged(
+        case_id="c", risk_types=["illness"], village_code=VILLAGE, home_visit_due=due,
+        level="village",
+    )  # fmt: skip
+    ordinary = CaseMerged(case_id="c", risk_types=["illness"], village_code=VILLAGE)
+    assert routing.route_for("CaseMerged", started.get("level")) == routing.Route(
+        ("village",), "normal", "home_visit_due"
+    )
+    assert routing.route_for("CaseMerged", ordinary.get("level")) is None
+    # the message names the visit's local date: 16:00 in Beijing on Thursday 5 March
+    assert templates.deadline_of(started) == due
+    text = templates.render(
+        "home_visit_due", language="zh-CN", zone=ZoneInfo("Asia/Shanghai"), household="hh-6",
+        deadline=templates.deadline_of(started), risks=started.risk_types,
+    )  # fmt: skip
+    assert text == "【防返贫】农户hh-6自主申报因病风险（案件已在认定），请3月5日前入户核实"
+
+
+def test_a_case_merged_of_an_older_producer_still_decodes_and_routes_nowhere() -> None:
+    old = new_event(
+        CaseMerged(case_id="c", risk_types=["illness"], submission_id="s"),
+        household_id="hh-1", source="risk", correlation_id="c", clock=FrozenClock(T0),
+    )  # fmt: skip
+    body = json.loads(old.to_bytes())
+    for name in ("village_code", "home_visit_due", "level"):
+        del body["payload"][name]  # what a CaseMerged looked like before rules §4.10's fields
+    event = decode(json.dumps(body).encode())
+    assert isinstance(event.payload, CaseMerged)
+    assert event.payload.get("level") is None and event.payload.home_visit_due is None
+    assert routing.route_for(event.event_type, event.payload.get("level")) is None
+
+
+def test_the_consumer_takes_every_event_type_the_table_routes() -> None:
+    """A route for an event the consumer skips would never fire (CaseMerged, rules §4.10)."""
+    handled = consumer_spec(NotifySettings()).handlers
+    assert {k[0] for k in routing.ROUTES} <= set(handled)
 
 
 def test_green_channel_is_urgent_and_the_rest_is_not() -> None:
