@@ -32,6 +32,9 @@ GROUPS = {
 # routed events whose route falls back to the county office's webhook when nobody is on the roster
 # (services/notify/routing.py): without a roster each one is exactly one office notification
 OFFICE_ROUTED = ("CaseOpened", "GreenChannelOpened", "CaseDeadlineApproaching", "CaseOverdue")
+# and a CaseMerged routed by its level: a declaration joining an open case that started the home
+# visit's clock (level "village"); other merges have no route
+OFFICE_ROUTED_LEVELS = (("CaseMerged", "village"),)
 SERVICES = ("intake", "risk", "assistance", "notify")
 
 
@@ -242,9 +245,11 @@ async def verify(
     # --- notify: one notification per routed event, delivered; the receiver's view
     routed = await _fetch(
         dsns["risk"],
-        "SELECT event_id FROM outbox WHERE convert_from(value, 'UTF8')::jsonb->>'event_type'"
-        " = ANY($1::text[])",
+        "SELECT event_id FROM outbox, LATERAL (SELECT convert_from(value, 'UTF8')::jsonb AS e) v"
+        " WHERE e->>'event_type' = ANY($1::text[])"
+        " OR (e->>'event_type') || ':' || coalesce(e->'payload'->>'level', '') = ANY($2::text[])",
         list(OFFICE_ROUTED),
+        [f"{kind}:{level}" for kind, level in OFFICE_ROUTED_LEVELS],
     )
     visits = await _fetch(
         dsns["assistance"],
