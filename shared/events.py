@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.clock import Clock
 
-SCHEMA_VERSION = "1.1"  # 1.1: GreenChannelOpened.channel
+SCHEMA_VERSION = "1.2"  # 1.1: GreenChannelOpened.channel; 1.2: CaseMerged village, visit due, level
 SUPPORTED_MAJOR = 1
 
 
