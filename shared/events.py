@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.clock import Clock
 
-SCHEMA_VERSION = "1.2"  # 1.1: GreenChannelOpened.channel; 1.2: CaseMerged village, visit due, level
+SCHEMA_VERSION = "1.2"  # 1.1: GreenChannelOpened.channel; 1.2: CaseMerged village, visit due,
+# level; MonitoredHouseholdReassessed
 SUPPORTED_MAJOR = 1
 
 
@@ -300,6 +301,26 @@ class HouseholdIdentified(Payload):
     opened_at: datetime | None = None  # when the case opened: time to identification
 
 
+class MonitoredHouseholdReassessed(Payload):
+    """A new signal about a monitoring object was evaluated (rules §4 channel 4, key-object
+    tracking). It joins no identification case: the household is monitored already.
+
+    `level` says who must act: "green_channel" when rules §5.1 is met (provisional help now,
+    `provisional_measures`; everybody concerned is alerted at once), "new_risk" when the signal
+    brought a risk type the household was not identified for (its plan fills the gap, rules
+    §6.2, and its responsible cadre is told), None when nothing changed (a declaration or a
+    cadre's report still gets this event, so its submitter learns the outcome)."""
+
+    village_code: str
+    risk_types: list[str]  # of this evaluation
+    new_risk_types: list[str]  # among them, those not in the household's identified types
+    channel: str
+    level: Literal["green_channel", "new_risk"] | None = None
+    provisional_measures: list[str] = []
+    reasons: list[Reason] = []
+    submission_id: str | None = None
+
+
 class CaseRejected(Payload):
     """Not a monitoring object; any provisional green-channel enrolment is rolled back."""
 
@@ -478,6 +499,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         CaseStepCompleted,
         GreenChannelOpened,
         HouseholdIdentified,
+        MonitoredHouseholdReassessed,
         CaseRejected,
         CaseDeadlineApproaching,
         CaseOverdue,
