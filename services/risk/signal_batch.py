@@ -9,14 +9,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from hashlib import sha1
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID, uuid4
 
 from sqlalchemy import select
 
 from services.risk import repository as repo
 from services.risk.config import RiskSettings
-from services.risk.evaluation import Evaluation, HouseholdFacts, evaluate
+from services.risk.evaluation import (
+    Evaluation,
+    HouseholdFacts,
+    evaluate,
+    green_channel_trigger,
+)
 from services.risk.models import (
     case_history,
     case_signals,
@@ -39,6 +44,7 @@ from shared.events import (
     Envelope,
     FeedRecord,
     GreenChannelOpened,
+    MonitoredHouseholdReassessed,
     Payload,
     Reason,
     new_event,
@@ -46,6 +52,7 @@ from shared.events import (
 
 MONITORED = ("monitoring", "no_labour_support")
 FEED_RECORD = "FeedRecordReceived"  # the event type of a feed record's signal (Origin)
+CADRE_CHANNEL = "cadre"  # a cadre's report (signals.from_cadre_report)
 MAX_CASE_REASONS = 200  # a busy feed must not grow a case's reasons without bound
 Rows = list[dict[str, Any]]
 HOUSEHOLD_COLUMNS = [c.name for c in households.columns]
@@ -236,7 +243,9 @@ class SignalBatch:
         household_id = event.household_id
         row = self.households.get(household_id)
         before = self.facts.get(household_id)
-        facts = apply_signal(before if before is not None else repo.facts_of(row), signal)
+        if before is None:
+            before = repo.facts_of(row)
+        facts = apply_signal(before, signal)
         self.facts[household_id] = facts
         village = signal.village_code or (row.village_code if row else "")
         on = self.settings.work_calendar.local_date(event.occurred_at)
@@ -263,9 +272,11 @@ class SignalBatch:
             # risk it was not identified for is a new risk and blocks elimination (rules §7.1)
             assert row is not None
             new = sorted(set(evaluation.risk_types) - set(row.risk_types or []))
+            unseen = set(new) - set(row.new_risk_types or [])
             if new:
                 values["new_risk_types"] = merged_risk_types(row.new_risk_types or [], new)
             self._save_household(household_id, values)
+            self._reassessed(event, signal, evaluation, reasons, village, new, unseen, before)
             return
         if current is not None:
             values["risk_types"] = merged_risk_types(current.risk_types, evaluation.risk_types)
@@ -321,6 +332,53 @@ class SignalBatch:
             self.bulk.append(event.event_type == FEED_RECORD)
         if evaluation.green_channel and not current.green_channel:
             self._green_channel(event, current, evaluation, signal.channel)
+
+    def _reassessed(
+        self,
+        event: Origin,
+        signal: Signal,
+        evaluation: Evaluation,
+        reasons: list[Reason],
+        village: str,
+        new: list[str],
+        unseen: set[str],
+        before: HouseholdFacts,
+    ) -> None:
+        """rules §4 channel 4: tell who must act on a monitoring object's new signal. The
+        green channel's trigger and provisional help are the ones a case gets (rules §5.1-§5.2);
+        else a risk type it was not identified for is new (its plan fills the gap, rules §6.2).
+        A declaration or a cadre's report always tells its submitter; a department or registry
+        record only when it changes something (a monthly feed re-reads most monitored
+        households): a new risk type not recorded yet, or a §5.1 trigger the household's
+        facts before it did not meet."""
+        level: Literal["green_channel", "new_risk"] | None = None
+        if evaluation.green_channel:
+            level = "green_channel"
+        elif new:
+            level = "new_risk"
+        submitted = signal.self_declared or signal.channel == CADRE_CHANNEL
+        if not submitted:
+            if level is None:
+                return
+            if not unseen and (
+                level == "new_risk" or self._green_before(before, evaluation.risk_types)
+            ):
+                return
+        self._event(
+            MonitoredHouseholdReassessed(
+                village_code=village, risk_types=evaluation.risk_types, new_risk_types=new,
+                channel=signal.channel, level=level,
+                provisional_measures=evaluation.provisional_measures, reasons=reasons,
+                submission_id=signal.submission_id if submitted else None,
+            ),
+            event,
+        )  # fmt: skip
+
+    def _green_before(self, before: HouseholdFacts, risk_types: list[str]) -> bool:
+        """Whether the facts known before this signal already met rules §5.1 for these risk
+        types (then a record re-reading them changes nothing)."""
+        met, _ = green_channel_trigger(before, risk_types, self.settings.policy())
+        return met
 
     def _home_visit_due(self, event: Origin) -> datetime:
         """rules §4.10: the village's home visit is due this many working days after the
