@@ -12,6 +12,7 @@ from services.assistance.planner import build_plan, labour_class
 from services.assistance.repository import (
     add_measures,
     as_planned,
+    current_plan,
     plan_by_case,
     plan_measures,
     set_status,
@@ -33,7 +34,10 @@ SYSTEM = "assistance"
 async def on_case_rejected(
     *, uow: UnitOfWork, event: Envelope[CaseRejected], settings: AssistanceSettings
 ) -> None:
-    """rules §5.4: a rejected green channel is rolled back; help given stays as temporary aid."""
+    """rules §5.4: a rejected green channel is rolled back; help given stays as temporary aid.
+
+    Only the plan of the rejected case: a rejected elimination case (rules §7.2) has no plan of
+    its own, and the household stays monitored with its plan and cadre."""
     case = event.payload
     plan = await plan_by_case(uow, case.case_id)
     if plan is None or plan.status in ("rolled_back", "rejected"):
@@ -59,10 +63,12 @@ async def on_case_rejected(
 async def on_risk_eliminated(
     *, uow: UnitOfWork, event: Envelope[RiskEliminated], settings: AssistanceSettings
 ) -> None:
-    """rules §6.7/§7: measures end with the risk unless they outlive it; visits stop."""
-    case = event.payload
+    """rules §6.7/§7: measures end with the risk unless they outlive it; visits stop.
+
+    The event names the elimination case (rules §7.2), not the identification case the plan
+    belongs to: the plan is the household's (rules §6.1)."""
     catalogue = load_catalogue(settings.catalogue_path or None)
-    plan = await plan_by_case(uow, case.case_id)
+    plan = await current_plan(uow, event.household_id)
     if plan is None or plan.status == "closed":
         return
     for row in await plan_measures(uow, plan.id):
@@ -89,9 +95,11 @@ async def on_risk_eliminated(
 async def on_elimination_rolled_back(
     *, uow: UnitOfWork, event: Envelope[EliminationRolledBack], settings: AssistanceSettings
 ) -> None:
-    """rules §7.4: the household is monitored again; its plan is refilled and a cadre assigned."""
+    """rules §7.4: the household is monitored again; its plan is refilled and a cadre assigned.
+
+    The event names the elimination case, not the plan's: the plan is the household's (§6.1)."""
     case = event.payload
-    plan = await plan_by_case(uow, case.case_id)
+    plan = await current_plan(uow, event.household_id)
     if plan is None or plan.status != "closed":
         return
     members = [Member.model_validate(m) for m in plan.members or []]
@@ -118,6 +126,6 @@ async def on_elimination_rolled_back(
         )
     )  # fmt: skip
     await assign_responsible(
-        uow, household_id=event.household_id, case_id=case.case_id,
+        uow, household_id=event.household_id, case_id=plan.case_id,
         village_code=case.village_code, settings=settings, correlation_id=event.correlation_id,
     )  # fmt: skip

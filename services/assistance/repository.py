@@ -47,6 +47,22 @@ async def plan_by_case(uow: UnitOfWork, case_id: str) -> Any:
     return (await uow.execute(select(plans).where(plans.c.case_id == case_id))).first()
 
 
+# rules §6.1: one plan per household; a rejected or rolled-back plan is no longer its plan
+ENDED_PLANS = ("rejected", "rolled_back")
+_CURRENT_PLAN = (
+    select(plans)
+    .where(plans.c.household_id == bindparam("household_id"), plans.c.status.not_in(ENDED_PLANS))
+    .order_by(plans.c.created_at.desc(), plans.c.id.desc())
+    .limit(1)
+)
+
+
+async def current_plan(uow: UnitOfWork, household_id: str) -> Any:
+    """The household's plan (rules §6.1), or None. For events whose case is not the plan's:
+    risk decides an elimination on a case of its own, and a reassessment has no case."""
+    return (await uow.execute(_CURRENT_PLAN, {"household_id": household_id})).first()
+
+
 async def create_plan(
     uow: UnitOfWork,
     *,

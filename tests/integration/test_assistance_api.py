@@ -355,27 +355,76 @@ async def test_rules_6_7_elimination_ends_measures_except_those_that_outlive_it(
             url, json={"status": "in_progress"}, headers=platform.auth("village")
         )
         assert moved.status_code == 200
-    await _case_event(platform, "hh-e", RiskEliminated(case_id="case-hh-e", village_code=VILLAGE))
+    cadre = plan["responsible_cadre"]
+    assert await _load(platform, cadre) == 1
+    # risk decides an elimination on a case of its own (rules §7.2), not the plan's case
+    await _case_event(platform, "hh-e", RiskEliminated(case_id="elim-hh-e", village_code=VILLAGE))
     plan = await _plan(platform, "hh-e")
+    assert plan["status"] == "closed" and plan["case_id"] == "case-hh-e"
     assert {m["code"]: m["status"] for m in plan["measures"]} == {
         "employment_placement": "cancelled", "education_aid": "in_progress",
     }  # fmt: skip
     assert plan["responsible_cadre"] is None
+    assert await _load(platform, cadre) == 0  # the cadre has room for the next household
     due = (await platform.http.get("/v1/visits/due", headers=platform.auth("township"))).json()
     assert "hh-e" not in {d["household_id"] for d in due}
 
     # rules §7.4: a rolled-back elimination refills exactly the gap and brings a cadre back
     await _case_event(
         platform, "hh-e",
-        EliminationRolledBack(case_id="case-hh-e", village_code=VILLAGE, reason="income fell"),
+        EliminationRolledBack(case_id="elim-hh-e", village_code=VILLAGE, reason="income fell"),
     )  # fmt: skip
     plan = await _plan(platform, "hh-e")
     assert plan["status"] == "active" and plan["violations"] == []
     assert plan["responsible_cadre"] is not None
+    assigned = (await platform.events("CadreAssigned"))[-1]
+    assert assigned.payload.case_id == "case-hh-e"  # the case the household is monitored under
     due = (await platform.http.get("/v1/visits/due", headers=platform.auth("township"))).json()
     assert "hh-e" in {d["household_id"] for d in due}
     live = [(m["code"], m["status"]) for m in plan["measures"] if m["status"] == "planned"]
     assert live == [("employment_placement", "planned")]
+
+
+async def _load(platform: Platform, cadre_id: str) -> int:
+    cadres = (await platform.http.get("/v1/cadres", headers=platform.auth("township"))).json()
+    return int(next(c["load"] for c in cadres if c["cadre_id"] == cadre_id))
+
+
+async def test_a_rejected_elimination_case_leaves_the_household_monitored(
+    platform: Platform,
+) -> None:
+    """rules §7.2: an elimination refused at review is not an identification refused (§5.4):
+    the plan, its measures and the responsible cadre stay; a redelivered elimination or
+    roll-back finds the plan already where it is."""
+    await platform.identify("hh-r", [WORKER], ["unstable_employment"])
+    before = await _plan(platform, "hh-r")
+    await _case_event(
+        platform, "hh-r",
+        CaseRejected(case_id="elim-hh-r", village_code=VILLAGE, step="township_review",
+                     reason="income not stable", actor="township-1"),
+    )  # fmt: skip
+    after = await _plan(platform, "hh-r")
+    assert after["status"] == "active"
+    assert after["measures"] == before["measures"]
+    assert after["responsible_cadre"] == before["responsible_cadre"] is not None
+    due = (await platform.http.get("/v1/visits/due", headers=platform.auth("township"))).json()
+    assert "hh-r" in {d["household_id"] for d in due}
+
+    # the same elimination twice closes the plan once; the same roll-back twice reopens it once
+    for _ in range(2):
+        await _case_event(
+            platform, "hh-r", RiskEliminated(case_id="elim-hh-r", village_code=VILLAGE)
+        )
+    assert (await _plan(platform, "hh-r"))["status"] == "closed"
+    for _ in range(2):
+        await _case_event(
+            platform, "hh-r",
+            EliminationRolledBack(case_id="elim-hh-r", village_code=VILLAGE, reason="income fell"),
+        )  # fmt: skip
+    plan = await _plan(platform, "hh-r")
+    assert plan["status"] == "active" and plan["violations"] == []
+    assert len([m for m in plan["measures"] if m["status"] == "planned"]) == 1
+    assert len(await platform.events("CadreAssigned")) == 2
 
 
 async def test_concurrent_assignments_never_exceed_capacity(platform: Platform) -> None:
