@@ -21,12 +21,21 @@ from shared.service import ConsumerSpec, Runtime, create_service_app
 
 
 def create_app(settings: IntakeSettings | None = None, clock: Clock | None = None) -> FastAPI:
-    """The intake service: HTTP in, outbox relay out; follows cases to report submission status."""
+    """The intake service: HTTP in, outbox relay out; follows cases to report submission status
+    and outcome."""
     settings = settings or IntakeSettings()
     clock = clock or SystemClock()
+    # a submission's case, then what became of it (or of the monitored household it concerns)
     case_status: dict[str, Handler] = {
-        "CaseOpened": handlers.on_case_event,
-        "CaseMerged": handlers.on_case_event,
+        name: handlers.on_case_event
+        for name in (
+            "CaseOpened",
+            "CaseMerged",
+            "GreenChannelOpened",
+            "HouseholdIdentified",
+            "CaseRejected",
+            "MonitoredHouseholdReassessed",
+        )
     }
     runtime = Runtime(
         settings=settings,

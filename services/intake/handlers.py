@@ -10,7 +10,7 @@ from uuid import uuid4
 
 import asyncpg
 from pydantic import BaseModel
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Update, bindparam, insert, or_, select, update
 
 from services.intake.fields import china_today
 from services.intake.models import outbox, submissions
@@ -22,10 +22,14 @@ from shared.events import (
     CadreReportSubmitted,
     CaseMerged,
     CaseOpened,
+    CaseRejected,
     DeclarationSubmitted,
     Envelope,
+    GreenChannelOpened,
     Guarantees,
+    HouseholdIdentified,
     Member,
+    MonitoredHouseholdReassessed,
     new_event,
 )
 from shared.identity import mask_phone
@@ -355,7 +359,8 @@ def submission_row(
 
 
 async def submission_status(*, uow: UnitOfWork, submission_id: str) -> dict[str, Any] | None:
-    """A submission with its publication state and, once risk opened it, its case."""
+    """A submission with its publication state and, once risk opened it, its case and the
+    case's outcome."""
     row = (
         await uow.execute(
             select(
@@ -367,6 +372,12 @@ async def submission_status(*, uow: UnitOfWork, submission_id: str) -> dict[str,
                 submissions.c.village_code,
                 submissions.c.case_id,
                 submissions.c.case_stage,
+                submissions.c.outcome,
+                submissions.c.outcome_reason,
+                submissions.c.monitoring_kind,
+                submissions.c.new_risk_types,
+                submissions.c.green_channel,
+                submissions.c.decided_at,
                 outbox.c.published_at,
             )
             .outerjoin(outbox, outbox.c.event_id == submissions.c.event_id)
@@ -387,35 +398,110 @@ async def submission_status(*, uow: UnitOfWork, submission_id: str) -> dict[str,
         "status": status,
         "stage": row.case_stage or status,
         "case_id": row.case_id,
+        "outcome": row.outcome,
+        "outcome_reason": row.outcome_reason,
+        "monitoring_kind": row.monitoring_kind,
+        "new_risk_types": row.new_risk_types or [],
+        "green_channel": row.green_channel,
+        "decided_at": utc(row.decided_at) if row.decided_at else None,
         "received_at": received,
         "published_at": published,
     }
 
 
 async def on_case_event(*, uow: UnitOfWork, event: Envelope[Any]) -> None:
-    """Risk opened a case for (or merged) a submission: the app can now show its case id."""
+    """Risk opened, merged or decided the case of a submission: the app can show where it is."""
     await on_case_events(uow=uow, events=[event])
 
 
+# a submission only moves forward: its case, then the green channel, then a final outcome
+# that nothing overwrites (a redelivered or late earlier event leaves it as it is)
+LINK_STAGES = ("case_opened", "case_merged")
+BEFORE_GREEN_CHANNEL = LINK_STAGES
+BEFORE_OUTCOME = (*LINK_STAGES, "green_channel")
+OutcomeEvent = (
+    GreenChannelOpened | HouseholdIdentified | CaseRejected | MonitoredHouseholdReassessed
+)
+
+
 async def on_case_events(*, uow: UnitOfWork, events: list[Envelope[Any]]) -> None:
-    """A run of case events: each submission gets its latest case and stage, in one statement."""
+    """A run of case events, in order: the links to a case (CaseOpened, CaseMerged) in one
+    statement per stretch of them, then each outcome for the submissions it concerns."""
     latest: dict[str, dict[str, str]] = {}
     for event in events:
         payload = event.payload
-        if isinstance(payload, CaseOpened | CaseMerged) and payload.submission_id:
-            stage = "case_opened" if isinstance(payload, CaseOpened) else "case_merged"
-            latest.pop(payload.submission_id, None)  # keep the order of the last events
-            latest[payload.submission_id] = {
-                "b_id": payload.submission_id,
-                "b_case": payload.case_id,
-                "b_stage": stage,
-            }
-    if not latest:
-        return
-    # executemany: one prepared statement, however many submissions the run names
-    statement = (
-        update(submissions)
-        .where(submissions.c.id == bindparam("b_id"))
-        .values(case_id=bindparam("b_case"), case_stage=bindparam("b_stage"))
+        if isinstance(payload, CaseOpened | CaseMerged):
+            if payload.submission_id:
+                stage = "case_opened" if isinstance(payload, CaseOpened) else "case_merged"
+                latest.pop(payload.submission_id, None)  # keep the order of the last events
+                latest[payload.submission_id] = {
+                    "b_id": payload.submission_id,
+                    "b_case": payload.case_id,
+                    "b_stage": stage,
+                }
+        elif isinstance(payload, OutcomeEvent):
+            await _link(uow, latest)  # the links before it, so that it finds them
+            latest = {}
+            await uow.execute(_outcome(payload, event.occurred_at))
+    await _link(uow, latest)
+
+
+# executemany: one prepared statement, however many submissions the run names
+LINK = (
+    update(submissions)
+    .where(
+        submissions.c.id == bindparam("b_id"),
+        or_(submissions.c.case_stage.is_(None), submissions.c.case_stage.in_(LINK_STAGES)),
     )
-    await uow.execute(statement, list(latest.values()))
+    .values(case_id=bindparam("b_case"), case_stage=bindparam("b_stage"))
+)
+
+
+async def _link(uow: UnitOfWork, latest: dict[str, dict[str, str]]) -> None:
+    if latest:
+        await uow.execute(LINK, list(latest.values()))
+
+
+def _not_past(*stages: str) -> ColumnElement[bool]:
+    return or_(submissions.c.case_stage.is_(None), submissions.c.case_stage.in_(stages))
+
+
+def _outcome(payload: OutcomeEvent, at: datetime) -> Update:
+    """The update an outcome event makes: the submissions of its case (the case events carry
+    no submission id), or the one submission a reassessment names."""
+    if isinstance(payload, MonitoredHouseholdReassessed):
+        # rules §4 channel 4: the household is monitored already, no case is opened
+        return (
+            update(submissions)
+            .where(submissions.c.id == payload.submission_id, _not_past(*BEFORE_OUTCOME))
+            .values(
+                case_stage="already_monitored",
+                outcome="already_monitored",
+                new_risk_types=payload.new_risk_types,
+                decided_at=at,
+                # rules §5.1: provisional help now, even for a monitoring object
+                **({"green_channel": "opened"} if payload.level == "green_channel" else {}),
+            )
+        )
+    case = update(submissions).where(submissions.c.case_id == payload.case_id)
+    if isinstance(payload, GreenChannelOpened):  # rules §5: assist first, identify later
+        return case.where(_not_past(*BEFORE_GREEN_CHANNEL)).values(
+            case_stage="green_channel", green_channel="opened"
+        )
+    case = case.where(_not_past(*BEFORE_OUTCOME))
+    if isinstance(payload, HouseholdIdentified):
+        return case.values(
+            case_stage="identified",
+            outcome="identified",
+            monitoring_kind=payload.kind,
+            decided_at=at,
+            **({"green_channel": "opened"} if payload.green_channel else {}),
+        )
+    return case.values(  # CaseRejected
+        case_stage="rejected",
+        outcome="rejected",
+        outcome_reason=payload.reason,
+        decided_at=at,
+        # rules §5.4: a rejection rolls back the provisional enrolment
+        **({"green_channel": "rolled_back"} if payload.green_channel_rolled_back else {}),
+    )

@@ -35,6 +35,14 @@ submissions = Table(
     Column("village_code", String(12)),
     Column("case_id", String(36)),
     Column("case_stage", String(20)),
+    # the outcome of the case the submission joined, or of the reassessment of a household
+    # already monitored (handlers.on_case_events)
+    Column("outcome", String(20)),
+    Column("outcome_reason", Text),
+    Column("monitoring_kind", String(20)),
+    Column("new_risk_types", JSON),
+    Column("green_channel", String(20)),  # opened, rolled_back
+    Column("decided_at", DateTime(timezone=True)),
     UniqueConstraint("kind", "idempotency_key", name="uq_submissions_idempotency"),
 )
 

@@ -18,6 +18,7 @@ from services.intake.fields import (
     RiskType,
 )
 from shared.amounts import NOT_BOOLEAN, Amount
+from shared.events import MonitoringKind
 from shared.inputs import CleanInput
 
 STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -287,15 +288,45 @@ class RegistryAccepted(BaseModel):
 
 
 class SubmissionRead(BaseModel):
-    """A submission's status for the app: received, then published, then its case."""
+    """A submission's status for the app: received, then published, then its case and what
+    became of it."""
 
     submission_id: str
     kind: str
     household_id: str
     status: Literal["received", "published"]
-    stage: Literal["received", "published", "case_opened", "case_merged"] = Field(
-        description="received → published → case_opened / case_merged (with case_id)"
+    stage: Literal[
+        "received",
+        "published",
+        "case_opened",
+        "case_merged",
+        "green_channel",
+        "identified",
+        "rejected",
+        "already_monitored",
+    ] = Field(
+        description="received → published → case_opened / case_merged (with case_id) → "
+        "green_channel (provisional help requested, rules §5) → identified / rejected; "
+        "already_monitored when the household is a monitoring object already (rules §4)"
     )
     case_id: str | None = None
+    outcome: Literal["identified", "rejected", "already_monitored"] | None = Field(
+        None, description="the decision, once there is one (stage says the same)"
+    )
+    outcome_reason: str | None = Field(None, description="why the case was rejected")
+    monitoring_kind: MonitoringKind | None = Field(
+        None, description="identified: the kind of monitoring object (rules §1)"
+    )
+    new_risk_types: list[str] = Field(
+        [],
+        description="already_monitored: risk types the household was not identified for "
+        "(its assistance plan fills the gap, rules §6)",
+    )
+    green_channel: Literal["opened", "rolled_back"] | None = Field(
+        None,
+        description="opened: provisional help requested before identification (rules §5); "
+        "rolled_back: ended by the rejection (rules §5.4)",
+    )
+    decided_at: datetime | None = Field(None, description="when the outcome was decided")
     received_at: datetime
     published_at: datetime | None
