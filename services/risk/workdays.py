@@ -11,7 +11,7 @@ once a year; a date of a year it does not list is a working day when it falls Mo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -49,7 +49,9 @@ class WorkCalendar:
 
         A start on a day off counts from the next working day's 00:00 local time (a Saturday
         start with 2 days: Monday and Tuesday, due Wednesday 00:00), so a later start never
-        has an earlier end. The result is in the local zone.
+        has an earlier end. The result is in UTC, like every instant risk stores: SQLite keeps
+        a datetime's wall time without its offset and reads it back as UTC, so a local result
+        would fall due 8 hours late there.
         """
         local = self.local(start)
         day, clock = local.date(), local.timetz().replace(tzinfo=None)
@@ -58,7 +60,7 @@ class WorkCalendar:
             clock = time(0)
         for _ in range(days):
             day = self._next_working_day(day)
-        return datetime.combine(day, clock, tzinfo=self.zone)
+        return datetime.combine(day, clock, tzinfo=self.zone).astimezone(UTC)
 
     def _next_working_day(self, day: date) -> date:
         day += timedelta(days=1)
