@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from sqlalchemy import func, select
 
 from services.risk import repository as repo
 from services.risk.casework import ActionRefused, ActionRequest, CaseNotFound, perform_action
 from services.risk.config import RiskSettings
-from services.risk.models import case_signals, cases
+from services.risk.models import case_signals
 from services.risk.notice import public_notice_text
 from services.risk.schemas import (
     ActionCreate,
     CaseDetail,
+    CaseQuery,
     CaseRead,
-    CaseStatus,
     HistoryRead,
     NoticeRead,
 )
@@ -38,7 +39,10 @@ def _dt(value: Any) -> Any:
     return utc(value) if value else None
 
 
-def _case(row: Any, signals: int) -> CaseRead:
+def _case(
+    row: Any, signals: int, now: datetime, alerts: dict[str, datetime] | None = None
+) -> CaseRead:
+    late = repo.late(row, now)
     return CaseRead(
         case_id=row.id,
         household_id=row.household_id,
@@ -54,29 +58,70 @@ def _case(row: Any, signals: int) -> CaseRead:
         purpose=row.purpose,
         kind=row.kind,
         green_channel=bool(row.green_channel),
+        home_visited_at=_dt(row.home_visited_at),
+        notice_posted_at=_dt(row.notice_posted_at),
+        notice_ends_at=_dt(row.notice_ends_at),
+        warning_at=_dt(row.warning_at),
+        paperwork_due=_dt(row.paperwork_due),
+        closed_at=_dt(row.closed_at),
+        overdue="overdue" in late,
+        home_visit_overdue="home_visit" in late,
+        paperwork_overdue="paperwork" in late,
+        alerts=alerts or {},
     )
 
 
-@router.get("/cases", response_model=list[CaseRead])
+@router.get(
+    "/cases",
+    response_model=list[CaseRead],
+    responses={200: {"headers": {"Link": {
+        "description": 'the next page, `<...&cursor=...>; rel="next"`; absent on the last page',
+        "schema": {"type": "string"},
+    }}}},
+)  # fmt: skip
 async def list_cases(
+    request: Request,
+    response: Response,
     runtime: Annotated[Runtime, Depends(runtime_of)],
     official: Annotated[Official, Depends(current_official)],
-    household_id: str | None = None,
-    case_status: Annotated[CaseStatus | None, Query(alias="status")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    query: Annotated[CaseQuery, Query()],
 ) -> list[CaseRead]:
-    """Cases in the caller's jurisdiction, newest first, optionally for one household or status."""
-    query = select(cases).order_by(cases.c.opened_at.desc()).limit(limit)
-    if official.role != "admin":
-        query = query.where(cases.c.village_code.startswith(official.jurisdiction, autoescape=True))
-    if household_id:
-        query = query.where(cases.c.household_id == household_id)
-    if case_status:
-        query = query.where(cases.c.status == case_status)
+    """Cases in the caller's jurisdiction, filtered, in `order` (newest first by default),
+    `limit` at a time. The `Link` header's `rel="next"` gives the next page (a cursor: no case
+    is skipped or repeated when cases are added meanwhile); `offset` skips cases instead."""
+    after = None
+    if query.cursor is not None:
+        if query.offset:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, "offset: cannot be used with cursor"
+            )
+        try:
+            after = repo.Cursor.decode(query.cursor, query.order)
+        except repo.BadCursor as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"cursor: {exc}") from None
     async with runtime.uow() as uow:
-        rows = (await uow.execute(query)).all()
-        counts = await _signal_counts(uow, [r.id for r in rows])
-    return [_case(r, counts.get(r.id, 0)) for r in rows]
+        now = uow.clock.now()
+        statement = repo.case_list_query(
+            now=now,
+            jurisdiction=None if official.role == "admin" else official.jurisdiction,
+            filters=query.model_dump(),
+            order=query.order,
+            after=after,
+            offset=query.offset,
+            limit=query.limit + 1,  # one more tells whether there is a next page
+        )
+        rows = (await uow.execute(statement)).all()
+        page = rows[: query.limit]
+        ids = [r.id for r in page]
+        counts = await _signal_counts(uow, ids)
+        alerts = await repo.alerts_of(uow, ids)
+    if len(rows) > query.limit:
+        cursor = repo.Cursor.after(page[-1], query.order).encode()
+        following = request.url.remove_query_params(["offset", "cursor"]).include_query_params(
+            cursor=cursor
+        )
+        response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+    return [_case(r, counts.get(r.id, 0), now, alerts.get(r.id)) for r in page]
 
 
 async def _load_case(uow: UnitOfWork, case_id: str, official: Official) -> Any:
@@ -89,20 +134,19 @@ async def _load_case(uow: UnitOfWork, case_id: str, official: Official) -> Any:
 
 async def _detail(uow: UnitOfWork, row: Any) -> CaseDetail:
     counts = await _signal_counts(uow, [row.id])
+    alerts = await repo.alerts_of(uow, [row.id])
     steps = await repo.history(uow, row.id)
     state = repo.state_of(row)
+    now = uow.clock.now()
     return CaseDetail(
-        **_case(row, counts.get(row.id, 0)).model_dump(),
+        **_case(row, counts.get(row.id, 0), now, alerts.get(row.id)).model_dump(),
         reasons=[Reason.model_validate(r) for r in row.reasons or []],
         flags=[Reason.model_validate(r) for r in row.flags or []],
         data_compared=bool(row.data_compared),
         signed_form=bool(row.signed_form),
-        notice_posted_at=_dt(row.notice_posted_at),
-        notice_ends_at=_dt(row.notice_ends_at),
-        paperwork_due=_dt(row.paperwork_due),
         provisional_measures=row.provisional_measures or [],
         rejection_reason=row.rejection_reason,
-        next_actions=list(allowed_actions(state, uow.clock.now())) if state.open else [],
+        next_actions=list(allowed_actions(state, now)) if state.open else [],
         history=[
             HistoryRead(
                 at=utc(h.at),

@@ -23,6 +23,9 @@ metadata = MetaData()
 # a department feed's case events go in the bulk lane: the relay publishes a declaration's first
 outbox, processed_events = messaging_tables(metadata, bulk_lane=True)
 
+HOME_VISIT_PENDING = "status = 'open' AND home_visited_at IS NULL AND home_visit_due IS NOT NULL"
+PAPERWORK_PENDING = "status = 'open' AND paperwork_due IS NOT NULL"
+
 cases = Table(
     "cases",
     metadata,
@@ -55,6 +58,25 @@ cases = Table(
     Column("closed_at", DateTime(timezone=True)),
     Column("rejection_reason", Text),
     Index("ix_cases_open_warning", "status", "warning_at"),
+    # GET /v1/cases (migration 0004): a region's cases newest or oldest first, a household's
+    # cases, the open ones by deadline (rules §4.9, §4.12), and the home visits and green-channel
+    # paperwork still due (rules §4.10, §5.3; the scheduler's scan too)
+    Index("ix_cases_region_opened", "village_code", "opened_at"),
+    Index("ix_cases_opened", "opened_at", "id"),
+    Index("ix_cases_household", "household_id", "opened_at"),
+    Index("ix_cases_status_deadline", "status", "deadline", "id"),
+    Index(
+        "ix_cases_home_visit_pending",
+        "home_visit_due",
+        postgresql_where=text(HOME_VISIT_PENDING),
+        sqlite_where=text(HOME_VISIT_PENDING),
+    ),
+    Index(
+        "ix_cases_paperwork_pending",
+        "paperwork_due",
+        postgresql_where=text(PAPERWORK_PENDING),
+        sqlite_where=text(PAPERWORK_PENDING),
+    ),
     # rules §4.8: one open case per household at a time
     Index(
         "uq_cases_one_open_per_household",

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    insert,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 
 from services.risk.evaluation import HouseholdFacts
-from services.risk.models import case_history, cases, households
+from services.risk.models import case_history, cases, deadline_alerts, households
+from services.risk.rules import due_alerts
 from services.risk.workflow import CaseState
 from shared.db import UnitOfWork, one_of, utc
 from shared.events import Guarantees, Member
@@ -189,3 +204,158 @@ async def history(uow: UnitOfWork, case_id: str) -> list[Any]:
     """A case's transitions, oldest first."""
     query = select(case_history).where(case_history.c.case_id == case_id)
     return list((await uow.execute(query.order_by(case_history.c.id))).all())
+
+
+# --- listing cases (GET /v1/cases) ---------------------------------------------------------
+
+# each order's sort key; the case id breaks ties, so a page boundary is one exact point
+CASE_ORDERS: dict[str, tuple[Any, bool]] = {
+    "newest": (cases.c.opened_at, True),
+    "oldest": (cases.c.opened_at, False),
+    "deadline": (cases.c.deadline, False),  # the nearest deadline, the most urgent, first
+}
+
+
+class BadCursor(ValueError):
+    """A cursor this API did not give out, or one given out for another order."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ended: the order, the last case's sort key and its id. Opening times and
+    deadlines never change (rules §4.8: a merge does not move the deadline), so the next page
+    starts exactly after that case whatever was inserted meanwhile."""
+
+    order: str
+    key: datetime
+    case_id: str
+
+    def encode(self) -> str:
+        raw = json.dumps([self.order, self.key.isoformat(), self.case_id], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str, order: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            made_for, key, case_id = json.loads(raw)
+            when = utc(datetime.fromisoformat(key))
+        except (binascii.Error, ValueError, TypeError) as exc:
+            raise BadCursor("not a cursor this API gave out") from exc
+        if not isinstance(case_id, str) or made_for not in CASE_ORDERS:
+            raise BadCursor("not a cursor this API gave out")
+        if made_for != order:
+            raise BadCursor(f"was given out for order={made_for}, not order={order}")
+        return cls(made_for, when, case_id)
+
+    @classmethod
+    def after(cls, row: Any, order: str) -> Cursor:
+        column, _ = CASE_ORDERS[order]
+        return cls(order, utc(getattr(row, column.name)), row.id)
+
+
+def is_overdue(now: datetime) -> ColumnElement[bool]:
+    """rules §4.12: an open identification case past its deadline (as the scheduler alerts)."""
+    return and_(cases.c.status == "open", cases.c.purpose == "identification",
+                cases.c.deadline < now)  # fmt: skip
+
+
+def is_home_visit_overdue(now: datetime) -> ColumnElement[bool]:
+    """rules §4.10: open, a home visit due and passed, nobody visited yet. Every part is true
+    or false, never NULL, so that its negation finds all the other cases."""
+    return and_(cases.c.status == "open", cases.c.purpose == "identification",
+                cases.c.home_visit_due.is_not(None), cases.c.home_visit_due < now,
+                cases.c.home_visited_at.is_(None))  # fmt: skip
+
+
+def is_paperwork_overdue(now: datetime) -> ColumnElement[bool]:
+    """rules §5.3: open, its green-channel paperwork past due (paperwork_due is set only when
+    the green channel opens)."""
+    return and_(cases.c.status == "open", cases.c.purpose == "identification",
+                cases.c.paperwork_due.is_not(None), cases.c.paperwork_due < now)  # fmt: skip
+
+
+def late(row: Any, now: datetime) -> set[str]:
+    """What of a listed case is late at `now`: the scheduler's own reading (rules.due_alerts),
+    so a listed flag and the alert that was sent agree."""
+    if row.status != "open" or row.purpose != "identification":
+        return set()
+    due = due_alerts(
+        opened_at=utc(row.opened_at),
+        deadline=utc(row.deadline),
+        now=now,
+        warning_fraction=1.0,  # the warning is not a filter here
+        home_visit_due=utc(row.home_visit_due) if row.home_visit_due else None,
+        home_visited=row.home_visited_at is not None,
+        paperwork_due=utc(row.paperwork_due) if row.paperwork_due else None,
+    )
+    return {str(a.kind) for a in due} - {"warning"}
+
+
+def _region(prefix: str) -> ColumnElement[bool]:
+    """village_code inside a region prefix. For digits also as a range, which a B-tree index
+    on village_code serves on PostgreSQL whatever the collation (LIKE with a bound prefix is
+    not): the codes from `prefix` up to the next prefix, e.g. 530102 to 530103."""
+    inside = cases.c.village_code.startswith(prefix, autoescape=True)
+    if not prefix.isascii() or not prefix.isdigit():
+        return inside
+    stem = prefix.rstrip("9")
+    if not stem:
+        return and_(inside, cases.c.village_code >= prefix)
+    upper = stem[:-1] + str(int(stem[-1]) + 1)
+    return and_(inside, cases.c.village_code >= prefix, cases.c.village_code < upper)
+
+
+def _flag(condition: ColumnElement[bool], wanted: bool) -> ColumnElement[bool]:
+    return condition if wanted else ~condition
+
+
+def case_list_query(
+    *,
+    now: datetime,
+    jurisdiction: str | None,
+    filters: dict[str, Any],
+    order: str,
+    after: Cursor | None,
+    offset: int,
+    limit: int,
+) -> Select[Any]:
+    """The cases a GET /v1/cases page shows: inside `jurisdiction` (None: everywhere), matching
+    every filter given, in `order`, after the cursor or skipping `offset`, `limit` of them."""
+    column, descending = CASE_ORDERS[order]
+    conditions: list[ColumnElement[bool]] = []
+    if jurisdiction is not None:
+        conditions.append(_region(jurisdiction))
+    if filters.get("household_id"):
+        conditions.append(cases.c.household_id == filters["household_id"])
+    for name in ("status", "stage", "purpose"):
+        if filters.get(name) is not None:
+            conditions.append(cases.c[name] == filters[name])
+    if filters.get("green_channel") is not None:
+        conditions.append(cases.c.green_channel == bool(filters["green_channel"]))
+    for name, condition in (
+        ("overdue", is_overdue),
+        ("home_visit_overdue", is_home_visit_overdue),
+        ("paperwork_overdue", is_paperwork_overdue),
+    ):
+        if filters.get(name) is not None:
+            conditions.append(_flag(condition(now), filters[name]))
+    if after is not None:
+        # a row comparison: one range of the (key, id) order, which an index serves
+        point = tuple_(literal(after.key, column.type), literal(after.case_id, cases.c.id.type))
+        position = tuple_(column, cases.c.id)
+        conditions.append(position < point if descending else position > point)
+    keys = (column.desc(), cases.c.id.desc()) if descending else (column.asc(), cases.c.id.asc())
+    query = select(cases).where(*conditions).order_by(*keys).limit(limit)
+    return query.offset(offset) if offset else query
+
+
+async def alerts_of(uow: UnitOfWork, case_ids: list[str]) -> dict[str, dict[str, datetime]]:
+    """The deadline alerts sent for these cases (rules §4.9-§4.12, §5.3): kind -> when."""
+    if not case_ids:
+        return {}
+    rows = await uow.execute(select(deadline_alerts).where(deadline_alerts.c.case_id.in_(case_ids)))
+    found: dict[str, dict[str, datetime]] = {}
+    for row in rows:
+        found.setdefault(row.case_id, {})[row.kind] = utc(row.emitted_at)
+    return found

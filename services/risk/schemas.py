@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from services.risk.workflow import Action
+from services.risk.workflow import Action, Purpose, Stage
 from shared.amounts import Amount
 from shared.events import Reason
 from shared.inputs import CleanInput
@@ -26,10 +26,42 @@ CaseStatus = Literal["open", "identified", "rejected", "eliminated"]
 # the ledger's status filter: "open" (an open case, whatever the household's own status), or
 # one of the values of households.status
 LedgerStatus = Literal["open", "registered", "monitoring", "eliminated", "no_labour_support"]
+# the orders of GET /v1/cases: newest or oldest opened first, or the nearest identification
+# deadline first (the most urgent, rules §4.9)
+CaseOrder = Literal["newest", "oldest", "deadline"]
+MAX_OFFSET = 100_000_000  # a bound the database's 64-bit offset holds with room to spare
+
+
+class CaseQuery(BaseModel):
+    """The filters and paging of GET /v1/cases. Any other query parameter is refused (422
+    naming it), so a misspelt filter is not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    household_id: str | None = None
+    status: CaseStatus | None = None
+    stage: Stage | None = None
+    purpose: Purpose | None = None
+    green_channel: bool | None = None
+    overdue: bool | None = Field(
+        None, description="open identification case past its deadline (rules §4.12)"
+    )
+    home_visit_overdue: bool | None = Field(
+        None, description="open, home visit due and passed, nobody visited (rules §4.10)"
+    )
+    paperwork_overdue: bool | None = Field(
+        None, description="open, green-channel paperwork past due (rules §5.3)"
+    )
+    order: CaseOrder = "newest"
+    limit: int = Field(100, ge=1, le=1000)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="cases to skip; not with cursor")
+    cursor: str | None = Field(
+        None, max_length=200, description="where the previous page ended: its Link rel=next"
+    )
 
 
 class CaseRead(BaseModel):
-    """A case as listed."""
+    """A case as listed: what an official needs to decide what to do next."""
 
     case_id: str
     household_id: str
@@ -45,6 +77,18 @@ class CaseRead(BaseModel):
     purpose: str = "identification"
     kind: str | None = None
     green_channel: bool = False
+    home_visited_at: datetime | None = None  # rules §4.10
+    notice_posted_at: datetime | None = None  # rules §4.4
+    notice_ends_at: datetime | None = None
+    warning_at: datetime | None = None  # rules §4.11: when the township is (or was) warned
+    paperwork_due: datetime | None = None  # rules §5.3
+    closed_at: datetime | None = None
+    # what is late now (rules §4.10, §4.12, §5.3), as the filters of the same names
+    overdue: bool = False
+    home_visit_overdue: bool = False
+    paperwork_overdue: bool = False
+    # the deadline alerts already sent (warning, overdue, home_visit, paperwork) and when
+    alerts: dict[str, datetime] = {}
 
 
 class HistoryRead(BaseModel):
@@ -66,9 +110,6 @@ class CaseDetail(CaseRead):
     flags: list[Reason]
     data_compared: bool
     signed_form: bool
-    notice_posted_at: datetime | None
-    notice_ends_at: datetime | None
-    paperwork_due: datetime | None
     provisional_measures: list[str]
     rejection_reason: str | None
     next_actions: list[str]

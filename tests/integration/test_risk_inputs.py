@@ -104,6 +104,11 @@ def documented_values(spec: dict[str, Any], path: str, name: str) -> set[str]:
 
 FILTERS = [
     ("/v1/cases", "status", {"open", "identified", "rejected", "eliminated"}),
+    ("/v1/cases", "stage",
+     {"risk_discovered", "home_verification", "data_comparison", "village_appraisal",
+      "township_review", "county_approval", "identified", "rejected", "eliminated"}),
+    ("/v1/cases", "purpose", {"identification", "elimination"}),
+    ("/v1/cases", "order", {"newest", "oldest", "deadline"}),
     ("/v1/ledger", "status",
      {"open", "registered", "monitoring", "eliminated", "no_labour_support"}),
     ("/v1/ledger", "kind", {"unstable", "marginal", "sudden"}),
