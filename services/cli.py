@@ -38,7 +38,7 @@ app = typer.Typer(
 app.add_typer(infra_app, name="infra", help="Local Kafka and PostgreSQL for development and tests.")
 app.add_typer(feed_app, name="feed", help="Department data-comparison feeds.")
 app.add_typer(cadres_app, name="cadres", help="The responsible-cadre roster.")
-app.add_typer(dlq_app, name="dlq", help="Dead-letter topics: list and replay.")
+app.add_typer(dlq_app, name="dlq", help="Dead-letter topics: list, replay, discard.")
 err = Console(stderr=True, soft_wrap=True)  # an error line is never broken inside a path
 
 

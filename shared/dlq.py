@@ -1,22 +1,32 @@
-"""Dead-letter topics: list what `<topic>.dlq` holds and replay it to the original topic.
+"""Dead-letter topics: list what `<topic>.dlq` holds, replay it to the original topic, or
+discard what can never be processed.
 
 A replay reads the DLQ with its own consumer group and commits after the idempotent producer
 has every record on the broker, so a second replay sends nothing already sent. Should a replay
 die between the send and the commit, the next one re-sends those records; the consumers dedupe
 by event_id, so the effect still happens once.
+
+Records replayed or discarded alone (`--offset`, `--event-id`) cannot all sit below one
+committed offset: each gets a mark, a record appended to its own DLQ partition (header
+`dlq_mark`: replayed or discarded; value: its offset, event id, reason and operator). The
+replay group's offset then moves past every record handled from it on, and reading the DLQ
+tells waiting, replayed and discarded records apart. A mark outlives the record it names (it
+is younger on the same partition), and nothing but this module reads a DLQ.
 """
 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import logging
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
+import orjson
 import typer
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from rich.console import Console
@@ -32,6 +42,20 @@ class DlqError(Exception):
     """A problem the operator can act on (unknown topic, broker unreachable)."""
 
 
+MARK_HEADER = "dlq_mark"  # on the records `replay --offset/--event-id` and `discard` append
+
+
+@dataclass(frozen=True)
+class Mark:
+    """What an operator did with one dead letter: a record appended to the same DLQ partition,
+    naming it by offset (a whole `replay` marks by the replay group's offset instead)."""
+
+    action: str  # replayed, discarded
+    reason: str
+    by: str
+    timestamp_ms: int
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     """One record of a DLQ with the error headers the consumer put on it."""
@@ -41,13 +65,87 @@ class DeadLetter:
     key: bytes | None
     value: bytes
     headers: dict[str, str]
-    replayed: bool  # before the replay group's committed offset
+    replayed: bool  # before the replay group's committed offset, or replayed alone
     timestamp_ms: int = 0  # when it was dead-lettered (broker time)
+    mark: Mark | None = None  # replayed or discarded alone
 
     @property
     def original_topic(self) -> str | None:
         """The topic the record was consumed from (header written by EventConsumer)."""
         return self.headers.get("original_topic")
+
+    @property
+    def discarded(self) -> bool:
+        """Set aside by `discard`: never re-published."""
+        return self.mark is not None and self.mark.action == "discarded"
+
+    @property
+    def handled(self) -> bool:
+        """Replayed or discarded: a replay leaves it alone."""
+        return self.replayed or self.discarded
+
+    @property
+    def position(self) -> str:
+        """PARTITION:OFFSET, as `dlq list` shows it and `--offset` takes it."""
+        return f"{self.partition}:{self.offset}"
+
+    @property
+    def household(self) -> str | None:
+        """The record's key: the household whose event it is (or a feed shard)."""
+        return self.key.decode("utf-8", "replace") if self.key is not None else None
+
+    @property
+    def event_type(self) -> str | None:
+        """From the envelope, when the value is a JSON object that names one."""
+        return _field(self.value, "event_type")
+
+    @property
+    def event_id(self) -> str | None:
+        """From the envelope, when the value is a JSON object that names one."""
+        return _field(self.value, "event_id")
+
+
+def _field(value: bytes | None, name: str) -> str | None:
+    try:
+        body = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return None
+    found = body.get(name) if isinstance(body, dict) else None
+    return found if isinstance(found, str) else None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The records `replay` or `discard` act on: by PARTITION:OFFSET or by event id; all
+    records when empty (replay only)."""
+
+    positions: frozenset[tuple[int, int]] = frozenset()
+    event_ids: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.positions or self.event_ids)
+
+    def matches(self, letter: DeadLetter) -> bool:
+        """Whether the letter is one of those selected."""
+        return (letter.partition, letter.offset) in self.positions or (
+            letter.event_id is not None and letter.event_id in self.event_ids
+        )
+
+    @classmethod
+    def parse(cls, offsets: list[str], event_ids: list[str]) -> Selection:
+        """From the command line; a DlqError naming the option when one cannot be read."""
+        positions = set()
+        for given in offsets:
+            partition, sep, offset = given.partition(":")
+            if not (sep and partition.isdecimal() and offset.isdecimal()):
+                raise DlqError(
+                    f"--offset: {given!r} is not PARTITION:OFFSET as `dlq list` shows it (1:2)"
+                )
+            positions.add((int(partition), int(offset)))
+        for event_id in event_ids:
+            if not event_id.strip():
+                raise DlqError("--event-id: empty")
+        return cls(frozenset(positions), frozenset(e.strip() for e in event_ids))
 
 
 @dataclass(frozen=True)
@@ -56,6 +154,18 @@ class ReplayResult:
 
     dlq: str
     sent: dict[str, int]  # original topic -> records re-published
+    dry_run: bool
+    letters: tuple[DeadLetter, ...] = ()  # those re-published
+    already: tuple[DeadLetter, ...] = ()  # selected, but replayed or discarded before
+
+
+@dataclass(frozen=True)
+class DiscardResult:
+    """What one discard did (or, dry, would do)."""
+
+    dlq: str
+    discarded: tuple[DeadLetter, ...]
+    already: tuple[DeadLetter, ...]  # selected, but replayed or discarded before
     dry_run: bool
 
 
@@ -110,41 +220,56 @@ async def _open(
 
 
 async def _read(
-    consumer: AIOKafkaConsumer,
-    tps: list[TopicPartition],
-    settings: ServiceSettings,
-    *,
-    from_committed: bool,
-) -> tuple[list[tuple[ConsumerRecord[Any, Any], bool]], dict[TopicPartition, int]]:
-    """Records up to the end offsets seen now, each with whether it was replayed already."""
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition], settings: ServiceSettings
+) -> tuple[list[DeadLetter], dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """Every dead letter up to the end offsets seen now, oldest first, with what was done with
+    it; the end and the replay group's committed offset of each partition."""
     ends: dict[TopicPartition, int] = await _bounded(consumer.end_offsets(tps), settings)
     committed = {tp: await _bounded(consumer.committed(tp), settings) or 0 for tp in tps}
     for tp in tps:
-        if from_committed:
-            consumer.seek(tp, committed[tp])
-        else:
-            await _bounded(consumer.seek_to_beginning(tp), settings)
-    found: list[tuple[ConsumerRecord[Any, Any], bool]] = []
+        await _bounded(consumer.seek_to_beginning(tp), settings)
+    found: list[ConsumerRecord[Any, Any]] = []
     pending = {tp for tp in tps if await _bounded(consumer.position(tp), settings) < ends[tp]}
     idle = 0
     while pending:
         batch = await _bounded(consumer.getmany(*pending, timeout_ms=500), settings)
         for tp, records in batch.items():
-            found += [(r, r.offset < committed[tp]) for r in records if r.offset < ends[tp]]
+            found += [r for r in records if r.offset < ends[tp]]
         pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
         idle = 0 if batch else idle + 1
         if idle * 0.5 > settings.kafka_request_timeout_ms / 1000:
             # the end offsets were read, yet nothing more arrives: do not spin forever
             raise DlqError(f"kafka: reading {sorted(tp.topic for tp in pending)[0]} stalled")
-    found.sort(key=lambda pair: (pair[0].partition, pair[0].offset))
-    return found, ends
+    marks: dict[tuple[int, int], Mark] = {}
+    letters: list[ConsumerRecord[Any, Any]] = []
+    for record in found:
+        headers = dict(record.headers or ())
+        if MARK_HEADER not in headers:
+            letters.append(record)
+            continue
+        try:  # a mark names the record it is about; the latest one about a record stands
+            body = orjson.loads(record.value)
+            marks[(record.partition, int(body["offset"]))] = Mark(
+                action=headers[MARK_HEADER].decode(), reason=str(body.get("reason", "")),
+                by=str(body.get("by", "?")), timestamp_ms=record.timestamp,
+            )  # fmt: skip
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue
+    out = []
+    for record in letters:
+        mark = marks.get((record.partition, record.offset))
+        before = record.offset < committed[TopicPartition(record.topic, record.partition)]
+        replayed = (before and mark is None) or (mark is not None and mark.action == "replayed")
+        out.append(_letter(record, replayed, mark))
+    out.sort(key=lambda letter: (letter.timestamp_ms, letter.partition, letter.offset))
+    return out, ends, committed
 
 
-def _letter(record: ConsumerRecord[Any, Any], replayed: bool) -> DeadLetter:
+def _letter(record: ConsumerRecord[Any, Any], replayed: bool, mark: Mark | None) -> DeadLetter:
     headers = {k: v.decode("utf-8", "replace") for k, v in record.headers or ()}
     return DeadLetter(
         partition=record.partition, offset=record.offset, key=record.key, value=record.value,
-        headers=headers, replayed=replayed, timestamp_ms=record.timestamp,
+        headers=headers, replayed=replayed, timestamp_ms=record.timestamp, mark=mark,
     )  # fmt: skip
 
 
@@ -153,50 +278,179 @@ async def list_dead_letters(topic: str, settings: ServiceSettings) -> list[DeadL
     _, dlq = topic_names(topic, settings)
     consumer, tps = await _open(settings, dlq)
     try:
-        found, _ = await _read(consumer, tps, settings, from_committed=False)
+        letters, _, _ = await _read(consumer, tps, settings)
     finally:
         await consumer.stop()
-    letters = [_letter(record, replayed) for record, replayed in found]
-    return sorted(letters, key=lambda letter: (letter.timestamp_ms, letter.partition))
+    return letters
 
 
-async def replay(topic: str, settings: ServiceSettings, *, dry_run: bool = False) -> ReplayResult:
-    """Re-publish the DLQ records not replayed yet to their original topics, then commit."""
+def _select(
+    letters: list[DeadLetter], selection: Selection, dlq: str
+) -> tuple[list[DeadLetter], list[DeadLetter]]:
+    """(the selected records still waiting, those selected that were handled before); a
+    selection naming a record the DLQ does not hold is an error, before anything is done."""
+    if not selection:
+        return [letter for letter in letters if not letter.handled], []
+    chosen = [letter for letter in letters if selection.matches(letter)]
+    positions = {(letter.partition, letter.offset) for letter in chosen}
+    missing = [f"{p}:{o}" for p, o in sorted(selection.positions - positions)]
+    if missing:
+        raise DlqError(f"--offset: {dlq} holds no record at {', '.join(missing)}")
+    ids = {letter.event_id for letter in chosen}
+    unknown = sorted(selection.event_ids - ids)
+    if unknown:
+        raise DlqError(f"--event-id: {dlq} holds no event {', '.join(unknown)}")
+    return [c for c in chosen if not c.handled], [c for c in chosen if c.handled]
+
+
+def _mark_value(letter: DeadLetter, reason: str, by: str) -> bytes:
+    body = {"offset": letter.offset, "event_id": letter.event_id, "reason": reason, "by": by}
+    return orjson.dumps(body)
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "?"
+
+
+async def _finish(
+    consumer: AIOKafkaConsumer,
+    producer: AIOKafkaProducer,
+    settings: ServiceSettings,
+    *,
+    dlq: str,
+    letters: list[DeadLetter],
+    done: list[DeadLetter],
+    marked: bool,
+    action: str,
+    reason: str,
+    ends: dict[TopicPartition, int],
+    committed: dict[TopicPartition, int],
+) -> None:
+    """Mark `done` replayed or discarded on the DLQ (unless a whole replay: the replay group's
+    offset says it), then move that offset past every record handled from it on."""
+    by = _operator()
+    try:
+        futures = [
+            await producer.send(
+                dlq,
+                _mark_value(letter, reason, by),
+                key=letter.key,
+                partition=letter.partition,
+                headers=[(MARK_HEADER, action.encode())],
+            )
+            for letter in (done if marked else [])
+        ]
+        await asyncio.gather(*futures)
+    except KafkaError as exc:
+        raise DlqError(f"kafka: marking records {action} on {dlq} failed ({exc!r})") from None
+    handled = {(letter.partition, letter.offset) for letter in done}
+    waiting: dict[int, int] = {}
+    for letter in letters:
+        if not letter.handled and (letter.partition, letter.offset) not in handled:
+            waiting[letter.partition] = min(waiting.get(letter.partition, letter.offset),
+                                            letter.offset)  # fmt: skip
+    moved = {
+        tp: waiting.get(tp.partition, ends[tp])
+        for tp in ends
+        if waiting.get(tp.partition, ends[tp]) > committed[tp]
+    }
+    if moved:
+        await _bounded(consumer.commit(moved), settings)
+
+
+async def replay(
+    topic: str,
+    settings: ServiceSettings,
+    *,
+    dry_run: bool = False,
+    selection: Selection | None = None,
+) -> ReplayResult:
+    """Re-publish the DLQ records not replayed or discarded yet (or only those selected) to
+    their original topics, then mark them replayed."""
     base, dlq = topic_names(topic, settings)
+    selection = selection or Selection()
     consumer, tps = await _open(settings, dlq)
     sent: dict[str, int] = {}
     try:
-        found, ends = await _read(consumer, tps, settings, from_committed=True)
-        letters = [_letter(record, replayed) for record, replayed in found]
-        for letter in letters:
+        letters, ends, committed = await _read(consumer, tps, settings)
+        chosen, already = _select(letters, selection, dlq)
+        for letter in chosen:
             target = letter.original_topic or base
             sent[target] = sent.get(target, 0) + 1
-        if dry_run or not letters:
-            return ReplayResult(dlq=dlq, sent=sent, dry_run=dry_run)
+        result = ReplayResult(
+            dlq=dlq, sent=sent, dry_run=dry_run, letters=tuple(chosen), already=tuple(already)
+        )
+        if dry_run or not chosen:
+            return result
         producer = make_producer(settings)
         await _bounded(producer.start(), settings)
         try:
-            futures = [
-                await producer.send(
-                    letter.original_topic or base,
-                    letter.value,
-                    key=letter.key,
-                    headers=[
-                        ("replayed_from", f"{dlq}:{letter.partition}:{letter.offset}".encode())
-                    ],
-                )
-                for letter in letters
-            ]
-            await asyncio.gather(*futures)
-        except KafkaError as exc:
-            raise DlqError(f"kafka: re-publishing from {dlq} failed ({exc!r})") from None
+            try:
+                futures = [
+                    await producer.send(
+                        letter.original_topic or base,
+                        letter.value,
+                        key=letter.key,
+                        headers=[("replayed_from", f"{dlq}:{letter.position}".encode())],
+                    )
+                    for letter in chosen
+                ]
+                await asyncio.gather(*futures)
+            except KafkaError as exc:
+                raise DlqError(f"kafka: re-publishing from {dlq} failed ({exc!r})") from None
+            # only now: a replay that failed above leaves the records waiting
+            await _finish(
+                consumer, producer, settings, dlq=dlq, letters=letters, done=chosen,
+                marked=bool(selection), action="replayed", reason="", ends=ends,
+                committed=committed,
+            )  # fmt: skip
         finally:
             await producer.stop()
-        # only now: a replay that failed above leaves the offsets where they were
-        await _bounded(consumer.commit({tp: ends[tp] for tp in tps}), settings)
     finally:
         await consumer.stop()
-    return ReplayResult(dlq=dlq, sent=sent, dry_run=False)
+    return result
+
+
+async def discard(
+    topic: str,
+    settings: ServiceSettings,
+    *,
+    selection: Selection,
+    reason: str,
+    dry_run: bool = False,
+) -> DiscardResult:
+    """Set the selected records aside for good: marked discarded with the reason, never
+    re-published (a later replay passes over them)."""
+    _, dlq = topic_names(topic, settings)
+    if not selection:
+        raise DlqError("discard: select the records with --offset or --event-id")
+    if not reason.strip():
+        raise DlqError("--reason: say why the records are discarded")
+    consumer, tps = await _open(settings, dlq)
+    try:
+        letters, ends, committed = await _read(consumer, tps, settings)
+        chosen, already = _select(letters, selection, dlq)
+        result = DiscardResult(
+            dlq=dlq, discarded=tuple(chosen), already=tuple(already), dry_run=dry_run
+        )
+        if dry_run or not chosen:
+            return result
+        producer = make_producer(settings)
+        await _bounded(producer.start(), settings)
+        try:
+            await _finish(
+                consumer, producer, settings, dlq=dlq, letters=letters, done=chosen,
+                marked=True, action="discarded", reason=reason.strip(), ends=ends,
+                committed=committed,
+            )  # fmt: skip
+        finally:
+            await producer.stop()
+    finally:
+        await consumer.stop()
+    return result
 
 
 dlq_app = typer.Typer(no_args_is_help=True)
@@ -219,42 +473,119 @@ TopicArg = Annotated[
 ]
 
 
+OffsetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--offset", help="PARTITION:OFFSET as `dlq list` shows it; repeat for more"),
+]
+EventIdOpt = Annotated[
+    list[str] | None, typer.Option("--event-id", help="the event's event_id; repeat for more")
+]
+
+
+def _state(letter: DeadLetter) -> str:
+    if letter.mark is not None:
+        at = _when(letter.mark.timestamp_ms)
+        reason = f": {letter.mark.reason}" if letter.mark.reason else ""
+        return f"{letter.mark.action} {at} by {letter.mark.by}{reason}"
+    return "replayed" if letter.replayed else "waiting"
+
+
+def _when(timestamp_ms: int) -> str:
+    return datetime.fromtimestamp(timestamp_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _name(letter: DeadLetter) -> str:
+    """Whose record it is: household key, event type and id (? when the value is undecodable)."""
+    return (
+        f"key={letter.household or '?'}  {letter.event_type or '?'}"
+        f"  event_id={letter.event_id or '?'}"
+    )
+
+
+def _print(line: str) -> None:
+    _out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 @dlq_app.command("list")
 def list_command(
     topic: TopicArg,
     limit: Annotated[int, typer.Option(min=1, help="show at most this many, newest")] = 50,
 ) -> None:
-    """How many records a DLQ holds, and the error headers of each."""
+    """How many records a DLQ holds; whose each is (key, event type, event id), its error
+    headers and whether it waits, was replayed or was discarded."""
     settings = ServiceSettings()
     letters = _run(list_dead_letters(topic, settings))
     _, dlq = topic_names(topic, settings)
-    waiting = sum(not letter.replayed for letter in letters)
-    _out.print(f"{dlq}: {len(letters)} records, {waiting} not replayed yet")
-    if not letters:
-        return
+    waiting = sum(not letter.handled for letter in letters)
+    discarded = sum(letter.discarded for letter in letters)
+    _print(
+        f"{dlq}: {len(letters)} records, {waiting} waiting (not replayed yet),"
+        f" {discarded} discarded"
+    )
     for letter in letters[-limit:]:
         h = letter.headers
-        at = datetime.fromtimestamp(letter.timestamp_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        _out.print(
-            f"{letter.partition}:{letter.offset}  {at}  from {letter.original_topic or '?'}"
-            f"  consumer={h.get('consumer', '?')}  attempts={h.get('attempts', '?')}"
-            f"  replayed={'yes' if letter.replayed else 'no'}\n"
-            f"    {h.get('error_type', '?')}: {h.get('error', '')[:300]}",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
+        _print(
+            f"{letter.position}  {_when(letter.timestamp_ms)}  {_name(letter)}\n"
+            f"    from {letter.original_topic or '?'}  consumer={h.get('consumer', '?')}"
+            f"  attempts={h.get('attempts', '?')}  {_state(letter)}\n"
+            f"    {h.get('error_type', '?')}: {h.get('error', '')[:300]}"
         )
+
+
+def _already(letters: tuple[DeadLetter, ...]) -> None:
+    for letter in letters:
+        _print(f"  {letter.position}  {_name(letter)}: already {_state(letter)}")
 
 
 @dlq_app.command("replay")
 def replay_command(
     topic: TopicArg,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="count, send nothing")] = False,
+    offset: OffsetOpt = None,
+    event_id: EventIdOpt = None,
 ) -> None:
-    """Re-publish the records not replayed yet to their original topics (once)."""
-    result = _run(replay(topic, ServiceSettings(), dry_run=dry_run))
+    """Re-publish the records not replayed or discarded yet (or only those selected) to their
+    original topics (once)."""
+    settings = ServiceSettings()
+    result = _run(_with_selection(offset, event_id, lambda selection: replay(
+        topic, settings, dry_run=dry_run, selection=selection
+    )))  # fmt: skip
     verb = "would re-publish" if result.dry_run else "re-published"
     total = sum(result.sent.values())
-    _out.print(f"{result.dlq}: {verb} {total} records")
+    _print(f"{result.dlq}: {verb} {total} records")
     for target, n in sorted(result.sent.items()):
-        _out.print(f"  {n} -> {target}")
+        _print(f"  {n} -> {target}")
+    if offset or event_id:
+        for letter in result.letters:
+            _print(f"  {letter.position}  {_name(letter)}")
+    _already(result.already)
+
+
+@dlq_app.command("discard")
+def discard_command(
+    topic: TopicArg,
+    reason: Annotated[str, typer.Option("--reason", help="why: recorded with each record")],
+    offset: OffsetOpt = None,
+    event_id: EventIdOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show, mark nothing")] = False,
+) -> None:
+    """Set selected records aside for good: marked discarded with the reason, never
+    re-published by a later replay (once)."""
+    settings = ServiceSettings()
+    result = _run(_with_selection(offset, event_id, lambda selection: discard(
+        topic, settings, selection=selection, reason=reason, dry_run=dry_run
+    )))  # fmt: skip
+    verb = "would discard" if result.dry_run else "discarded"
+    _print(f"{result.dlq}: {verb} {len(result.discarded)} records")
+    for letter in result.discarded:
+        _print(f"  {letter.position}  {_name(letter)}")
+    _already(result.already)
+
+
+async def _with_selection(
+    offsets: list[str] | None,
+    event_ids: list[str] | None,
+    act: Callable[[Selection], Awaitable[T]],
+) -> T:
+    """Parse the selection inside _run, so that a bad one is the same one-line error."""
+    return await act(Selection.parse(offsets or [], event_ids or []))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.assistance import closing, handlers
+from services.assistance import closing, handlers, tracking
 from services.assistance.api import router
 from services.assistance.api_roster import router as roster_router
 from services.assistance.config import AssistanceSettings
@@ -31,6 +31,10 @@ def consumer_spec(settings: AssistanceSettings) -> ConsumerSpec:
         "CaseOpened": partial(handlers.on_case_opened, settings=settings),
         "GreenChannelOpened": partial(handlers.on_green_channel_opened, settings=settings),
         "HouseholdIdentified": partial(handlers.on_household_identified, settings=settings),
+        # rules §4 channel 4: a new signal about a monitoring object
+        "MonitoredHouseholdReassessed": partial(
+            tracking.on_household_reassessed, settings=settings
+        ),
         "CaseRejected": partial(closing.on_case_rejected, settings=settings),
         "RiskEliminated": partial(closing.on_risk_eliminated, settings=settings),
         "EliminationRolledBack": partial(closing.on_elimination_rolled_back, settings=settings),

@@ -308,6 +308,39 @@ def provisional_measures(*, catalogue: Catalogue, codes: Iterable[str]) -> list[
     return chosen
 
 
+def reassessment_measures(
+    *,
+    catalogue: Catalogue,
+    level: str | None,
+    new_risk_types: Iterable[str],
+    provisional: Iterable[str],
+    members: Sequence[Member],
+    active: Sequence[PlannedMeasure],
+) -> list[PlannedMeasure]:
+    """rules §4 channel 4: what a monitoring object's plan gains from a reassessment.
+
+    "green_channel": the provisional help at once (rules §5.2), then the new risks; "new_risk":
+    the new risks, by the same rules as a new plan (§6.2-6.6); None: nothing. Nothing the plan
+    holds is added again: provisional help is for the whole household, so a measure of that code
+    the plan holds, for the household or a member, is already there to act on."""
+    if level not in ("green_channel", "new_risk"):
+        return []
+    held = {m.code for m in active}
+    given: list[PlannedMeasure] = []
+    if level == "green_channel":
+        for m in provisional_measures(catalogue=catalogue, codes=provisional):
+            if m.code not in held:
+                given.append(m)
+                held.add(m.code)
+    risks = normalise_risks(new_risk_types)
+    if not risks:
+        return given  # no new cause: no gap to fill (rules §6.2)
+    gap = build_plan(
+        catalogue=catalogue, risk_types=risks, members=members, active=[*active, *given]
+    )
+    return [*given, *gap]
+
+
 def as_provisional(measure: PlannedMeasure) -> PlannedMeasure:
     """The same measure marked as given through the green channel."""
     return replace(measure, provisional=True)

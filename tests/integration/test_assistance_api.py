@@ -6,14 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from services.assistance import closing, handlers
+from services.assistance import closing, handlers, tracking
 from services.assistance.app import create_app
 from services.assistance.cli import cadres_app, load_roster
 from services.assistance.config import AssistanceSettings
@@ -30,6 +30,7 @@ from shared.events import (
     GreenChannelOpened,
     HouseholdIdentified,
     Member,
+    MonitoredHouseholdReassessed,
     RiskEliminated,
     decode,
     new_event,
@@ -291,6 +292,7 @@ async def _case_event(platform: Platform, household: str, payload: Any) -> None:
         "CaseRejected": closing.on_case_rejected,
         "RiskEliminated": closing.on_risk_eliminated,
         "EliminationRolledBack": closing.on_elimination_rolled_back,
+        "MonitoredHouseholdReassessed": tracking.on_household_reassessed,
     }[type(payload).__name__]
     async with platform.runtime.uow() as uow:
         await handler(uow=uow, event=event, settings=platform.settings)  # type: ignore[operator]
@@ -458,3 +460,106 @@ async def test_a_visit_dated_today_in_beijing_is_not_in_the_future(platform: Pla
     later = visit | {"visited_on": "2026-03-04"}
     refused = await platform.http.post("/v1/visits", json=later, headers=lead)
     assert refused.status_code == 422 and refused.json()["detail"].startswith("visited_on")
+
+
+def _reassessed(
+    level: Literal["green_channel", "new_risk"] | None,
+    new: list[str],
+    provisional: tuple[str, ...] = (),
+) -> MonitoredHouseholdReassessed:
+    return MonitoredHouseholdReassessed(
+        village_code=VILLAGE, risk_types=new or ["illness"], new_risk_types=new,
+        channel="cadre", level=level, provisional_measures=list(provisional),
+    )  # fmt: skip
+
+
+async def _due(platform: Platform, household: str) -> dict[str, Any]:
+    due = (await platform.http.get("/v1/visits/due", headers=platform.auth("township"))).json()
+    return dict(next(d for d in due if d["household_id"] == household))
+
+
+async def test_rules_4_channel_4_a_new_risk_fills_the_plan_gap_and_the_cadre_stays(
+    platform: Platform,
+) -> None:
+    """rules §6.2: a new cause of a monitoring object gets exactly its measures in the plan it
+    has (§6.1), announced as new measures are; again, or with nothing to do, adds nothing."""
+    await platform.identify("hh-n", [WORKER], ["unstable_employment"])
+    before = await _plan(platform, "hh-n")
+    assert [m["code"] for m in before["measures"]] == ["employment_placement"]
+    assert (await _due(platform, "hh-n"))["must_visit"] == ["low_income", "unstable_migrant_work"]
+    assigned_before = len(await platform.events("MeasureAssigned"))
+    for _ in range(2):  # the second time as a handler run twice would: nothing more
+        await _case_event(platform, "hh-n", _reassessed("new_risk", ["housing_unsafe", "disaster"]))
+    await _case_event(platform, "hh-n", _reassessed(None, ["water_unsafe"]))
+    plan = await _plan(platform, "hh-n")
+    assert plan["plan_id"] == before["plan_id"] and plan["status"] == "active"
+    assert [(m["code"], m["status"], m["provisional"]) for m in plan["measures"]] == [
+        ("employment_placement", "planned", False),  # rules §6.3: development first
+        ("temporary_assistance", "planned", False),
+        ("dangerous_house_renovation", "planned", False),
+    ]
+    assert plan["risk_types"] == ["disaster", "housing_unsafe", "unstable_employment"]
+    assert plan["violations"] == []
+    assert plan["responsible_cadre"] == before["responsible_cadre"] is not None
+    assert len(await platform.events("CadreAssigned")) == 1
+    assigned = (await platform.events("MeasureAssigned"))[assigned_before:]
+    assert sorted(e.payload.code for e in assigned) == [
+        "dangerous_house_renovation", "temporary_assistance",
+    ]  # fmt: skip
+    assert all(e.payload.plan_id == plan["plan_id"] for e in assigned)
+    created = (await platform.events("PlanCreated"))[-1]
+    assert created.payload.measures == [m["code"] for m in plan["measures"]]
+    assert created.payload.case_id == "case-hh-n" and created.payload.provisional is False
+    assert len(await platform.events("PlanCreated")) == 2
+    # rules §6.11: a disaster makes the household a must-visit one
+    assert (await _due(platform, "hh-n"))["must_visit"] == [
+        "low_income", "unstable_migrant_work", "disaster_or_upheaval",
+    ]  # fmt: skip
+
+
+async def test_rules_5_2_a_monitored_household_in_the_green_channel_gets_help_at_once(
+    platform: Platform,
+) -> None:
+    await platform.identify("hh-gc", [WORKER, SICK], ["illness"])
+    before = await _plan(platform, "hh-gc")
+    assert {m["code"] for m in before["measures"]} == {"employment_placement", "medical_aid"}
+    green = _reassessed(
+        "green_channel", ["accident", "housing_unsafe"], ("temporary_assistance", "medical_aid")
+    )
+    await _case_event(platform, "hh-gc", green)
+    plan = await _plan(platform, "hh-gc")
+    assert plan["plan_id"] == before["plan_id"]
+    assert plan["status"] == "active"  # the household stays identified
+    assert [(m["code"], m["person_id_hash"], m["provisional"]) for m in plan["measures"]] == [
+        ("employment_placement", "p1", False),  # rules §6.3: development first
+        ("temporary_assistance", None, True),  # rules §5.2, at once; it answers the accident
+        ("dangerous_house_renovation", None, False),
+        ("medical_aid", "p2", False),  # held already: the green channel does not add it again
+    ]
+    assert plan["violations"] == []
+    assert plan["responsible_cadre"] == before["responsible_cadre"]
+    created = (await platform.events("PlanCreated"))[-1]
+    assert created.payload.provisional is True
+
+
+async def test_a_reassessment_without_a_plan_makes_one_and_is_not_lost(
+    platform: Platform,
+) -> None:
+    """As a green channel opened before its case (opening.py): the help gets a plan."""
+    await _case_event(
+        platform, "hh-lost",
+        _reassessed("green_channel", ["accident"], ("temporary_assistance",)),
+    )  # fmt: skip
+    plan = await _plan(platform, "hh-lost")
+    assert plan["status"] == "provisional"
+    assert [(m["code"], m["provisional"]) for m in plan["measures"]] == [
+        ("temporary_assistance", True)
+    ]
+    await _case_event(platform, "hh-lost", _reassessed("new_risk", ["housing_unsafe"]))
+    plan = await _plan(platform, "hh-lost")
+    assert [m["code"] for m in plan["measures"]] == [
+        "temporary_assistance", "dangerous_house_renovation",
+    ]  # fmt: skip
+    assert plan["risk_types"] == ["accident", "housing_unsafe"]
+    assigned = await platform.events("MeasureAssigned")
+    assert {e.payload.plan_id for e in assigned} == {plan["plan_id"]}

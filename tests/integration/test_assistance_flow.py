@@ -30,6 +30,7 @@ from shared.events import (
     GreenChannelOpened,
     HouseholdIdentified,
     Member,
+    MonitoredHouseholdReassessed,
     Reason,
     decode,
     new_event,
@@ -150,6 +151,61 @@ async def test_identified_household_gets_one_plan_one_cadre_and_events_once(
     async with runtime.uow() as uow:
         count = (await uow.execute(select(func.count()).select_from(measures))).scalar_one()
     assert count == 3, "the redelivered HouseholdIdentified must create nothing"
+
+
+async def test_a_redelivered_reassessment_adds_its_measures_once(
+    runtime: Runtime, producer: AIOKafkaProducer
+) -> None:
+    """rules §4 channel 4 through the consumer: a monitoring object's green channel and new
+    risk reach its plan once, however often Kafka delivers the event."""
+    settings = runtime.settings
+    assert isinstance(settings, AssistanceSettings)
+    clock = SystemClock()
+    identified = new_event(
+        _identified(), household_id=HOUSEHOLD, source="risk", correlation_id="sub-1", clock=clock
+    )
+    reassessed = new_event(
+        MonitoredHouseholdReassessed(
+            village_code=VILLAGE, risk_types=["disaster", "housing_unsafe"],
+            new_risk_types=["disaster", "housing_unsafe"], channel="cadre",
+            level="green_channel", provisional_measures=["temporary_assistance", "medical_aid"],
+            submission_id="sub-2",
+        ),
+        household_id=HOUSEHOLD, source="risk", correlation_id="sub-2", clock=clock,
+    )  # fmt: skip
+    topic = settings.topic("cases")
+    for event in (identified, reassessed, reassessed):  # the last one is a redelivery
+        await producer.send_and_wait(topic, event.to_bytes(), key=HOUSEHOLD.encode())
+    spec = consumer_spec(settings)
+    consumer = EventConsumer(
+        name=spec.name, topics=[topic], handlers=spec.handlers, uow_factory=runtime.uow,
+        producer=producer, settings=settings, batch_handler=spec.batch_handler,
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        seen = 0
+        deadline = asyncio.get_running_loop().time() + 30
+        while seen < 3 and asyncio.get_running_loop().time() < deadline:
+            seen += await consumer.poll_once()
+        assert seen == 3
+        await consumer.commit_pending()
+    finally:
+        await consumer.close()
+
+    async with runtime.uow() as uow:
+        plan_rows = (await uow.execute(select(plans))).all()
+        measure_rows = (await uow.execute(select(measures).order_by(measures.c.position))).all()
+        sent = (await uow.execute(select(runtime.outbox.c.value))).scalars().all()
+    assert len(plan_rows) == 1 and plan_rows[0].status == "active"
+    assert plan_rows[0].risk_types == ["disaster", "accident", "illness", "housing_unsafe"]
+    assert [(m.code, m.person_id_hash, m.provisional) for m in measure_rows] == [
+        ("employment_placement", "p-worker", False),
+        ("temporary_assistance", None, False),  # held: the green channel does not add it again
+        ("dangerous_house_renovation", None, False),
+        ("medical_aid", "p-sick", False),  # held: the sick member has it
+    ]
+    kinds = [decode(v).event_type for v in sent]
+    assert kinds.count("MeasureAssigned") == 4 and kinds.count("PlanCreated") == 2
 
 
 async def _plans_and_measures(runtime: Runtime) -> tuple[list[tuple], list[tuple], list[str]]:

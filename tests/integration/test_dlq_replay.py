@@ -1,4 +1,5 @@
-"""`holdline dlq`: a dead-lettered event, once fixed and replayed, takes effect exactly once."""
+"""`holdline dlq`: a dead-lettered event, once fixed and replayed, takes effect exactly once; a
+permanently bad one is discarded with its reason, and records are selected by offset or event id."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from services.risk import handlers
 from services.risk.config import RiskSettings
 from services.risk.models import cases, metadata
 from shared.db import UnitOfWork
-from shared.dlq import DlqError, list_dead_letters, replay
+from shared.dlq import DlqError, Selection, discard, list_dead_letters, replay
 from shared.events import Envelope
 from shared.kafka import EventConsumer, ensure_topics, make_producer
 from shared.migrations import upgrade
@@ -139,3 +140,107 @@ def test_cli_reports_an_unknown_topic_without_a_traceback(
     result = CliRunner().invoke(app, ["dlq", "list", "nothere"], env=env)
     assert result.exit_code == 2
     assert "does not exist" in result.output and "Traceback" not in result.output
+
+
+HEADERS = [
+    ("error_type", b"MalformedEvent"), ("error", b"not JSON"), ("consumer", b"risk"),
+    ("attempts", b"0"),
+]  # fmt: skip
+
+
+async def dead_letters(settings: ServiceSettings, *values: tuple[bytes, bytes]) -> str:
+    """Records (key, value) on one partition of the signals DLQ, as a consumer leaves them."""
+    topic = settings.topic("signals")
+    await ensure_topics(settings, [topic])
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for key, value in values:
+            headers = [*HEADERS, ("original_topic", topic.encode())]
+            await producer.send_and_wait(
+                f"{topic}.dlq", value, key=key, partition=0, headers=headers
+            )
+    finally:
+        await producer.stop()
+    return topic
+
+
+async def test_discard_and_selected_replay_mark_records_once_and_a_replay_skips_them(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    settings = ServiceSettings(kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix)
+    first, last = declaration_event("hh-a"), declaration_event("hh-c")
+    topic = await dead_letters(
+        settings, (b"hh-a", first.to_bytes()), (b"hh-b", b"{not json"), (b"hh-c", last.to_bytes())
+    )
+    a, bad, c = await list_dead_letters(topic, settings)
+    # whose declaration is stuck: the key, and the event when the value can be decoded
+    assert (a.household, a.event_type, a.event_id) == (
+        "hh-a", "DeclarationSubmitted", str(first.event_id),
+    )  # fmt: skip
+    assert (bad.household, bad.event_type, bad.event_id) == ("hh-b", None, None)
+
+    why = "malformed by a retired client; the farmer declared again"
+    dropped = await discard(topic, settings, selection=Selection.parse(["0:1"], []), reason=why)
+    assert [d.offset for d in dropped.discarded] == [1] and not dropped.already
+    again = await discard(topic, settings, selection=Selection.parse(["0:1"], []), reason=why)
+    assert not again.discarded and [d.offset for d in again.already] == [1]
+
+    by_id = Selection.parse([], [str(first.event_id)])
+    assert (await replay(topic, settings, selection=by_id)).sent == {topic: 1}
+    assert (await replay(topic, settings, selection=by_id)).sent == {}  # once
+    a, bad, c = await list_dead_letters(topic, settings)
+    assert a.replayed and a.mark is not None and a.mark.action == "replayed"
+    assert bad.discarded and not bad.replayed and bad.mark is not None
+    assert bad.mark.reason == why
+    assert not c.handled
+
+    # a whole replay passes over the discarded record, and the next one sends nothing
+    assert (await replay(topic, settings)).letters == (c,)
+    assert (await replay(topic, settings)).sent == {}
+    assert (await discard(topic, settings, selection=by_id, reason="late")).already == (a,)
+    a, bad, c = await list_dead_letters(topic, settings)
+    assert a.replayed and bad.discarded and c.replayed and bad.mark.reason == why  # type: ignore[union-attr]
+    on_topic = await read_topic(kafka_bootstrap, topic, expect=2, timeout=10)
+    assert sorted(r.key for r in on_topic) == [b"hh-a", b"hh-c"]
+
+
+def test_cli_lists_whose_records_and_selects_them_without_tracebacks(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    settings = ServiceSettings(kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix)
+    event = declaration_event("hh-stuck")
+    asyncio.run(dead_letters(settings, (b"hh-stuck", event.to_bytes()), (b"hh-bad", b"\xff")))
+    env = {"HOLDLINE_KAFKA_BOOTSTRAP": kafka_bootstrap, "HOLDLINE_TOPIC_PREFIX": topic_prefix}
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(app, ["dlq", *args], env=env)
+
+    listed = run("list", "signals")
+    assert listed.exit_code == 0, listed.output
+    assert "2 records, 2 waiting" in listed.output
+    assert f"key=hh-stuck  DeclarationSubmitted  event_id={event.event_id}" in listed.output
+    assert "key=hh-bad  ?  event_id=?" in listed.output
+
+    discarded = run("discard", "signals", "--offset", "0:1", "--reason", "bytes, not an event")
+    assert discarded.exit_code == 0, discarded.output
+    assert "discarded 1 records" in discarded.output
+    assert (
+        "already discarded" in run("discard", "signals", "--offset", "0:1", "--reason", "x").output
+    )
+    replayed = run("replay", "signals", "--event-id", str(event.event_id))
+    assert "re-published 1 records" in replayed.output and "0:0" in replayed.output
+    listed = run("list", "signals")
+    assert "0 waiting" in listed.output and "1 discarded" in listed.output
+    assert "bytes, not an event" in listed.output
+
+    for args, message in (
+        (["replay", "signals", "--offset", "1"], "--offset: '1' is not PARTITION:OFFSET"),
+        (["replay", "signals", "--offset", "0:99"], "holds no record at 0:99"),
+        (["discard", "signals", "--event-id", "nope", "--reason", "r"], "holds no event nope"),
+        (["discard", "signals", "--reason", "r"], "select the records with --offset"),
+        (["discard", "signals", "--offset", "0:0", "--reason", " "], "--reason: say why"),
+    ):
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output

@@ -102,13 +102,12 @@ async def test_the_farmer_sees_identification_and_rejection_with_its_reason_over
         producer = make_producer(settings)
         await producer.start()
         try:
+            join = CaseMerged(
+                case_id="case-1", risk_types=["illness"], submission_id=merged["submission_id"]
+            )
             events = [
                 case_event(opened("case-1", first["submission_id"]), first["household_id"]),
-                case_event(
-                    CaseMerged(case_id="case-1", risk_types=["illness"],
-                               submission_id=merged["submission_id"]),
-                    first["household_id"],
-                ),  # fmt: skip
+                case_event(join, first["household_id"]),
                 case_event(green_channel("case-1"), first["household_id"]),
                 case_event(opened("case-2", other["submission_id"]), other["household_id"]),
                 case_event(rejected("case-2"), other["household_id"]),
@@ -163,19 +162,17 @@ async def test_an_outcome_is_never_overwritten_by_an_earlier_stage(
         decided = await status_of(http, accepted)
         assert decided["stage"] == "rejected" and decided["green_channel"] == "rolled_back"
         # redelivered or late earlier events, and a second decision, leave it as it is
+        monitored = MonitoredHouseholdReassessed(
+            village_code=VILLAGE, risk_types=[], new_risk_types=[], channel="app",
+            submission_id=sid,
+        )  # fmt: skip
         await handle(
             app,
             case_event(opened("case-9", sid), home),
             case_event(CaseMerged(case_id="case-10", risk_types=[], submission_id=sid), home),
             case_event(green_channel("case-9"), home),
             case_event(identified("case-9"), home),
-            case_event(
-                MonitoredHouseholdReassessed(
-                    village_code=VILLAGE, risk_types=[], new_risk_types=[], channel="app",
-                    submission_id=sid,
-                ),
-                home,
-            ),  # fmt: skip
+            case_event(monitored, home),
         )
         assert await status_of(http, accepted) == decided
         assert decided["case_id"] == "case-9"
