@@ -5,18 +5,22 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.risk.evaluation import Policy
 from services.risk.thresholds import ThresholdEntry, parse_entries
 from services.risk.workdays import WorkCalendar, parse_calendar
+from shared.events import RiskType
 from shared.settings import ServiceSettings
 
 DEFAULT_THRESHOLDS = Path(__file__).parent / "thresholds.json"
 DEFAULT_WORKDAYS = Path(__file__).parent / "workdays.json"
+Days = Annotated[int, Field(ge=1)]  # a period the rules count in (working) days
+Share = Annotated[float, Field(gt=0, lt=1)]  # a fraction of income or of a period
+Amount = Annotated[float, Field(ge=0, le=10**12, allow_inf_nan=False)]  # yuan (rules §9.5)
 
 
 def _read_json(path: Path, field: str) -> object:
@@ -37,19 +41,29 @@ class RiskSettings(ServiceSettings):
     thresholds_file: Path = DEFAULT_THRESHOLDS
     # rules §4.9-§4.10, §5.3: dates and working days are local (`timezone`), not UTC's
     workdays_file: Path = DEFAULT_WORKDAYS  # the official holidays and make-up working days
-    rigid_expenditure_share: float = 0.40  # rules §2.3
-    identification_days: int = 15  # rules §4.9: discovery to identification
+    # bounds: a value the rules cannot mean stops the service at start, naming its variable
+    rigid_expenditure_share: Share = 0.40  # rules §2.3
+    identification_days: Days = 15  # rules §4.9: discovery to identification
     identification_day_basis: Literal["calendar", "working"] = "calendar"  # rules §4.9
-    home_visit_working_days: int = 2  # rules §4.10: after a self-declaration
-    public_notice_days: int = 5  # rules §4.4
-    warning_fraction: float = 2 / 3  # rules §4.11: day 10 of 15
-    green_channel_risk_types: tuple[str, ...] = ("disaster", "accident", "illness")  # rules §5.1
-    green_channel_loss_threshold: float = 10_000  # rules §5.1, yuan
-    green_channel_paperwork_working_days: int = 10  # rules §5.3
-    elimination_stable_income_months: int = 6  # rules §7.1
-    elimination_min_monitoring_months: int = 6  # rules §7.1
-    deadline_scan_seconds: float = 30.0  # how often the deadline scheduler looks
-    deadline_scan_batch: int = 500  # open cases examined per scheduler transaction
+    home_visit_working_days: Days = 2  # rules §4.10: after a self-declaration
+    # rules §4.4; 0 (the notice ends at once) only outside production, for the tools that
+    # walk cases to identification (deploy/grafana/snapshot.py, tests)
+    public_notice_days: Annotated[int, Field(ge=0)] = 5
+    warning_fraction: Share = 2 / 3  # rules §4.11: day 10 of 15
+    # rules §5.1: the project's risk types only (a misspelt one would silently never match)
+    green_channel_risk_types: Annotated[tuple[RiskType, ...], Field(min_length=1)] = (
+        "disaster",
+        "accident",
+        "illness",
+    )
+    green_channel_loss_threshold: Amount = 10_000  # rules §5.1, yuan
+    green_channel_paperwork_working_days: Days = 10  # rules §5.3
+    # rules §7.1: income stably above the line takes some time; the least time monitored may
+    # be waived (a measure carried out is still required)
+    elimination_stable_income_months: Annotated[int, Field(ge=1)] = 6
+    elimination_min_monitoring_months: Annotated[int, Field(ge=0)] = 6
+    deadline_scan_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 30.0
+    deadline_scan_batch: Annotated[int, Field(ge=1)] = 500  # open cases per transaction
 
     @cached_property
     def thresholds(self) -> list[ThresholdEntry]:
@@ -66,6 +80,8 @@ class RiskSettings(ServiceSettings):
         """A threshold or calendar file that cannot be used stops the service at start, with
         the file and the field named, not at the first signal."""
         _ = self.thresholds, self.work_calendar
+        if self.environment == "production" and self.public_notice_days < 1:
+            raise ValueError("public_notice_days must be at least 1 in production (rules §4.4)")
         return self
 
     def policy(self) -> Policy:
