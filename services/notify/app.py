@@ -30,6 +30,11 @@ ROUTED = (
     "GreenChannelOpened",
     "PlanCreated",
     "VisitOverdue",
+    "CaseStepCompleted",  # only a step that leaves the case waiting for someone else is routed
+    "HouseholdIdentified",
+    "CaseRejected",
+    "RiskEliminated",
+    "MonitoredHouseholdReassessed",  # levels green_channel and new_risk; None tells nobody
 )
 
 

@@ -58,8 +58,10 @@ class NotifySettings(ServiceSettings):
     schedule_poll_seconds: float = 10.0
     # how often the backlog gauges (due, unsent notifications by priority) are recomputed
     backlog_metrics_seconds: float = Field(default=15.0, gt=0)
-    # acknowledgement links and escalation of urgent alerts
-    public_base_url: str = "http://127.0.0.1:8004"
+    # acknowledgement links and escalation of urgent alerts: the address at which cadres'
+    # phones reach this service's /v1/acks; unset, it is this host and `port` in development
+    # and refused elsewhere (a link nobody can open escalates every urgent alert)
+    public_base_url: str = ""
     ack_link_ttl_hours: int = 168
     ack_timeout_minutes: float = 120.0
     # acknowledgement links need no login: attempts per client address and window stay few, so
@@ -75,6 +77,21 @@ class NotifySettings(ServiceSettings):
     digest_max_items: int = 20
 
     @model_validator(mode="after")
+    def _public_base_url(self) -> NotifySettings:
+        url = self.public_base_url.strip().rstrip("/")
+        if not url:
+            if self.environment != "development":
+                raise ValueError(
+                    "public_base_url must be set outside development: the address of this "
+                    "service that acknowledgement links use, e.g. https://holdline.example.org/notify"
+                )
+            url = f"http://{local_host(self.host)}:{self.port}"
+        elif not url.startswith(("http://", "https://")):
+            raise ValueError(f"public_base_url {url!r} is not an http(s) URL")
+        self.public_base_url = url
+        return self
+
+    @model_validator(mode="after")
     def _routes_are_valid(self) -> NotifySettings:
         from services.notify.routing import routes_with
         from services.notify.templates import TEMPLATES
@@ -83,3 +100,10 @@ class NotifySettings(ServiceSettings):
             if route.template not in TEMPLATES["zh-CN"]:
                 raise ValueError(f"routes.{key[0]}: unknown template {route.template!r}")
         return self
+
+
+def local_host(host: str) -> str:
+    """The host of a development link: a wildcard address is reached as the loopback."""
+    if host in ("", "0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host

@@ -125,7 +125,11 @@ async def on_events(
     lookups = Lookups()
     # only for events that have a route: most CaseMerged have none (rules §4.10)
     routes = routing.routes_with(settings.routes)
-    routed = [e for e in events if routing.route_for(e.event_type, e.payload.get("level"), routes)]
+    routed = [
+        e
+        for e in events
+        if routing.route_for(e.event_type, routing.level_of(e.event_type, e.payload), routes)
+    ]
     await lookups.prefetch(uow, [e.household_id for e in routed])
     await lookups.prefetch_rosters(
         uow, [code for e in routed if (code := e.payload.get("village_code"))]
@@ -214,7 +218,9 @@ async def on_routed_event(
     """Route an event by the table in routing.py: one notification per recipient and channel."""
     payload = event.payload
     route = routing.route_for(
-        event.event_type, payload.get("level"), routing.routes_with(settings.routes)
+        event.event_type,
+        routing.level_of(event.event_type, payload),
+        routing.routes_with(settings.routes),
     )
     if route is None:
         return
@@ -252,7 +258,9 @@ async def on_routed_event(
         deadline=templates.deadline_of(payload),
         visit_due=payload.get("home_visit_due"),
         risks=payload.get("risk_types", ()),
-        measures=payload.get("measures", ()),
+        new_risks=payload.get("new_risk_types", ()),
+        measures=payload.get("measures") or payload.get("provisional_measures", ()),
+        reason=payload.get("reason", ""),
     )
     body = {
         "household_id": templates.mask_text(event.household_id),

@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from shared.events import Payload
+
 Level = Literal["village", "township", "county", "responsible", "named", "office"]
 Priority = Literal["low", "normal", "urgent"]
 OFFICE = "office:county"  # the county office's default webhook (settings.webhook_url)
@@ -45,7 +47,37 @@ ROUTES: dict[tuple[str, str | None], Route] = {
     # rules §6.10: a missed visit warns the cadre first, then the township
     ("VisitOverdue", "cadre"): Route(("named",), "normal", "visit_overdue"),
     ("VisitOverdue", "township"): Route(("township",), "normal", "visit_overdue_township"),
+    # rules §4.5, §7.2: a case now waits for whoever must act next (level: step_level below)
+    ("CaseStepCompleted", "township"): Route(("township",), "normal", "review_due"),
+    ("CaseStepCompleted", "county"): Route(("county",), "normal", "approval_due"),
+    ("CaseStepCompleted", "village"): Route(("village",), "normal", "elimination_check"),
+    # outcomes: the officials who decided know; the village tells the household (rules §4.6,
+    # §4.7), so no fallback to the office
+    ("HouseholdIdentified", None): Route(("village",), "normal", "identified", fallback=False),
+    ("CaseRejected", None): Route(("village",), "normal", "rejected", fallback=False),
+    # rules §7: nothing left to do but tell the household (some measures go on, rules §6.7)
+    ("RiskEliminated", None): Route(
+        ("village", "responsible"), "low", "risk_eliminated", fallback=False
+    ),
+    # rules §4 channel 4: a monitoring object's new signal; level None tells nobody
+    ("MonitoredHouseholdReassessed", "green_channel"): Route(
+        ("responsible", "township", "county"), "urgent", "reassessed_green_channel"
+    ),
+    # rules §6.2: the plan must fill the new gap
+    ("MonitoredHouseholdReassessed", "new_risk"): Route(
+        ("responsible",), "normal", "reassessed_new_risk"
+    ),
 }
+
+# CaseStepCompleted has no `level`: the level that must act is read from the actions the case
+# can take next (`next_steps`, risk's workflow action names), rules §4.5
+NEXT_STEP_LEVELS: tuple[tuple[str, str], ...] = (
+    ("approve_township_review", "township"),
+    ("approve_county", "county"),
+)
+# rules §7.2: risk proposes an elimination itself, and the village makes the home check; the
+# village's other steps follow its own, and it was told of an identification case at CaseOpened
+ELIMINATION_PROPOSED = "elimination_proposed"
 
 # who stands above whom when an urgent alert is not acknowledged in time
 NEXT_LEVEL: dict[str, Level | None] = {
@@ -90,6 +122,26 @@ class Target:
     level: Level
     channel: str
     address: str
+
+
+def step_level(payload: Payload) -> str | None:
+    """Who must act after a completed step: township review, county approval, or the village's
+    home check of a proposed elimination; None when the one who acted acts next."""
+    steps = payload.get("next_steps") or ()
+    for action, level in NEXT_STEP_LEVELS:
+        if action in steps:
+            return level
+    if payload.get("step") == ELIMINATION_PROPOSED and "complete_home_verification" in steps:
+        return "village"
+    return None
+
+
+def level_of(event_type: str, payload: Payload) -> str | None:
+    """The level an event is routed by: its payload's `level`, derived for a completed step."""
+    if event_type == "CaseStepCompleted":
+        return step_level(payload)
+    level: str | None = payload.get("level")
+    return level
 
 
 def route_for(

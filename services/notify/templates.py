@@ -34,6 +34,17 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "（限{deadline}），请乡镇督促",
         "escalation": "【紧急升级】农户{household}的提醒无人确认，请督办，期限{deadline}",
         "digest": "【防返贫汇总】{count}条提醒：农户{households}，请{deadline}前处理",
+        # the events below carry no date: their messages say "now" instead of naming one
+        "review_due": "【防返贫】农户{household}案件已完成村级评议，待乡镇审核，请尽快办理",
+        "approval_due": "【防返贫】农户{household}案件已通过乡镇审核，待县级审定，请尽快办理",
+        "elimination_check": "【防返贫】监测户{household}拟风险消除，请尽快入户核实后组织村级评议",
+        "identified": "【防返贫】农户{household}已认定为监测对象（{risks}），请尽快告知农户",
+        "rejected": "【防返贫】农户{household}未认定为监测对象：{reason}。请尽快告知农户",
+        "risk_eliminated": "【防返贫】监测户{household}风险已消除，请告知农户，延续措施照常落实",
+        "reassessed_green_channel": "【紧急】监测户{household}{risks}符合绿色通道，"
+        "请立即给予临时救助：{measures}",
+        "reassessed_new_risk": "【防返贫】监测户{household}新增{new_risks}风险，"
+        "请尽快入户并补充帮扶措施",
     },
     "en": {
         "case_opened": "Holdline: household {household} reports {risks} risk. "
@@ -57,6 +68,22 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "escalation": "URGENT: nobody acknowledged the alert on household {household}. Please "
         "act; due {deadline}.",
         "digest": "Holdline: {count} alerts (households {households}); handle by {deadline}.",
+        "review_due": "Holdline: the case of household {household} passed village appraisal "
+        "and awaits township review. Please review it soon.",
+        "approval_due": "Holdline: the case of household {household} passed township review "
+        "and awaits county approval. Please decide soon.",
+        "elimination_check": "Holdline: risk elimination proposed for household {household}. "
+        "Please visit soon, then hold the village appraisal.",
+        "identified": "Holdline: household {household} is now a monitoring object ({risks}). "
+        "Please tell the household.",
+        "rejected": "Holdline: household {household} was not identified: {reason}. Please tell "
+        "the household.",
+        "risk_eliminated": "Holdline: the risk of household {household} is eliminated. Please "
+        "tell the household; continuing measures go on.",
+        "reassessed_green_channel": "URGENT: green channel for monitored household {household} "
+        "({risks}). Give relief now: {measures}",
+        "reassessed_new_risk": "Holdline: monitored household {household} has a new {new_risks} "
+        "risk. Please visit and extend its plan soon.",
     },
 }
 
@@ -87,6 +114,9 @@ MEASURE_NAMES: dict[str, dict[str, str]] = {
     "en": {},
 }  # fmt: skip
 SOON = {"zh-CN": "尽快", "en": "soon"}
+# an official's free-text reason (a rejection, rules §4.7) is cut to keep one SMS segment
+REASON_CHARS = {"zh-CN": 20, "en": 60}
+CUT = {"zh-CN": "…", "en": "..."}  # GSM-7 has no "…": it would make an English SMS UCS-2
 LIST_SEP = {"zh-CN": "、", "en": ", "}
 MORE = {"zh-CN": "等", "en": " etc."}
 
@@ -102,6 +132,14 @@ def short_list(items: Iterable[str], language: str, names: Mapping[str, str], ke
     items = list(items)
     shown = LIST_SEP[language].join(names.get(i, i[:12]) for i in items[:keep])
     return shown + (MORE[language] if len(items) > keep else "")
+
+
+def short_text(text: str, language: str, keep: int) -> str:
+    """Free text on one line, masked before it is cut (a cut ID would escape the mask)."""
+    text = " ".join(mask_text(text).split())
+    if len(text) <= keep:
+        return text
+    return text[: keep - len(CUT[language])].rstrip() + CUT[language]
 
 
 def local_date(value: datetime | None, zone: tzinfo, language: str) -> str:
@@ -124,6 +162,8 @@ def render(
     measures: Iterable[str] = (),
     households: Iterable[str] = (),
     count: int = 0,
+    new_risks: Iterable[str] = (),
+    reason: str = "",
 ) -> str:
     """The text of one message, masked."""
     language = language if language in TEMPLATES else DEFAULT_LANGUAGE
@@ -132,6 +172,8 @@ def render(
         "deadline": local_date(deadline, zone, language),
         "visit_due": local_date(visit_due, zone, language),
         "risks": short_list(risks, language, RISK_NAMES[language], 2),
+        "new_risks": short_list(new_risks, language, RISK_NAMES[language], 2),
+        "reason": short_text(reason, language, REASON_CHARS[language]),
         "measures": short_list(measures, language, MEASURE_NAMES[language], 1),
         "households": short_list(households, language, {}, 1),
         "count": str(count),

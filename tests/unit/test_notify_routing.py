@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,8 +12,15 @@ from services.notify import routing, templates
 from services.notify.app import consumer_spec
 from services.notify.config import NotifySettings
 from services.notify.routing import OFFICE, Cadre, targets_for
+from services.risk.workflow import Command, Purpose, allowed_actions, apply, new_case, required_role
 from shared.clock import FrozenClock
-from shared.events import CaseMerged, decode, new_event
+from shared.events import (
+    CaseMerged,
+    CaseStepCompleted,
+    MonitoredHouseholdReassessed,
+    decode,
+    new_event,
+)
 
 VILLAGE = "530102001001"
 OFFICE_URL = "http://office/hook"
@@ -70,6 +77,28 @@ def _route(event_type: str, level: str | None = None) -> list[tuple[str, str]]:
         # rules §6.10: the cadre first, then the township
         ("VisitOverdue", "cadre", [("cadre:r1", "webhook")]),
         ("VisitOverdue", "township", [("cadre:t1", "robot")]),
+        # rules §4.5: a case waiting for township review, for county approval
+        ("CaseStepCompleted", "township", [("cadre:t1", "robot")]),
+        ("CaseStepCompleted", "county", [("cadre:k1", "email")]),
+        # rules §7.2: a proposed elimination needs the village's home check
+        ("CaseStepCompleted", "village", [("cadre:v1", "webhook"), ("cadre:v2", "sms")]),
+        # rules §4.6, §4.7: the village tells the household the outcome
+        ("HouseholdIdentified", None, [("cadre:v1", "webhook"), ("cadre:v2", "sms")]),
+        ("CaseRejected", None, [("cadre:v1", "webhook"), ("cadre:v2", "sms")]),
+        # rules §7: the village and the responsible cadre
+        (
+            "RiskEliminated",
+            None,
+            [("cadre:r1", "webhook"), ("cadre:v1", "webhook"), ("cadre:v2", "sms")],
+        ),
+        # rules §4 channel 4, §5.2: a monitoring object in the green channel, as GreenChannelOpened
+        (
+            "MonitoredHouseholdReassessed",
+            "green_channel",
+            [("cadre:k1", "email"), ("cadre:r1", "webhook"), ("cadre:t1", "robot")],
+        ),
+        # rules §6.2: a new risk type: the responsible cadre fills the gap
+        ("MonitoredHouseholdReassessed", "new_risk", [("cadre:r1", "webhook")]),
     ],
 )
 def test_every_event_type_reaches_the_right_cadres(
@@ -82,6 +111,8 @@ def test_every_route_in_the_table_is_tested_above() -> None:
     assert {k[0] for k in routing.ROUTES} == {
         "CaseOpened", "CaseMerged", "CaseDeadlineApproaching", "CaseOverdue",
         "GreenChannelOpened", "CadreAssigned", "PlanCreated", "VisitOverdue",
+        "CaseStepCompleted", "HouseholdIdentified", "CaseRejected", "RiskEliminated",
+        "MonitoredHouseholdReassessed",
     }  # fmt: skip
 
 
@@ -96,6 +127,17 @@ def test_every_route_in_the_table_is_tested_above() -> None:
         # the responsible cadre alone needs these; nobody else is bothered
         ("PlanCreated", None, []),
         ("CadreAssigned", None, []),
+        # a case waiting for someone: the office learns it has nobody for it
+        ("CaseStepCompleted", "township", [(OFFICE, "webhook")]),
+        ("CaseStepCompleted", "county", [(OFFICE, "webhook")]),
+        ("CaseStepCompleted", "village", [(OFFICE, "webhook")]),
+        # three levels with nobody: one office message, as for GreenChannelOpened
+        ("MonitoredHouseholdReassessed", "green_channel", [(OFFICE, "webhook")]),
+        ("MonitoredHouseholdReassessed", "new_risk", [(OFFICE, "webhook")]),
+        # outcomes the county decided itself: the office is not told again
+        ("HouseholdIdentified", None, []),
+        ("CaseRejected", None, []),
+        ("RiskEliminated", None, []),
     ],
 )
 def test_an_empty_roster_falls_back_to_the_county_office(
@@ -158,8 +200,77 @@ def test_the_consumer_takes_every_event_type_the_table_routes() -> None:
 
 
 def test_green_channel_is_urgent_and_the_rest_is_not() -> None:
-    urgent = {k[0] for k, r in routing.ROUTES.items() if r.priority == "urgent"}
-    assert urgent == {"GreenChannelOpened"}
+    urgent = {k for k, r in routing.ROUTES.items() if r.priority == "urgent"}
+    assert urgent == {
+        ("GreenChannelOpened", None), ("MonitoredHouseholdReassessed", "green_channel")
+    }  # fmt: skip
+
+
+def test_a_reassessment_that_changed_nothing_tells_nobody() -> None:
+    """Risk still emits it (its submitter learns the outcome); notify routes it nowhere."""
+    nothing = MonitoredHouseholdReassessed(
+        village_code=VILLAGE, risk_types=["illness"], new_risk_types=[], channel="app",
+        submission_id="s-1",
+    )  # fmt: skip
+    level = routing.level_of("MonitoredHouseholdReassessed", nothing)
+    assert level is None
+    assert routing.route_for("MonitoredHouseholdReassessed", level) is None
+
+
+def _steps(purpose: Purpose) -> list[tuple[str, str, list[str]]]:
+    """(step, role, next_steps) of each CaseStepCompleted risk publishes for a case walked
+    through its procedure (services/risk/casework.py, monitoring.py), the last step, which
+    closes the case with another event, left out."""
+    at = T0
+    state = new_case(purpose)
+    out: list[tuple[str, str, list[str]]] = []
+    if purpose == "elimination":  # risk proposes it itself
+        out.append(("elimination_proposed", "system", ["complete_home_verification"]))
+        walk = ["complete_home_verification", "post_public_notice"]
+    else:
+        walk = [
+            "start_home_verification", "complete_data_comparison",
+            "complete_home_verification", "post_public_notice",
+        ]  # fmt: skip
+    walk += ["complete_village_appraisal", "approve_township_review"]
+    for action in walk:
+        if action == "complete_village_appraisal":
+            at += timedelta(days=5)
+        role = required_role(state, action)  # type: ignore[arg-type]
+        state = apply(state, Command(action, role, at, signed_form=True), 5)  # type: ignore[arg-type]
+        out.append((action, role, list(allowed_actions(state, at))))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("purpose", "expected"),
+    [
+        # rules §4.5: township review after the village appraisal, county approval after it
+        (
+            "identification",
+            [None, None, None, None, "township", "county"],
+        ),
+        # rules §7.2: the village's home check first, then the same reviews
+        ("elimination", ["village", None, None, "township", "county"]),
+    ],
+)
+def test_a_completed_step_goes_to_whoever_must_act_next(
+    purpose: Purpose, expected: list[str | None]
+) -> None:
+    """The level is derived from the payload risk sends (`next_steps`, `step`): the village is
+    not told of the steps it takes itself, nor again of a case CaseOpened told it of."""
+    levels = []
+    for step, role, next_steps in _steps(purpose):
+        payload = CaseStepCompleted(
+            case_id="c", village_code=VILLAGE, step=step, actor="a", role=role,
+            next_steps=next_steps,
+        )  # fmt: skip
+        levels.append(routing.level_of("CaseStepCompleted", payload))
+    assert levels == expected
+    routed = [routing.route_for("CaseStepCompleted", level) for level in levels]
+    assert [r.targets if r else None for r in routed] == [
+        (level,) if level else None for level in expected
+    ]
 
 
 def test_unacknowledged_alerts_climb_to_the_office_and_stop() -> None:

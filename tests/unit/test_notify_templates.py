@@ -57,6 +57,8 @@ def test_no_message_ever_carries_an_unmasked_id_or_phone(
         measures=extra,
         households=[household, *extra],
         count=3,
+        new_risks=risks,
+        reason="收入 " + " ".join(extra),
     )
     secrets = [household, *extra]
     for secret in re.findall(r"\d{17}[\dX]|1\d{10}", " ".join(secrets)):
@@ -112,15 +114,58 @@ def test_every_template_fits_one_sms_segment() -> None:
                 measures=["dangerous_house_renovation", "x"],
                 households=[HOUSEHOLD, HOUSEHOLD + "b"],
                 count=20,
+                new_risks=["business_failure", "unstable_employment", "illness"],
+                reason="人均纯收入高于监测范围且无刚性支出风险，不符合认定条件" * 4,
             )
             assert len(text) <= templates.MAX_CHARS[language], (name, len(text), text)
+
+
+# messages about events that carry no date (a completed step, an outcome, a reassessment):
+# they say "soon" or "now" in words, never "by soon"
+UNDATED = {
+    "review_due", "approval_due", "elimination_check", "identified", "rejected",
+    "risk_eliminated", "reassessed_green_channel", "reassessed_new_risk",
+}  # fmt: skip
 
 
 def test_each_template_names_the_household_and_a_deadline() -> None:
     for table in templates.TEMPLATES.values():
         for name, pattern in table.items():
-            assert "{deadline}" in pattern, name
+            assert ("{deadline}" in pattern) is (name not in UNDATED), name
             assert "{household}" in pattern or "{households}" in pattern, name
+
+
+def test_a_rejection_names_its_reason_masked_before_it_is_cut() -> None:
+    """rules §4.7: the reason reaches the village; an official's free text may hold an ID or
+    a phone, and a cut ID would no longer look like one to the mask."""
+    pid = "11010119900307123X"
+    text = templates.render(
+        "rejected", language="zh-CN", zone=ZONE, household=HOUSEHOLD, reason=f"不符 身份证{pid}"
+    )
+    # cut first, 13 of the 18 characters would be left, birth date and all, unmasked
+    assert text == (
+        f"【防返贫】农户{HOUSEHOLD}未认定为监测对象：不符 身份证110101*******…。请尽快告知农户"
+    )
+    assert len(text) <= templates.MAX_CHARS["zh-CN"]
+    short = templates.render(
+        "rejected", language="en", zone=ZONE, household=HOUSEHOLD, reason="income\nabove range"
+    )
+    assert short == (
+        f"Holdline: household {HOUSEHOLD} was not identified: income above range. Please tell "
+        "the household."
+    )
+    long = templates.render(
+        "rejected", language="en", zone=ZONE, household=HOUSEHOLD, reason="x " * 100
+    )
+    assert "..." in long and "…" not in long and len(long) <= templates.MAX_CHARS["en"]
+
+
+def test_a_monitored_household_in_the_green_channel_names_the_provisional_help() -> None:
+    text = templates.render(
+        "reassessed_green_channel", language="zh-CN", zone=ZONE, household=HOUSEHOLD,
+        risks=["illness"], measures=["medical_aid", "temporary_assistance"],
+    )  # fmt: skip
+    assert text == f"【紧急】监测户{HOUSEHOLD}因病符合绿色通道，请立即给予临时救助：医疗救助等"
 
 
 def test_ack_link_is_appended() -> None:
