@@ -33,8 +33,18 @@ GROUPS = {
 # (services/notify/routing.py): without a roster each one is exactly one office notification
 OFFICE_ROUTED = ("CaseOpened", "GreenChannelOpened", "CaseDeadlineApproaching", "CaseOverdue")
 # and a CaseMerged routed by its level: a declaration joining an open case that started the home
-# visit's clock (level "village"); other merges have no route
-OFFICE_ROUTED_LEVELS = (("CaseMerged", "village"),)
+# visit's clock (level "village"); other merges have no route. A monitoring object's new signal
+# (MonitoredHouseholdReassessed) by its level too: "green_channel" (responsible, township and
+# county all fall back to the one office notification, as GreenChannelOpened) and "new_risk";
+# level None has no route. HouseholdIdentified, CaseRejected and RiskEliminated have no fallback:
+# nothing without a roster. CaseStepCompleted is routed by a level notify derives from
+# `next_steps` (services/notify/routing.py step_level), which the query below cannot match; the
+# chaos traffic takes no workflow action, so it has none
+OFFICE_ROUTED_LEVELS = (
+    ("CaseMerged", "village"),
+    ("MonitoredHouseholdReassessed", "green_channel"),
+    ("MonitoredHouseholdReassessed", "new_risk"),
+)
 SERVICES = ("intake", "risk", "assistance", "notify")
 
 
