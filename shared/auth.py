@@ -15,7 +15,7 @@ import jwt
 from fastapi import Depends, Header, HTTPException, Path, Request, status
 
 from shared.clock import Clock
-from shared.identity import is_region_prefix
+from shared.identity import is_region_prefix, is_unplaced, region_problem
 
 Role = Literal["village", "township", "county", "admin"]
 ROLES: tuple[Role, ...] = ("village", "township", "county", "admin")
@@ -151,9 +151,25 @@ def ensure_within(official: Official, region_code: str, field: str = "village_co
     """403 unless `region_code` lies inside the official's jurisdiction."""
     if not official.covers(region_code):
         raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            f"{field}: {region_code} is outside your jurisdiction {official.jurisdiction}",
+            status.HTTP_403_FORBIDDEN, outside_message(official, region_code, field)
         )
+
+
+def outside_message(official: Official, region_code: str, field: str = "village_code") -> str:
+    """Why `region_code` is refused to `official`; a household not placed in a village yet
+    (rules §9.4) says so, and where it is held, rather than show an empty or 000 code."""
+    where = official.jurisdiction
+    if not region_code:
+        return (
+            f"{field}: no village yet, and no county holds it (outside your jurisdiction "
+            f"{where}); an admin can place it"
+        )
+    if region_problem(region_code) is None and is_unplaced(region_code):
+        return (
+            f"{field}: no village yet ({region_code}); county {region_code[:6]} holds it until "
+            f"it places it, outside your jurisdiction {where}"
+        )
+    return f"{field}: {region_code} is outside your jurisdiction {where}"
 
 
 def current_department(

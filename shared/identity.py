@@ -16,7 +16,12 @@ _ASCII_ZERO = sum(ord("0") * w for w in _WEIGHTS)  # the digits' ASCII offset, t
 _ID_SHAPE = re.compile(r"[0-9]{17}[0-9X]")
 _PHONE = re.compile(r"1[0-9]{10}")
 _REGION = re.compile(r"[0-9]{12}")
+_COUNTY = re.compile(r"(?!00)[0-9]{6}")  # a region of registration: a province is never 00
 _REGION_PREFIX = re.compile(r"[0-9]{1,12}")
+# rules §9.2: region parts of placeholder IDs, which name no region
+PLACEHOLDER_REGIONS = frozenset({"000000", "999999", "123456"})
+# rules §9.4: township 000 and village 000 mean "not placed in a village yet"
+UNPLACED = "000000"
 
 
 def check_character(first17: str) -> str:
@@ -32,7 +37,7 @@ def resident_id_problem(value: str, today: date | None = None) -> str | None:
     """Why `value` is not a valid resident ID, or None when it is."""
     if not _ID_SHAPE.fullmatch(value):
         return "must be 17 digits followed by a digit or X"
-    if value[:6] in {"000000", "999999", "123456"} or len(set(value[:17])) == 1:
+    if value[:6] in PLACEHOLDER_REGIONS or len(set(value[:17])) == 1:
         return "is a placeholder, not a real resident ID"
     try:
         born = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
@@ -58,6 +63,32 @@ def region_problem(value: str) -> str | None:
 def is_region_prefix(value: str) -> bool:
     """Whether `value` is a jurisdiction: a prefix of a region code, 1 to 12 ASCII digits."""
     return _REGION_PREFIX.fullmatch(value) is not None
+
+
+def county_placeholder(person_id_masked: str) -> str:
+    """Where a household known only by a person's (masked) resident ID is held until the county
+    places it (rules §9.4): the ID's region of registration (its first 6 digits, rules §9.1)
+    with township and village 000, e.g. 530102***********1 -> 530102000000; "" when those
+    digits are no region (a placeholder, rules §9.2, or not 6 ASCII digits)."""
+    region = person_id_masked[:6]
+    if not _COUNTY.fullmatch(region) or region in PLACEHOLDER_REGIONS:
+        return ""
+    return region + UNPLACED
+
+
+def is_unplaced(village_code: str) -> bool:
+    """Whether a household or case has no village yet: no code, or one whose village part is
+    000 (a county or township placeholder, rules §9.4)."""
+    return not village_code or village_code.endswith("000")
+
+
+def village_problem(value: str) -> str | None:
+    """Why `value` is not a village's 12-digit code (rules §9.4), or None."""
+    if not _REGION.fullmatch(value):
+        return "must be a 12-digit village code"
+    if value[6:9] == "000" or value[9:] == "000":
+        return "must name a village: its township and village parts are not 000 (rules §9.4)"
+    return None
 
 
 def mask_resident_id(value: str) -> str:

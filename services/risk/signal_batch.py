@@ -49,6 +49,7 @@ from shared.events import (
     Reason,
     new_event,
 )
+from shared.identity import county_placeholder
 
 MONITORED = ("monitoring", "no_labour_support")
 FEED_RECORD = "FeedRecordReceived"  # the event type of a feed record's signal (Origin)
@@ -247,7 +248,13 @@ class SignalBatch:
             before = repo.facts_of(row)
         facts = apply_signal(before, signal)
         self.facts[household_id] = facts
-        village = signal.village_code or (row.village_code if row else "")
+        # rules §9.4: a department record naming no village, about a household not known yet,
+        # is held by the county of the person's resident ID until the county places it
+        village = (
+            signal.village_code
+            or (row.village_code if row else "")
+            or county_placeholder(event.payload.get("person_id_masked") or "")
+        )
         on = self.settings.work_calendar.local_date(event.occurred_at)
         threshold = threshold_for(self.settings.thresholds, village, on)
         evaluation = evaluate(
