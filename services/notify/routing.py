@@ -51,6 +51,8 @@ ROUTES: dict[tuple[str, str | None], Route] = {
     ("CaseStepCompleted", "township"): Route(("township",), "normal", "review_due"),
     ("CaseStepCompleted", "county"): Route(("county",), "normal", "approval_due"),
     ("CaseStepCompleted", "village"): Route(("village",), "normal", "elimination_check"),
+    # rules §9.4, §4.2: the county placed a case in a village, which now verifies at home
+    ("CaseStepCompleted", "village_assigned"): Route(("village",), "normal", "village_assigned"),
     # outcomes: the officials who decided know; the village tells the household (rules §4.6,
     # §4.7), so no fallback to the office
     ("HouseholdIdentified", None): Route(("village",), "normal", "identified", fallback=False),
@@ -78,6 +80,9 @@ NEXT_STEP_LEVELS: tuple[tuple[str, str], ...] = (
 # rules §7.2: risk proposes an elimination itself, and the village makes the home check; the
 # village's other steps follow its own, and it was told of an identification case at CaseOpened
 ELIMINATION_PROPOSED = "elimination_proposed"
+# rules §9.4: the county placed a case it held without a village (risk's assign_village): the
+# village the payload names answers for it now, whatever the next steps
+VILLAGE_ASSIGNED = "village_assigned"
 
 # who stands above whom when an urgent alert is not acknowledged in time
 NEXT_LEVEL: dict[str, Level | None] = {
@@ -126,7 +131,10 @@ class Target:
 
 def step_level(payload: Payload) -> str | None:
     """Who must act after a completed step: township review, county approval, or the village's
-    home check of a proposed elimination; None when the one who acted acts next."""
+    home check of a proposed elimination; `village_assigned` (its own route to the village)
+    when the county placed the case in a village; None when the one who acted acts next."""
+    if payload.get("step") == VILLAGE_ASSIGNED:
+        return VILLAGE_ASSIGNED
     steps = payload.get("next_steps") or ()
     for action, level in NEXT_STEP_LEVELS:
         if action in steps:

@@ -38,6 +38,8 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "review_due": "【防返贫】农户{household}案件已完成村级评议，待乡镇审核，请尽快办理",
         "approval_due": "【防返贫】农户{household}案件已通过乡镇审核，待县级审定，请尽快办理",
         "elimination_check": "【防返贫】监测户{household}拟风险消除，请尽快入户核实后组织村级评议",
+        "village_assigned": "【防返贫】农户{household}的风险案件已由县级划归本村，"
+        "请尽快入户核实并收取签字承诺书",
         "identified": "【防返贫】农户{household}已认定为监测对象（{risks}），请尽快告知农户",
         "rejected": "【防返贫】农户{household}未认定为监测对象：{reason}。请尽快告知农户",
         "risk_eliminated": "【防返贫】监测户{household}风险已消除，请告知农户，延续措施照常落实",
@@ -74,6 +76,8 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "and awaits county approval. Please decide soon.",
         "elimination_check": "Holdline: risk elimination proposed for household {household}. "
         "Please visit soon, then hold the village appraisal.",
+        "village_assigned": "Holdline: the county placed the case of household {household} "
+        "in your village. Please visit soon to verify it and collect the signed form.",
         "identified": "Holdline: household {household} is now a monitoring object ({risks}). "
         "Please tell the household.",
         "rejected": "Holdline: household {household} was not identified: {reason}. Please tell "

@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, not_, or_, select
 
 from services.risk import repository as repo
 from services.risk.casework import ActionRefused, ActionRequest, CaseNotFound, perform_action
 from services.risk.config import RiskSettings
-from services.risk.models import case_signals
+from services.risk.models import case_signals, cases
 from services.risk.notice import public_notice_text
 from services.risk.schemas import (
     ActionCreate,
@@ -110,6 +110,8 @@ async def list_cases(
             offset=query.offset,
             limit=query.limit + 1,  # one more tells whether there is a next page
         )
+        if query.unplaced is not None:
+            statement = statement.where(_unplaced(query.unplaced))
         rows = (await uow.execute(statement)).all()
         page = rows[: query.limit]
         ids = [r.id for r in page]
@@ -122,6 +124,14 @@ async def list_cases(
         )
         response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
     return [_case(r, counts.get(r.id, 0), now, alerts.get(r.id)) for r in page]
+
+
+def _unplaced(wanted: bool) -> ColumnElement[bool]:
+    """rules §9.4: the cases with no village yet (none, or a county placeholder whose village
+    part is 000, services.risk.signal_batch), or, `wanted` false, those placed in a village."""
+    code = cases.c.village_code
+    condition = or_(code == "", code.like("%000"))
+    return condition if wanted else not_(condition)
 
 
 async def _load_case(uow: UnitOfWork, case_id: str, official: Official) -> Any:

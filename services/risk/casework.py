@@ -16,14 +16,17 @@ from services.risk.models import cases
 from services.risk.monitoring import elimination_status
 from services.risk.thresholds import threshold_for
 from services.risk.workflow import (
+    ASSIGN_VILLAGE,
     Action,
+    CaseState,
     Command,
     RoleError,
     TransitionError,
     allowed_actions,
     apply,
+    check_placement,
 )
-from shared.auth import Official
+from shared.auth import Official, outside_message
 from shared.db import UnitOfWork, utc
 from shared.events import (
     CaseRejected,
@@ -34,6 +37,9 @@ from shared.events import (
     Reason,
     RiskEliminated,
 )
+
+# the step of the CaseStepCompleted a placement publishes: notify tells the new village
+VILLAGE_ASSIGNED = "village_assigned"
 
 
 class CaseNotFound(Exception):
@@ -58,6 +64,7 @@ class ActionRequest:
     signed_form: bool = False
     per_capita_income: float | None = None
     annual_income: float | None = None
+    village_code: str | None = None  # assign_village only
 
 
 async def perform_action(
@@ -77,13 +84,15 @@ async def perform_action(
     row = await repo.case(uow, case_id, lock=True)
     assert row is not None  # cases are never deleted
     if not official.covers(row.village_code):
-        raise ActionRefused(
-            403,
-            "village_code",
-            f"{row.village_code} is outside your jurisdiction {official.jurisdiction}",
-        )
+        raise ActionRefused(403, "village_code", _outside(official, row.village_code))
+    if (request.action == ASSIGN_VILLAGE) != (request.village_code is not None):
+        needed = "required with" if request.village_code is None else "taken only by"
+        raise ActionRefused(422, "village_code", f"{needed} {ASSIGN_VILLAGE}")
     now = uow.clock.now()
     state = repo.state_of(row)
+    if request.village_code is not None:
+        await _place(uow, row, household, official, request, state, settings.topic("cases"))
+        return
     command = Command(request.action, official.role, now, request.signed_form, request.reason)
     try:
         new = apply(state, command, settings.public_notice_days)
@@ -182,6 +191,63 @@ async def perform_action(
         correlation_id=row.id,
         topic=settings.topic("cases"),
     )
+
+
+async def _place(
+    uow: UnitOfWork,
+    row: Any,
+    household: Any,
+    official: Official,
+    request: ActionRequest,
+    state: CaseState,
+    topic: str,
+) -> None:
+    """rules §9.4: the county places the case (and its household) in one of its villages; the
+    village now answering for it is told, since the home verification is its own (rules §4.2)."""
+    old, new = row.village_code, request.village_code
+    assert new is not None
+    try:
+        check_placement(state, official.role, old, new)
+    except RoleError as exc:
+        raise ActionRefused(403, exc.field, exc.problem) from None
+    except TransitionError as exc:
+        raise ActionRefused(409, exc.field, exc.problem) from None
+    if not official.covers(new):
+        raise ActionRefused(403, "village_code", _outside(official, new))
+    now = uow.clock.now()
+    note = f"village_code {old or '(none)'} -> {new}" + (
+        f": {request.note}" if request.note else ""
+    )
+    await uow.execute(
+        update(cases).where(cases.c.id == row.id).values(village_code=new, updated_at=now)
+    )
+    await repo.save_household(uow, row.household_id, household, {"village_code": new})
+    await repo.add_history(
+        uow,
+        case_id=row.id,
+        actor=official.subject,
+        role=official.role,
+        action=ASSIGN_VILLAGE,
+        from_stage=state.stage,
+        to_stage=state.stage,
+        note=note,
+        at=now,
+    )
+    step = CaseStepCompleted(
+        case_id=row.id,
+        village_code=new,
+        step=VILLAGE_ASSIGNED,
+        actor=official.subject,
+        role=official.role,
+        note=note,
+        next_steps=list(allowed_actions(state, now)),
+    )
+    await publish(uow, step, household_id=row.household_id, correlation_id=row.id, topic=topic)
+
+
+def _outside(official: Official, village_code: str) -> str:
+    """The problem of a village outside the official's jurisdiction (shared.auth's wording)."""
+    return outside_message(official, village_code).removeprefix("village_code: ")
 
 
 def _identification(

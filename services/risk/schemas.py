@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from services.risk.workflow import Action, Purpose, Stage
 from shared.amounts import Amount
 from shared.events import Reason
+from shared.identity import village_problem
 from shared.inputs import CleanInput
 
 
@@ -20,6 +21,17 @@ def _not_blank(value: str) -> str:
 
 
 NonBlank = Annotated[str, AfterValidator(_not_blank)]
+
+
+def _village(value: str) -> str:
+    problem = village_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# rules §9.4: a village's 12-digit code, township and village parts not 000
+VillageCode = Annotated[str, AfterValidator(_village)]
 
 # the values of cases.status (services/risk/models.py)
 CaseStatus = Literal["open", "identified", "rejected", "eliminated"]
@@ -51,6 +63,9 @@ class CaseQuery(BaseModel):
     )
     paperwork_overdue: bool | None = Field(
         None, description="open, green-channel paperwork past due (rules §5.3)"
+    )
+    unplaced: bool | None = Field(
+        None, description="no village yet: held by its county until assign_village (rules §9.4)"
     )
     order: CaseOrder = "newest"
     limit: int = Field(100, ge=1, le=1000)
@@ -127,6 +142,9 @@ class ActionCreate(CleanInput):
     signed_form: bool = False  # rules §4.2, for complete_home_verification
     per_capita_income: Amount | None = Field(None, description="人均纯收入 (yuan/year)")
     annual_income: Amount | None = Field(None, description="家庭年收入 (yuan)")
+    village_code: VillageCode | None = Field(
+        None, description="assign_village: the village of the county the case moves to"
+    )
 
 
 class RollbackCreate(CleanInput):

@@ -20,13 +20,18 @@ Purpose = Literal["identification", "elimination"]
 Action = Literal[
     "start_home_verification", "complete_home_verification", "complete_data_comparison",
     "post_public_notice", "complete_village_appraisal", "approve_township_review",
-    "approve_county", "reject",
+    "approve_county", "reject", "assign_village",
 ]  # fmt: skip
+# the steps of the procedure; assign_village (ASSIGN_VILLAGE) is not one, nor a next step
 ACTIONS: tuple[Action, ...] = (
     "start_home_verification", "complete_home_verification", "complete_data_comparison",
     "post_public_notice", "complete_village_appraisal", "approve_township_review",
     "approve_county", "reject",
 )  # fmt: skip
+# rules §9.4: the county places a case it holds without a village (a department record that
+# named none, about a household not known yet), or moves one to the right village of the county
+ASSIGN_VILLAGE = "assign_village"
+PLACING_ROLES = ("county", "admin")
 FINAL_STAGES: frozenset[str] = frozenset({"identified", "rejected", "eliminated"})
 # rules §4.2-§4.6: who does each step (village, township, county)
 ACTION_ROLE: dict[str, str] = {
@@ -37,6 +42,7 @@ ACTION_ROLE: dict[str, str] = {
     "complete_village_appraisal": "village",
     "approve_township_review": "township",
     "approve_county": "county",
+    ASSIGN_VILLAGE: "county",  # or an admin: not a step, see check_placement
 }
 # rules §4.7: rejection only at appraisal, review or approval, by whoever runs that step
 REJECT_ROLE: dict[str, str] = {
@@ -181,3 +187,29 @@ def apply(state: CaseState, command: Command, notice_days: int) -> CaseState:
 def _expect(stage: str, wanted: str, action: str) -> None:
     if stage != wanted:
         raise TransitionError("action", f"{action} needs the case at {wanted}, it is at {stage}")
+
+
+def check_placement(state: CaseState, role: str, old: str, new: str) -> None:
+    """Whether a case in village `old` can move to village `new` (a 12-digit village code,
+    checked as input): TransitionError (RoleError) naming the field when it cannot."""
+    if not state.open:
+        raise TransitionError("case_id", f"the case is closed ({state.stage})")
+    if role not in PLACING_ROLES:
+        raise RoleError("role", f"{role} may not {ASSIGN_VILLAGE}; needs county")
+    held = holding_region(old)
+    if not new.startswith(held):
+        raise TransitionError(
+            "village_code", f"{new} is not in {held}, the county of the case ({old})"
+        )
+    if new == old:
+        raise TransitionError("village_code", f"the case is already in {new}")
+
+
+def holding_region(village_code: str) -> str:
+    """rules §9.4: the county of a village or county placeholder (530102...); a code held by a
+    city or province (an ID registered there: 530100000000) is held by that region (5301);
+    "" for no code."""
+    region = village_code[:6]
+    while len(region) > 2 and region.endswith("00"):
+        region = region[:-2]
+    return region if region.strip("0") else ""

@@ -124,7 +124,7 @@ def test_every_template_fits_one_sms_segment() -> None:
 # they say "soon" or "now" in words, never "by soon"
 UNDATED = {
     "review_due", "approval_due", "elimination_check", "identified", "rejected",
-    "risk_eliminated", "reassessed_green_channel", "reassessed_new_risk",
+    "risk_eliminated", "reassessed_green_channel", "reassessed_new_risk", "village_assigned",
 }  # fmt: skip
 
 
