@@ -22,6 +22,7 @@ class IntakeParts:
     per_phone: RateLimiter
     per_ip: RateLimiter
     committer: GroupCommitter
+    per_official: RateLimiter  # reads of a household's contact, per token subject
 
 
 async def parts_of(request: Request) -> IntakeParts:
@@ -71,13 +72,39 @@ def department_or_county(
             )
         return Caller(official=official)
     if x_api_key:
-        keys = request.app.state.runtime.settings.department_key_map()
-        owner = next((d for d, k in keys.items() if hmac.compare_digest(k, x_api_key)), None)
+        owner = _department_of(request, x_api_key)
         if owner is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "X-API-Key: unknown key")
         return Caller(department=owner)
     raise HTTPException(
         status.HTTP_401_UNAUTHORIZED,
         "X-API-Key: a department key or a bearer token is required",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def _department_of(request: Request, x_api_key: str) -> str | None:
+    """The department owning the key, or None."""
+    keys = request.app.state.runtime.settings.department_key_map()
+    return next((d for d, k in keys.items() if hmac.compare_digest(k, x_api_key)), None)
+
+
+def contact_reader(
+    request: Request,
+    x_api_key: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Official:
+    """FastAPI dependency: an official's bearer token (rules §9: a household's contact is for
+    the officials who must act on it); a department's key is known but refused (403), the app
+    key is no credential here (401)."""
+    if authorization:
+        return current_official(request, authorization)
+    if x_api_key and _department_of(request, x_api_key) is not None:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "role: a department may not read a household's contact"
+        )
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "Authorization: an official's bearer token is required",
         headers={"WWW-Authenticate": "Bearer"},
     )

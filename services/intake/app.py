@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.intake import feeds_api, handlers, redact
+from services.intake import contact_api, feeds_api, handlers, redact
 from services.intake.access import IntakeParts
 from services.intake.api import router
 from services.intake.committer import GroupCommitter, store_for
@@ -55,7 +55,7 @@ def create_app(settings: IntakeSettings | None = None, clock: Clock | None = Non
     app = create_service_app(
         runtime,
         title="Holdline intake",
-        routers=[router, feeds_api.router],
+        routers=[router, contact_api.router, feeds_api.router],
         body_models=[DeclarationCreate],
         # a feed streams its body under feed_max_bytes (feeds_api.py)
         body_limits={"/v1/registry": settings.registry_max_body_bytes, "/v1/feeds/": None},
@@ -70,6 +70,9 @@ def create_app(settings: IntakeSettings | None = None, clock: Clock | None = Non
             store_for(runtime),
             batch_max=settings.commit_batch_max,
             concurrency=settings.commit_concurrency,
+        ),
+        per_official=RateLimiter(
+            limit=settings.rate_contact_per_official, window_seconds=window, clock=clock
         ),
     )
     return app

@@ -34,6 +34,9 @@ class IntakeSettings(ServiceSettings):
     rate_window_seconds: float = 60.0
     rate_per_phone: int = 5
     rate_per_ip: int = 1_000
+    # reads of a household's contact (phone in clear) per official and window: a cadre works
+    # through a few alerts, not a village's phone book (rules §9)
+    rate_contact_per_official: int = 60
     # group commit of declarations and cadre reports: at most this many per transaction, and
     # this many transactions in flight; a batch takes what is queued, it never waits for more
     commit_batch_max: int = 200

@@ -1,4 +1,5 @@
-"""Intake's tables: submissions kept for audit and status, feed batches, registry, outbox."""
+"""Intake's tables: submissions kept for audit and status, who read their contact, feed batches,
+registry, outbox."""
 
 from sqlalchemy import (
     JSON,
@@ -91,4 +92,18 @@ feed_errors = Table(
     # the rejected line, encrypted (it may hold a resident ID); on the line's first error only
     Column("row_ciphertext", Text),
     Index("ix_feed_errors_batch_line", "batch_id", "line"),
+)
+
+# rules §9: every read of a household's contact (the phone in clear) by an official, kept for
+# audit: who (token subject, role, jurisdiction), which submission, when
+contact_reads = Table(
+    "contact_reads",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("submission_id", String(36), nullable=False),
+    Column("subject", String(100), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("jurisdiction", String(12), nullable=False),
+    Column("read_at", DateTime(timezone=True), nullable=False),
+    Index("ix_contact_reads_submission_read_at", "submission_id", "read_at"),
 )

@@ -330,3 +330,63 @@ class SubmissionRead(BaseModel):
     decided_at: datetime | None = Field(None, description="when the outcome was decided")
     received_at: datetime
     published_at: datetime | None
+
+
+class Amounts(BaseModel):
+    """The amounts a submission gave (yuan); a field the channel does not have is null."""
+
+    medical_spending: float | None = Field(None, description="自付医疗支出")
+    schooling_spending: float | None = Field(None, description="教育支出")
+    loss_amount: float | None = Field(None, description="损失金额")
+    income_change: float | None = Field(None, description="收入变化 (declaration; negative = fall)")
+    per_capita_income: float | None = Field(None, description="人均纯收入 (cadre report)")
+    previous_year_income: float | None = Field(None, description="上年家庭收入 (cadre report)")
+    annual_income: float | None = Field(None, description="家庭年收入 (cadre report)")
+
+
+class MemberContact(BaseModel):
+    """A member a cadre report names: the name and the masked resident ID, never the ID."""
+
+    name: str
+    resident_id_masked: str
+
+
+class SubmissionContact(BaseModel):
+    """How to reach the household of a submission, and what it said (rules §9: read by an
+    official of its village or above; every read is recorded)."""
+
+    submission_id: str
+    kind: Literal["declaration", "cadre_report"]
+    household_id: str
+    village_code: str
+    declarant_name: str | None = Field(None, description="申报人姓名 (declaration)")
+    phone: str | None = Field(
+        None, description="the declarant's phone in clear (declaration; null if undecryptable)"
+    )
+    phone_masked: str | None = Field(None, description="138****5678 (declaration)")
+    declarant_id_masked: str | None = Field(
+        None, description="the declarant's resident ID, masked; the full ID is never shown"
+    )
+    reported_by: str | None = Field(None, description="cadre report: the reporting cadre's id")
+    members: list[MemberContact] = Field([], description="cadre report: the members it names")
+    description: str = Field("", description="情况说明 / 排查情况, as written")
+    risk_types: list[str]
+    amounts: Amounts
+    happened_on: str | None = Field(None, description="declaration: 发生日期")
+    visited_on: str | None = Field(None, description="cadre report: 入户日期")
+    stage: str = Field(description="as GET /v1/submissions/{id} gives it")
+    case_id: str | None = None
+    outcome: str | None = None
+    outcome_reason: str | None = None
+    green_channel: str | None = None
+    decided_at: datetime | None = None
+    received_at: datetime
+
+
+class ContactReadEntry(BaseModel):
+    """One read of a submission's contact: who, in which role and jurisdiction, when."""
+
+    subject: str = Field(description="the official's id (token subject)")
+    role: str
+    jurisdiction: str
+    read_at: datetime

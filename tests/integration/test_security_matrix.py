@@ -93,6 +93,10 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("intake", "POST", "/v1/cadre-reports"): Rule("official", scope="body", ok=(202,)),
     ("intake", "POST", "/v1/registry"): Rule("official", "county", scope="body", ok=(202,)),
     ("intake", "GET", "/v1/submissions/{submission_id}"): Rule("app_or_official", scope="object"),
+    ("intake", "GET", "/v1/submissions/{submission_id}/contact"): Rule("official", scope="object"),
+    ("intake", "GET", "/v1/submissions/{submission_id}/contact/audit"): Rule(
+        "official", "county", scope="object"
+    ),
     ("intake", "POST", "/v1/feeds/{department}"): Rule("department", ok=(202,)),
     ("intake", "GET", "/v1/feeds/batches/{batch_id}"): Rule("department_or_county", "county"),
     ("intake", "GET", "/v1/feeds/batches/{batch_id}/rejected"): Rule(
