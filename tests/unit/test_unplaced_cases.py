@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 
+from services.notify import routing
+from services.risk.workflow import (
+    CaseState,
+    RoleError,
+    TransitionError,
+    check_placement,
+    holding_region,
+)
 from shared.auth import Official, outside_message
+from shared.events import CaseStepCompleted
 from shared.identity import county_placeholder, is_unplaced, village_problem
 
 
@@ -54,3 +63,50 @@ def test_a_refusal_says_the_case_has_no_village_yet() -> None:
     assert outside_message(county, "530000", "region") == (
         "region: 530000 is outside your jurisdiction 530102"
     )
+
+
+def test_the_county_places_a_case_in_one_of_its_villages() -> None:
+    state = CaseState()
+    check_placement(state, "county", "530102000000", "530102001001")
+    check_placement(state, "admin", "530102001001", "530102002003")  # a correction
+    check_placement(state, "admin", "", "110101001001")  # held nowhere: only an admin sees it
+    with pytest.raises(RoleError, match=r"^role: township may not assign_village; needs county"):
+        check_placement(state, "township", "530102000000", "530102001001")
+    with pytest.raises(TransitionError, match=r"^village_code: 530103001001 is not in 530102"):
+        check_placement(state, "admin", "530102000000", "530103001001")
+    with pytest.raises(TransitionError, match=r"^village_code: the case is already in"):
+        check_placement(state, "county", "530102001001", "530102001001")
+    closed = CaseState(stage="rejected")
+    with pytest.raises(TransitionError, match=r"^case_id: the case is closed \(rejected\)"):
+        check_placement(closed, "county", "530102000000", "530102001001")
+
+
+def test_the_region_holding_a_case() -> None:
+    assert holding_region("530102000000") == "530102"
+    assert holding_region("530102001001") == "530102"
+    assert holding_region("530100000000") == "5301"  # an ID registered at the city
+    assert holding_region("530000000000") == "53"
+    assert holding_region("") == ""
+
+
+def _step(step: str, next_steps: list[str]) -> CaseStepCompleted:
+    return CaseStepCompleted(
+        case_id="c", village_code="530102001001", step=step, actor="k", role="county",
+        next_steps=next_steps,
+    )  # fmt: skip
+
+
+def test_a_placed_case_goes_to_its_new_village() -> None:
+    """rules §9.4, §4.2: whatever the case waits for, the village it now belongs to hears it."""
+    for waiting in ([], ["start_home_verification"], ["approve_township_review"]):
+        placed = _step("village_assigned", waiting)
+        level = routing.level_of("CaseStepCompleted", placed)
+        assert level == "village_assigned"
+        route = routing.route_for("CaseStepCompleted", level)
+        assert route is not None
+        assert (route.targets, route.template) == (("village",), "village_assigned")
+    # the other steps route as before
+    assert (
+        routing.step_level(_step("complete_data_comparison", ["start_home_verification"])) is None
+    )
+    assert routing.step_level(_step("x", ["approve_county"])) == "county"
