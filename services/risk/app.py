@@ -13,6 +13,7 @@ from services.risk import handlers, monitoring
 from services.risk import repository as repo
 from services.risk.api import router
 from services.risk.config import RiskSettings
+from services.risk.feed_results import router as feed_results_router
 from services.risk.ledger import router as ledger_router
 from services.risk.models import metadata
 from services.risk.scheduler import deadline_job
@@ -132,4 +133,6 @@ def create_app(settings: RiskSettings | None = None, clock: Clock | None = None)
         clock=clock,
         background=[deadline_job(settings)],
     )
-    return create_service_app(runtime, title="Holdline risk", routers=[router, ledger_router])
+    return create_service_app(
+        runtime, title="Holdline risk", routers=[router, ledger_router, feed_results_router]
+    )

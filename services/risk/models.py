@@ -140,6 +140,15 @@ household_signals = Table(
     Column("payload", JSON, nullable=False),
     Column("risk_types", JSON, nullable=False),
     Column("flags", JSON, nullable=False),
+    # rules §8.2 (migration 0005): a department feed record's batch and line, and what its
+    # evaluation did (feed_results.OUTCOMES; the case it opened or joined), written with the
+    # row so a batch's results are one index range (GET /v1/feeds/.../results); null for
+    # other signals' batch and line, and for rows written before
+    Column("batch_id", String(64)),
+    Column("line", Integer),
+    Column("outcome", String(20)),
+    Column("case_id", String(36)),
+    Index("ix_household_signals_batch_line", "batch_id", "line", postgresql_include=["outcome"]),
 )
 
 case_history = Table(

@@ -267,17 +267,24 @@ class SignalBatch:
         values: dict[str, Any] = {"village_code": village}
         if signal.head_name and not (row is not None and row.head_name):
             values["head_name"] = signal.head_name[:100]
-        self.signal_rows.append(
-            {"household_id": household_id, "event_id": event.event_id,
-             "event_type": event.event_type, "received_at": self.now, "payload": event.payload,
-             "risk_types": evaluation.risk_types, "flags": reason_rows(evaluation.flags)}
-        )  # fmt: skip
+        # rules §8.2: a feed record's row says where it came from and, below, what it did
+        feed = event.event_type == FEED_RECORD
+        signal_row: dict[str, Any] = {
+            "household_id": household_id, "event_id": event.event_id,
+            "event_type": event.event_type, "received_at": self.now, "payload": event.payload,
+            "risk_types": evaluation.risk_types, "flags": reason_rows(evaluation.flags),
+            "batch_id": event.payload["batch_id"] if feed else None,
+            "line": event.payload["line"] if feed else None,
+            "outcome": "no_risk", "case_id": None,
+        }  # fmt: skip
+        self.signal_rows.append(signal_row)
         current = self.open_cases.get(household_id)
         status = row.status if row is not None else "registered"
         if status in MONITORED and (current is None or current.purpose == "elimination"):
             # rules §4 channel 4, key-object tracking: a monitoring object is re-evaluated; a
             # risk it was not identified for is a new risk and blocks elimination (rules §7.1)
             assert row is not None
+            signal_row["outcome"] = "monitored"
             new = sorted(set(evaluation.risk_types) - set(row.risk_types or []))
             unseen = set(new) - set(row.new_risk_types or [])
             if new:
@@ -291,9 +298,12 @@ class SignalBatch:
             values["risk_types"] = evaluation.risk_types
         self._save_household(household_id, values)
         if current is not None:
+            signal_row["outcome"], signal_row["case_id"] = "case_joined", current.id
             self._merge(event, signal, evaluation, reasons, current, village)
         elif evaluation.risk_types:
             self._open(event, signal, evaluation, reasons, village)
+            opened = self.open_cases[household_id].id
+            signal_row["outcome"], signal_row["case_id"] = "case_opened", opened
 
     def _merge(
         self,
