@@ -98,6 +98,14 @@ RULES: dict[tuple[str, str, str], Rule] = {
         "official", "county", scope="object"
     ),
     ("intake", "POST", "/v1/feeds/{department}"): Rule("department", ok=(202,)),
+    # rules §8.2: the department reads back what risk made of its records (the matrix's batch
+    # was never evaluated by risk, so its own department's allowed call is a 404)
+    ("risk", "GET", "/v1/feeds/{department}/batches/{batch_id}/results"): Rule(
+        "department", ok=(200, 404)
+    ),
+    ("risk", "GET", "/v1/feeds/{department}/batches/{batch_id}/summary"): Rule(
+        "department", ok=(200, 404)
+    ),
     ("intake", "GET", "/v1/feeds/batches/{batch_id}"): Rule("department_or_county", "county"),
     ("intake", "GET", "/v1/feeds/batches/{batch_id}/rejected"): Rule(
         "department_or_county", "county"
