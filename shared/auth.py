@@ -177,7 +177,8 @@ def current_department(
     department: Annotated[str, Path()],
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> str:
-    """FastAPI dependency: the department owning the API key; it may post only its own feed."""
+    """FastAPI dependency: the department owning the API key; it may post, and read the results
+    of, only its own feed."""
     if not x_api_key:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "X-API-Key: a department key is required")
     settings, _ = _settings_and_clock(request)
@@ -188,7 +189,7 @@ def current_department(
     if owner != department:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
-            f"department: the key belongs to {owner} and may not post the {department} feed",
+            f"department: the key belongs to {owner} and may not use the {department} feed",
         )
     return owner
 
