@@ -35,6 +35,8 @@ def consumer_spec(settings: AssistanceSettings) -> ConsumerSpec:
         "MonitoredHouseholdReassessed": partial(
             tracking.on_household_reassessed, settings=settings
         ),
+        # a county placed an unplaced case in a village: the plan follows (step village_assigned)
+        "CaseStepCompleted": partial(handlers.on_case_step, settings=settings),
         "CaseRejected": partial(closing.on_case_rejected, settings=settings),
         "RiskEliminated": partial(closing.on_risk_eliminated, settings=settings),
         "EliminationRolledBack": partial(closing.on_elimination_rolled_back, settings=settings),

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from services.assistance import schedule, visiting
 from services.assistance.catalogue import Catalogue, load_catalogue
 from services.assistance.config import AssistanceSettings
-from services.assistance.models import households, plans
+from services.assistance.models import households, measures, plans
 from services.assistance.opening import on_openings
 from services.assistance.planner import (
     build_plan,
@@ -29,6 +29,7 @@ from services.assistance.roster import assign_responsible
 from shared.db import UnitOfWork
 from shared.events import (
     CaseOpened,
+    CaseStepCompleted,
     Envelope,
     GreenChannelOpened,
     HouseholdIdentified,
@@ -36,6 +37,7 @@ from shared.events import (
 )
 
 SYSTEM = "assistance"
+VILLAGE_ASSIGNED = "village_assigned"  # risk's step when a county places an unplaced case
 
 
 def _catalogue(settings: AssistanceSettings) -> Catalogue:
@@ -148,3 +150,29 @@ async def _monitor(
             .where(households.c.household_id == event.household_id)
             .values(**values)
         )
+
+
+async def on_case_step(
+    *, uow: UnitOfWork, event: Envelope[CaseStepCompleted], settings: AssistanceSettings
+) -> None:
+    """A county placed a case that a department record opened without a village (its code was
+    the county's placeholder): the case's plan, its measures and the household follow it, so
+    the new village's officials reach them. Other steps change nothing here."""
+    step = event.payload
+    if step.step != VILLAGE_ASSIGNED:
+        return
+    plan = await plan_by_case(uow, step.case_id)
+    if plan is not None:
+        await uow.execute(
+            update(plans).where(plans.c.id == plan.id).values(village_code=step.village_code)
+        )
+        await uow.execute(
+            update(measures)
+            .where(measures.c.plan_id == plan.id)
+            .values(village_code=step.village_code)
+        )
+    await uow.execute(
+        update(households)
+        .where(households.c.case_id == step.case_id)
+        .values(village_code=step.village_code, township_code=step.village_code[:9])
+    )

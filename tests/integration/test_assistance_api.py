@@ -25,6 +25,7 @@ from shared.auth import Role, mint_token
 from shared.clock import FrozenClock
 from shared.events import (
     CaseRejected,
+    CaseStepCompleted,
     EliminationRolledBack,
     Envelope,
     GreenChannelOpened,
@@ -289,6 +290,7 @@ async def _case_event(platform: Platform, household: str, payload: Any) -> None:
     )  # fmt: skip
     handler = {
         "GreenChannelOpened": handlers.on_green_channel_opened,
+        "CaseStepCompleted": handlers.on_case_step,
         "CaseRejected": closing.on_case_rejected,
         "RiskEliminated": closing.on_risk_eliminated,
         "EliminationRolledBack": closing.on_elimination_rolled_back,
@@ -563,3 +565,45 @@ async def test_a_reassessment_without_a_plan_makes_one_and_is_not_lost(
     assert plan["risk_types"] == ["accident", "housing_unsafe"]
     assigned = await platform.events("MeasureAssigned")
     assert {e.payload.plan_id for e in assigned} == {plan["plan_id"]}
+
+
+async def test_a_case_placed_in_a_village_takes_its_plan_and_measures_there(
+    platform: Platform,
+) -> None:
+    # a department record opened the case without a village: risk held it under the county's
+    # placeholder, and the green channel planned help there
+    unplaced = TOWN[:6] + "000000"
+    await _case_event(
+        platform, "hh-u",
+        GreenChannelOpened(
+            case_id="case-hh-u", village_code=unplaced, risk_types=["illness"],
+            provisional_measures=["medical_aid"], paperwork_due=START + timedelta(days=14),
+            reasons=[],
+        ),
+    )  # fmt: skip
+    url = "/v1/households/hh-u/plan"
+    assert (
+        await platform.http.get(url, headers=platform.auth("village", VILLAGE))
+    ).status_code == 403
+    # another step changes nothing
+    step = CaseStepCompleted(
+        case_id="case-hh-u", village_code=unplaced, step="data_comparison", actor="c",
+        role="county",
+    )  # fmt: skip
+    await _case_event(platform, "hh-u", step)
+    assert (
+        await platform.http.get(url, headers=platform.auth("village", VILLAGE))
+    ).status_code == 403
+    placed = CaseStepCompleted(
+        case_id="case-hh-u", village_code=VILLAGE, step="village_assigned", actor="c",
+        role="county", note=f"{unplaced} -> {VILLAGE}",
+    )  # fmt: skip
+    await _case_event(platform, "hh-u", placed)
+    answer = await platform.http.get(url, headers=platform.auth("village", VILLAGE))
+    assert answer.status_code == 200, answer.text
+    measure = answer.json()["measures"][0]["measure_id"]
+    moved = await platform.http.post(
+        f"/v1/measures/{measure}/transitions", json={"status": "in_progress"},
+        headers=platform.auth("village", VILLAGE),
+    )  # fmt: skip
+    assert moved.status_code == 200, moved.text
