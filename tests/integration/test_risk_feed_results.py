@@ -1,4 +1,4 @@
-"""rules §8.2 on PostgreSQL (tests/unit/test_risk_feed_results.py runs the same on SQLite): a
+"""rules §8.2 on PostgreSQL (tests/unit/test_risk_feed_results_sqlite.py runs the same on SQLite): a
 department reads back, by line, what risk made of each accepted record of its feed: a case
 opened or joined, nothing found, a monitoring object reassessed; paged to the last record,
 counted by outcome, as JSON or CSV, with the key intake takes the feed with."""
