@@ -56,6 +56,9 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+REJECTED_ROWS = 3  # exit status: the batch was received, some of its rows were rejected
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     err.print(message, style="red", markup=False, highlight=False)
     return typer.Exit(code)
@@ -143,7 +146,11 @@ def load(
         ),
     ] = None,
 ) -> None:
-    """Stream FILE to POST /v1/feeds/{department} and print the batch report."""
+    """Stream FILE to POST /v1/feeds/{department} and print the batch report.
+
+    Exit status 0 when every row was accepted, 3 when intake received the batch but rejected
+    some rows (the accepted ones are stored; the report lists the errors), 1 when the feed was
+    refused or could not be sent, 2 for a bad option."""
     headers_given = {
         "api_key": api_key,
         "content_type": content_type,
@@ -202,6 +209,9 @@ def load(
     except OSError as exc:
         raise _fail(f"file: cannot read {file}: {exc}") from None
     _print_report(batch, report, elapsed, show_errors)
+    if batch["rejected"]:
+        # received, but not whole: a department's script must not take it for a clean load
+        raise typer.Exit(REJECTED_ROWS)
 
 
 def _print_report(
@@ -232,3 +242,8 @@ def _print_report(
             listing.add_row(str(e["line"]), e["field"], e["problem"])
         console.print(listing)
         console.print(f"rejected rows: GET {batch['status_url']}/rejected")
+    # rules §8.2: what risk made of each accepted row, from risk's API with the same key
+    console.print(
+        f"per-row results (risk): GET /v1/feeds/{batch['department']}/batches/"
+        f"{batch['batch_id']}/results"
+    )

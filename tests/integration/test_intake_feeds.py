@@ -190,14 +190,16 @@ async def test_cli_streams_a_file_and_prints_the_batch_report(
             [*cli, str(feed), "--department", "water", "--url", url],
             capture_output=True, text=True, timeout=120, env=env | {"COLUMNS": "160"},
         )  # fmt: skip
-        assert done.returncode == 0, done.stdout + done.stderr
+        # received with one row rejected: exit status 3, not a clean 0
+        assert done.returncode == 3, done.stdout + done.stderr
         assert "accepted" in done.stdout and "300" in done.stdout
+        assert "/v1/feeds/water/batches/" in done.stdout and "/results" in done.stdout
         assert "301" in done.stdout and "resident_id" in done.stdout  # the error listing
         again = subprocess.run(  # the same command again: the key comes from the file
             [*cli, str(feed), "--department", "water", "--url", url],
             capture_output=True, text=True, timeout=120, env=env | {"COLUMNS": "160"},
         )  # fmt: skip
-        assert again.returncode == 0, again.stdout + again.stderr
+        assert again.returncode == 3, again.stdout + again.stderr
         assert "already received" in again.stdout
         uuid = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
         batches = [set(re.findall(uuid, out)) for out in (done.stdout, again.stdout)]
