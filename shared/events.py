@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared.clock import Clock
 
 SCHEMA_VERSION = "1.2"  # 1.1: GreenChannelOpened.channel; 1.2: CaseMerged village, visit due,
-# level; MonitoredHouseholdReassessed
+# level; MonitoredHouseholdReassessed; GreenChannelOpened.submission_ids
 SUPPORTED_MAJOR = 1
 
 
@@ -285,6 +285,10 @@ class GreenChannelOpened(Payload):
     reasons: list[Reason]
     # the channel of the signal that opened it (schema 1.1; None from a 1.0 producer)
     channel: str | None = None
+    # the submissions linked to the case when its green channel opened with it (schema 1.2):
+    # [] for a department record's case, so intake has nothing to look up; None when not told
+    # (a green channel opened on a later signal, or an older producer): intake finds them by case
+    submission_ids: list[str] | None = None
 
 
 class HouseholdIdentified(Payload):

@@ -19,6 +19,7 @@ from services.intake.schemas import CadreReportCreate, DeclarationCreate, Member
 from shared.clock import Clock
 from shared.db import UnitOfWork, driver_insert, outbox_rows, utc
 from shared.events import (
+    FEED_CHANNEL,
     CadreReportSubmitted,
     CaseMerged,
     CaseOpened,
@@ -419,19 +420,24 @@ async def on_case_event(*, uow: UnitOfWork, event: Envelope[Any]) -> None:
 LINK_STAGES = ("case_opened", "case_merged")
 BEFORE_GREEN_CHANNEL = LINK_STAGES
 BEFORE_OUTCOME = (*LINK_STAGES, "green_channel")
-OutcomeEvent = (
-    GreenChannelOpened | HouseholdIdentified | CaseRejected | MonitoredHouseholdReassessed
-)
+DecisionEvent = HouseholdIdentified | CaseRejected | MonitoredHouseholdReassessed
 
 
 async def on_case_events(*, uow: UnitOfWork, events: list[Envelope[Any]]) -> None:
     """A run of case events, in order: the links to a case (CaseOpened, CaseMerged) in one
-    statement per stretch of them, then each outcome for the submissions it concerns."""
+    statement per stretch of them, the green channels of a stretch in one statement (a
+    department feed opens thousands, nearly all through the green channel and without a
+    submission: risk then says so, and they cost nothing here), then each other outcome for
+    the submissions it concerns."""
     latest: dict[str, dict[str, str]] = {}
+    green: list[str] = []  # cases whose green channel opened, since the last statement
     for event in events:
         payload = event.payload
         if isinstance(payload, CaseOpened | CaseMerged):
-            if payload.submission_id:
+            # a case a department record opened names the feed's batch, not a submission
+            feed = isinstance(payload, CaseOpened) and payload.channel == FEED_CHANNEL
+            if payload.submission_id and not feed:
+                await _green(uow, green)  # the green channels before it, in their order
                 stage = "case_opened" if isinstance(payload, CaseOpened) else "case_merged"
                 latest.pop(payload.submission_id, None)  # keep the order of the last events
                 latest[payload.submission_id] = {
@@ -439,11 +445,30 @@ async def on_case_events(*, uow: UnitOfWork, events: list[Envelope[Any]]) -> Non
                     "b_case": payload.case_id,
                     "b_stage": stage,
                 }
-        elif isinstance(payload, OutcomeEvent):
+        elif isinstance(payload, GreenChannelOpened):
+            if payload.submission_ids == []:
+                continue  # risk says no submission is linked to the case (a feed's)
             await _link(uow, latest)  # the links before it, so that it finds them
             latest = {}
+            green.append(payload.case_id)
+        elif isinstance(payload, DecisionEvent):
+            await _link(uow, latest)
+            latest = {}
+            await _green(uow, green)
             await uow.execute(_outcome(payload, event.occurred_at))
     await _link(uow, latest)
+    await _green(uow, green)
+
+
+async def _green(uow: UnitOfWork, cases: list[str]) -> None:
+    """rules §5: assist first, identify later: the submissions of these cases show it."""
+    if cases:
+        await uow.execute(
+            update(submissions)
+            .where(submissions.c.case_id.in_(cases), _not_past(*BEFORE_GREEN_CHANNEL))
+            .values(case_stage="green_channel", green_channel="opened")
+        )
+        cases.clear()
 
 
 # executemany: one prepared statement, however many submissions the run names
@@ -466,7 +491,7 @@ def _not_past(*stages: str) -> ColumnElement[bool]:
     return or_(submissions.c.case_stage.is_(None), submissions.c.case_stage.in_(stages))
 
 
-def _outcome(payload: OutcomeEvent, at: datetime) -> Update:
+def _outcome(payload: DecisionEvent, at: datetime) -> Update:
     """The update an outcome event makes: the submissions of its case (the case events carry
     no submission id), or the one submission a reassessment names."""
     if isinstance(payload, MonitoredHouseholdReassessed):
@@ -483,12 +508,9 @@ def _outcome(payload: OutcomeEvent, at: datetime) -> Update:
                 **({"green_channel": "opened"} if payload.level == "green_channel" else {}),
             )
         )
-    case = update(submissions).where(submissions.c.case_id == payload.case_id)
-    if isinstance(payload, GreenChannelOpened):  # rules §5: assist first, identify later
-        return case.where(_not_past(*BEFORE_GREEN_CHANNEL)).values(
-            case_stage="green_channel", green_channel="opened"
-        )
-    case = case.where(_not_past(*BEFORE_OUTCOME))
+    case = update(submissions).where(
+        submissions.c.case_id == payload.case_id, _not_past(*BEFORE_OUTCOME)
+    )
     if isinstance(payload, HouseholdIdentified):
         return case.values(
             case_stage="identified",

@@ -34,7 +34,8 @@ submissions = Table(
     Column("body", JSON, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("village_code", String(12)),
-    Column("case_id", String(36)),
+    # a case's outcome events update the submissions linked to it (handlers.on_case_events)
+    Column("case_id", String(36), index=True),
     Column("case_stage", String(20)),
     # the outcome of the case the submission joined, or of the reassessment of a household
     # already monitored (handlers.on_case_events)

@@ -469,14 +469,24 @@ class SignalBatch:
             event,
         )  # fmt: skip
         if evaluation.green_channel:
-            self._green_channel(event, case, evaluation, signal.channel)
+            # the case has no other signal yet: its submission, if any, is all intake needs (a
+            # department record's `submission_id` names its batch, not a submission)
+            feed = signal.channel == FEED_CHANNEL
+            linked = [signal.submission_id] if signal.submission_id and not feed else []
+            self._green_channel(event, case, evaluation, signal.channel, linked)
 
     def _green_channel(
-        self, event: Origin, case: SimpleNamespace, evaluation: Evaluation, channel: str
+        self,
+        event: Origin,
+        case: SimpleNamespace,
+        evaluation: Evaluation,
+        channel: str,
+        submission_ids: list[str] | None = None,
     ) -> None:
         """rules §5.2-§5.3: flag the case and request provisional help now; paperwork follows.
         `channel` is the signal's that opened it (a department feed's alerts queue behind the
-        declarations' and reports' in notify)."""
+        declarations' and reports' in notify). `submission_ids`: the submissions linked to the
+        case, when known (a case opening with its green channel), so intake need not look."""
         settings = self.settings
         due = settings.work_calendar.add_working_days(
             self.now, settings.green_channel_paperwork_working_days
@@ -499,6 +509,7 @@ class SignalBatch:
                 paperwork_due=due,
                 reasons=[r for r in evaluation.reasons if r.rule.startswith("rules §5")],
                 channel=channel,
+                submission_ids=submission_ids,
             ),
             event,
         )

@@ -52,10 +52,11 @@ def opened(case_id: str, submission_id: str | None) -> CaseOpened:
     )  # fmt: skip
 
 
-def green_channel(case_id: str) -> GreenChannelOpened:
+def green_channel(case_id: str, submission_ids: list[str] | None = None) -> GreenChannelOpened:
     return GreenChannelOpened(
         case_id=case_id, village_code=VILLAGE, risk_types=["illness"],
         provisional_measures=["medical_assistance"], paperwork_due=NOW, reasons=[],
+        submission_ids=submission_ids,
     )  # fmt: skip
 
 
@@ -177,6 +178,50 @@ async def test_an_outcome_is_never_overwritten_by_an_earlier_stage(
         assert await status_of(http, accepted) == decided
         assert decided["case_id"] == "case-9"
         assert decided["outcome_reason"] == "收入超过监测标准"
+
+
+async def test_a_run_of_green_channels_keeps_the_order_of_the_links_around_it(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """A feed opens thousands of cases, nearly all through the green channel and without a
+    submission: their green channels go in one statement, but a declaration that joins a case
+    after its green channel opened still reads "merged", as it would one event at a time."""
+    async with running_intake(kafka=kafka_bootstrap, prefix=topic_prefix) as (http, app):
+        first, later = await submit(http), await submit(http)
+        home = first["household_id"]
+        feed_cases = [f"feed-{n}" for n in range(50)]
+        await handle(
+            app,
+            case_event(opened("case-a", first["submission_id"]), home),
+            *(case_event(opened(c, None), f"hh-{c}") for c in feed_cases[:25]),
+            case_event(green_channel("case-a"), home),
+            *(case_event(green_channel(c), f"hh-{c}") for c in feed_cases[:25]),
+            # joins case-a after its green channel opened
+            case_event(
+                CaseMerged(case_id="case-a", risk_types=[], submission_id=later["submission_id"]),
+                home,
+            ),
+            *(case_event(green_channel(c), f"hh-{c}") for c in feed_cases[25:]),
+        )
+        assert (await status_of(http, first))["stage"] == "green_channel"
+        joined = await status_of(http, later)
+        assert (joined["stage"], joined["case_id"]) == ("case_merged", "case-a")
+        # a later green channel of the same case moves it on, as one event at a time would
+        await handle(app, case_event(green_channel("case-a"), home))
+        assert (await status_of(http, later))["stage"] == "green_channel"
+        # risk says which submissions a case opening with its green channel has: none for a
+        # feed's case, which intake then passes over without a statement
+        third = await submit(http)
+        await handle(
+            app,
+            case_event(opened("case-b", third["submission_id"]), home),
+            case_event(green_channel("case-b", submission_ids=[]), home),
+        )
+        assert (await status_of(http, third))["stage"] == "case_opened"
+        await handle(
+            app, case_event(green_channel("case-b", submission_ids=[third["submission_id"]]), home)
+        )
+        assert (await status_of(http, third))["stage"] == "green_channel"
 
 
 async def test_a_declaration_about_a_monitored_household_reaches_a_final_stage(

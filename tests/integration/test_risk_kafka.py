@@ -157,6 +157,7 @@ async def test_signals_in_cases_out_and_a_duplicate_changes_nothing(
     # notify queues a feed's alerts behind the declarations' by this channel
     green = next(e for e in out if e.event_type == "GreenChannelOpened")
     assert green.payload.channel == FEED_CHANNEL
+    assert green.payload.submission_ids == []  # intake has no submission to look up
     merged = next(e for e in out if e.event_type == "CaseMerged")
     assert merged.payload.risk_types == ["schooling", "unstable_employment"]
     async with runtime.uow() as uow:

@@ -266,6 +266,8 @@ async def test_rules_4_8_signals_merge_and_rules_5_green_channel_rolls_back(
     assert green.payload.provisional_measures == ["temporary_assistance"]
     assert green.payload.reasons[0].rule == "rules §5.1"
     assert green.payload.channel == opened.payload.channel == "app"  # the declaration's
+    # the green channel opened with the case: its submission is the only one linked to it
+    assert green.payload.submission_ids == [opened.payload.submission_id]
     case_id = opened.payload.case_id
     detail = await platform.http.get(f"/v1/cases/{case_id}", headers=platform.auth("village"))
     assert detail.json()["deadline"] == opened.payload.deadline.isoformat().replace("+00:00", "Z")
