@@ -27,6 +27,7 @@ from services.assistance.schemas import CadreIn
 from shared.clock import SystemClock
 from shared.events import (
     CaseOpened,
+    Envelope,
     GreenChannelOpened,
     HouseholdIdentified,
     Member,
@@ -97,24 +98,8 @@ async def test_identified_household_gets_one_plan_one_cadre_and_events_once(
     identified = new_event(
         _identified(), household_id=HOUSEHOLD, source="risk", correlation_id="sub-1", clock=clock
     )
-    topic = settings.topic("cases")
-    for event in (green, identified, identified):  # the last one is a redelivery
-        await producer.send_and_wait(topic, event.to_bytes(), key=HOUSEHOLD.encode())
-    spec = consumer_spec(settings)
-    consumer = EventConsumer(
-        name=spec.name, topics=[topic], handlers=spec.handlers, uow_factory=runtime.uow,
-        producer=producer, settings=settings,
-    )  # fmt: skip
-    await consumer.start()
-    try:
-        seen = 0
-        deadline = asyncio.get_running_loop().time() + 30
-        while seen < 3 and asyncio.get_running_loop().time() < deadline:
-            seen += await consumer.poll_once()
-        assert seen == 3
-        await consumer.commit_pending()
-    finally:
-        await consumer.close()
+    # the last one is a redelivery
+    await _deliver(runtime, producer, [green, identified, identified], batch=False)
 
     async with runtime.uow() as uow:
         plan_rows = (await uow.execute(select(plans))).all()
@@ -173,24 +158,8 @@ async def test_a_redelivered_reassessment_adds_its_measures_once(
         ),
         household_id=HOUSEHOLD, source="risk", correlation_id="sub-2", clock=clock,
     )  # fmt: skip
-    topic = settings.topic("cases")
-    for event in (identified, reassessed, reassessed):  # the last one is a redelivery
-        await producer.send_and_wait(topic, event.to_bytes(), key=HOUSEHOLD.encode())
-    spec = consumer_spec(settings)
-    consumer = EventConsumer(
-        name=spec.name, topics=[topic], handlers=spec.handlers, uow_factory=runtime.uow,
-        producer=producer, settings=settings, batch_handler=spec.batch_handler,
-    )  # fmt: skip
-    await consumer.start()
-    try:
-        seen = 0
-        deadline = asyncio.get_running_loop().time() + 30
-        while seen < 3 and asyncio.get_running_loop().time() < deadline:
-            seen += await consumer.poll_once()
-        assert seen == 3
-        await consumer.commit_pending()
-    finally:
-        await consumer.close()
+    # the last one is a redelivery
+    await _deliver(runtime, producer, [identified, reassessed, reassessed], batch=True)
 
     async with runtime.uow() as uow:
         plan_rows = (await uow.execute(select(plans))).all()
@@ -279,3 +248,31 @@ async def test_a_run_of_openings_plans_exactly_as_the_events_one_by_one(
         ("b", "temporary_assistance"),
     ]
     assert sent.count("PlanCreated:hh-a") == 2 and sent.count("PlanCreated:hh-b") == 2
+
+
+async def _deliver(
+    runtime: Runtime, producer: AIOKafkaProducer, events: list[Envelope[Any]], *, batch: bool
+) -> None:
+    """Send `events` to the cases topic and let assistance's consumer take every one of them
+    (one event at a time, or in runs through its batch handler)."""
+    settings = runtime.settings
+    assert isinstance(settings, AssistanceSettings)
+    topic = settings.topic("cases")
+    for event in events:
+        await producer.send_and_wait(topic, event.to_bytes(), key=HOUSEHOLD.encode())
+    spec = consumer_spec(settings)
+    consumer = EventConsumer(
+        name=spec.name, topics=[topic], handlers=spec.handlers, uow_factory=runtime.uow,
+        producer=producer, settings=settings,
+        batch_handler=spec.batch_handler if batch else None,
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        seen = 0
+        deadline = asyncio.get_running_loop().time() + 30
+        while seen < len(events) and asyncio.get_running_loop().time() < deadline:
+            seen += await consumer.poll_once()
+        assert seen == len(events)
+        await consumer.commit_pending()
+    finally:
+        await consumer.close()
