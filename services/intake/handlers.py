@@ -17,7 +17,7 @@ from services.intake.models import outbox, submissions
 from services.intake.pii import Vault, household_key
 from services.intake.schemas import CadreReportCreate, DeclarationCreate, MemberIn
 from shared.clock import Clock
-from shared.db import UnitOfWork, driver_insert, outbox_rows, utc
+from shared.db import UnitOfWork, driver_insert, one_of, outbox_rows, utc
 from shared.events import (
     FEED_CHANNEL,
     CadreReportSubmitted,
@@ -463,11 +463,7 @@ async def on_case_events(*, uow: UnitOfWork, events: list[Envelope[Any]]) -> Non
 async def _green(uow: UnitOfWork, cases: list[str]) -> None:
     """rules §5: assist first, identify later: the submissions of these cases show it."""
     if cases:
-        await uow.execute(
-            update(submissions)
-            .where(submissions.c.case_id.in_(cases), _not_past(*BEFORE_GREEN_CHANNEL))
-            .values(case_stage="green_channel", green_channel="opened")
-        )
+        await uow.execute(GREEN, {"cases": list(cases)})
         cases.clear()
 
 
@@ -489,6 +485,14 @@ async def _link(uow: UnitOfWork, latest: dict[str, dict[str, str]]) -> None:
 
 def _not_past(*stages: str) -> ColumnElement[bool]:
     return or_(submissions.c.case_stage.is_(None), submissions.c.case_stage.in_(stages))
+
+
+# built once, the cases bound when it runs (shared.db.one_of)
+GREEN = (
+    update(submissions)
+    .where(one_of(submissions.c.case_id, "cases"), _not_past(*BEFORE_GREEN_CHANNEL))
+    .values(case_stage="green_channel", green_channel="opened")
+)
 
 
 def _outcome(payload: DecisionEvent, at: datetime) -> Update:
