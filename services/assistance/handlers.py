@@ -21,6 +21,7 @@ from services.assistance.repository import (
     add_measures,
     as_planned,
     create_plan,
+    current_plan,
     emit,
     plan_by_case,
     plan_measures,
@@ -51,9 +52,20 @@ async def on_case_opened(
     await on_openings(uow=uow, events=[event], settings=settings)
 
 
+# plans not yet filled by an identification
+_UNFILLED = ("pending", "provisional")
+
+
 async def _plan_for(uow: UnitOfWork, *, household_id: str, case_id: str, village_code: str) -> Any:
+    """The case's plan. Without one, the household's unfilled plan becomes the case's (rules
+    §6.1, one plan per household): a reassessment that came first made it under its event's
+    id (tracking.py). Else a new one."""
     plan = await plan_by_case(uow, case_id)
     if plan is None:
+        held = await current_plan(uow, household_id)
+        if held is not None and held.status in _UNFILLED:
+            await uow.execute(update(plans).where(plans.c.id == held.id).values(case_id=case_id))
+            return await plan_by_case(uow, case_id)
         await create_plan(
             uow, household_id=household_id, case_id=case_id, village_code=village_code,
             status="pending",

@@ -177,6 +177,35 @@ async def test_a_redelivered_reassessment_adds_its_measures_once(
     assert kinds.count("MeasureAssigned") == 4 and kinds.count("PlanCreated") == 2
 
 
+async def test_an_identification_after_a_reassessment_fills_the_plan_already_made(
+    runtime: Runtime, producer: AIOKafkaProducer
+) -> None:
+    """rules §6.1, one plan per household: a reassessment that reached assistance before the
+    household's identification (its plan was made under the event's id) is the plan the
+    identification fills, not a second one beside it."""
+    clock = SystemClock()
+    reassessed = new_event(
+        MonitoredHouseholdReassessed(
+            village_code=VILLAGE, risk_types=["disaster"], new_risk_types=["disaster"],
+            channel="cadre", level="green_channel",
+            provisional_measures=["temporary_assistance"], submission_id="sub-2",
+        ),
+        household_id=HOUSEHOLD, source="risk", correlation_id="sub-2", clock=clock,
+    )  # fmt: skip
+    identified = new_event(
+        _identified(), household_id=HOUSEHOLD, source="risk", correlation_id="sub-1", clock=clock
+    )
+    await _deliver(runtime, producer, [reassessed, identified, identified], batch=True)
+
+    async with runtime.uow() as uow:
+        plan_rows = (await uow.execute(select(plans))).all()
+        measure_rows = (await uow.execute(select(measures).order_by(measures.c.position))).all()
+    assert [(p.case_id, p.status) for p in plan_rows] == [("case-1", "active")]
+    codes = [(m.code, m.person_id_hash) for m in measure_rows]
+    assert codes.count(("temporary_assistance", None)) == 1
+    assert ("employment_placement", "p-worker") in codes
+
+
 async def _plans_and_measures(runtime: Runtime) -> tuple[list[tuple], list[tuple], list[str]]:
     """What a run left behind, without ids and times: plans, measures, outgoing event types."""
     outbox = runtime.outbox
