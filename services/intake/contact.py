@@ -11,10 +11,10 @@ import logging
 from typing import Any
 
 from cryptography.fernet import InvalidToken
-from sqlalchemy import insert, select
+from sqlalchemy import Select, insert, select
 
 from services.intake.handlers import submission_status
-from services.intake.models import contact_reads, submissions
+from services.intake.models import contact_reads, outbox, submissions
 from services.intake.pii import Vault
 from shared.auth import Official
 from shared.db import UnitOfWork, utc
@@ -124,3 +124,71 @@ async def contact_reads_of(uow: UnitOfWork, submission_id: str, limit: int) -> l
          "read_at": utc(r.read_at)}
         for r in rows
     ]  # fmt: skip
+
+
+def contact_path(submission_id: str) -> str:
+    """Where an official reads the contact of a submission."""
+    return f"/v1/submissions/{submission_id}/contact"
+
+
+def stage_of(*, case_stage: str | None, event_id: str, published_at: object) -> str:
+    """A submission's stage as GET /v1/submissions/{id} gives it (handlers.submission_status,
+    pure): its case's stage once it has one, else published or received."""
+    if case_stage:
+        return case_stage
+    return "published" if published_at or not event_id else "received"
+
+
+def _of_household(household_id: str, case_id: str | None) -> Select[Any]:
+    """The household's submissions that name someone to reach (CONTACT_KINDS), optionally only
+    those linked to `case_id`."""
+    query = select(
+        submissions.c.id, submissions.c.kind, submissions.c.village_code,
+        submissions.c.received_at, submissions.c.event_id, submissions.c.case_id,
+        submissions.c.case_stage, submissions.c.outcome, submissions.c.outcome_reason,
+        submissions.c.green_channel, submissions.c.decided_at,
+    ).where(
+        submissions.c.household_id == household_id,
+        submissions.c.kind.in_(CONTACT_KINDS),
+        submissions.c.village_code.is_not(None),
+    )  # fmt: skip
+    if case_id is not None:
+        query = query.where(submissions.c.case_id == case_id)
+    return query
+
+
+async def household_submissions(
+    uow: UnitOfWork, household_id: str, *, official: Official, case_id: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """The household's declarations and cadre reports in villages the official covers, newest
+    first: each with its stage and outcome and the path of its contact, never the contact itself
+    (no phone, name or ID: reading those is the recorded contact read)."""
+    query = _of_household(household_id, case_id).add_columns(outbox.c.published_at)
+    query = query.outerjoin(outbox, outbox.c.event_id == submissions.c.event_id)
+    if official.role != "admin":  # as Official.covers: the village starts with the jurisdiction
+        query = query.where(
+            submissions.c.village_code.startswith(official.jurisdiction, autoescape=True)
+        )
+    query = query.order_by(submissions.c.received_at.desc(), submissions.c.id.desc()).limit(limit)
+    return [
+        {
+            "submission_id": r.id, "kind": r.kind, "village_code": r.village_code,
+            "received_at": utc(r.received_at), "case_id": r.case_id,
+            "stage": stage_of(case_stage=r.case_stage, event_id=r.event_id,
+                              published_at=r.published_at),
+            "outcome": r.outcome, "outcome_reason": r.outcome_reason,
+            "green_channel": r.green_channel,
+            "decided_at": utc(r.decided_at) if r.decided_at else None,
+            "contact_url": contact_path(r.id),
+        }
+        for r in await uow.execute(query)
+    ]  # fmt: skip
+
+
+async def household_village(uow: UnitOfWork, household_id: str, case_id: str | None) -> str | None:
+    """The village of the household's newest such submission, whoever covers it; None when it
+    has none."""
+    query = _of_household(household_id, case_id).with_only_columns(submissions.c.village_code)
+    query = query.order_by(submissions.c.received_at.desc(), submissions.c.id.desc()).limit(1)
+    village: str | None = (await uow.execute(query)).scalar_one_or_none()
+    return village

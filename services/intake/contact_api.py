@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from services.intake import contact
 from services.intake.access import IntakeParts, contact_reader, parts_of
-from services.intake.schemas import ContactReadEntry, SubmissionContact
+from services.intake.schemas import ContactReadEntry, HouseholdSubmission, SubmissionContact
 from shared.auth import Official, ensure_within, require_role
 from shared.db import UnitOfWork
 from shared.inputs import PROBLEM_RESPONSES, Problem
@@ -90,3 +90,46 @@ async def get_submission_contact_audit(
         await _submission(uow, official, submission_id)
         reads = await contact.contact_reads_of(uow, submission_id, limit)
     return [ContactReadEntry(**r) for r in reads]
+
+
+@router.get(
+    "/households/{household_id}/submissions",
+    response_model=list[HouseholdSubmission],
+    responses=READ_ERRORS
+    | {
+        404: {
+            "model": Problem,
+            "description": "household_id: no declaration or cadre report (with that case_id)",
+        }
+    },
+    summary="A household's declarations and cadre reports, newest first, with where to read "
+    "each one's contact (officials)",
+)
+async def get_household_submissions(
+    household_id: str,
+    official: Annotated[Official, Depends(contact_reader)],
+    runtime: Annotated[Runtime, Depends(runtime_of)],
+    case_id: Annotated[
+        str | None,
+        Query(min_length=1, max_length=36, description="only those linked to this case"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="at most this many")] = 100,
+) -> list[HouseholdSubmission]:
+    """An alert names the household (and, for later steps or a feed's case, the case), not a
+    submission: this lists the household's declarations and cadre reports in the official's
+    jurisdiction, each with its stage, outcome and `contact_url`. No phone, name or ID; no
+    registry sync or feed (they name no one to reach). 403 only when none lies within."""
+    async with runtime.uow() as uow:
+        found = await contact.household_submissions(
+            uow, household_id, official=official, case_id=case_id, limit=limit
+        )
+        village = None if found else await contact.household_village(uow, household_id, case_id)
+    if not found:
+        if village is None:
+            with_case = f" with case_id {case_id}" if case_id is not None else ""
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                f"household_id: {household_id} has no declaration or cadre report{with_case}",
+            )
+        ensure_within(official, village)  # none lies within: 403 naming the newest one's village
+    return [HouseholdSubmission(**s) for s in found]

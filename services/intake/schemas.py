@@ -390,3 +390,21 @@ class ContactReadEntry(BaseModel):
     role: str
     jurisdiction: str
     read_at: datetime
+
+
+class HouseholdSubmission(BaseModel):
+    """One declaration or cadre report of a household, as an official finds it from an alert
+    that names the household (or its case): where it stands and where to read its contact. It
+    holds no phone, name or resident ID; the contact read is recorded (rules §9)."""
+
+    submission_id: str
+    kind: Literal["declaration", "cadre_report"]
+    village_code: str
+    received_at: datetime
+    case_id: str | None = None
+    stage: str = Field(description="as GET /v1/submissions/{id} gives it")
+    outcome: str | None = None
+    outcome_reason: str | None = None
+    green_channel: str | None = None
+    decided_at: datetime | None = None
+    contact_url: str = Field(description="/v1/submissions/{id}/contact: how to reach the household")

@@ -82,6 +82,8 @@ class Rule:
     guard: Guard
     role: Role = "village"  # the lowest role allowed
     exact_role: bool = False  # only `role` itself (e.g. rollback is the county's step)
+    # a department's key is known and refused (403 role), as for a household's contact (rules §9)
+    refuses_department: bool = False
     scope: Scope = "none"
     ok: tuple[int, ...] = (200,)  # what the allowed caller gets (409: allowed, wrong state)
     why_public: str = ""
@@ -93,9 +95,15 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("intake", "POST", "/v1/cadre-reports"): Rule("official", scope="body", ok=(202,)),
     ("intake", "POST", "/v1/registry"): Rule("official", "county", scope="body", ok=(202,)),
     ("intake", "GET", "/v1/submissions/{submission_id}"): Rule("app_or_official", scope="object"),
-    ("intake", "GET", "/v1/submissions/{submission_id}/contact"): Rule("official", scope="object"),
+    ("intake", "GET", "/v1/submissions/{submission_id}/contact"): Rule(
+        "official", scope="object", refuses_department=True
+    ),
     ("intake", "GET", "/v1/submissions/{submission_id}/contact/audit"): Rule(
         "official", "county", scope="object"
+    ),
+    # from an alert naming the household to its submissions' contacts (no contact in it)
+    ("intake", "GET", "/v1/households/{household_id}/submissions"): Rule(
+        "official", scope="object", refuses_department=True
     ),
     ("intake", "POST", "/v1/feeds/{department}"): Rule("department", ok=(202,)),
     # rules §8.2: the department reads back what risk made of its records (the matrix's batch
@@ -213,7 +221,9 @@ async def _handle(app: FastAPI, handler: Any, payload: Payload, household: str) 
 
 async def _seed_intake(world: World) -> None:
     http = world.http["intake"]
-    answer = await http.post("/v1/declarations", json=declaration(), headers=APP)
+    # the household risk's rows are about (ids["household"]), in VILLAGE
+    body = declaration(household_id="hh-matrix")
+    answer = await http.post("/v1/declarations", json=body, headers=APP)
     assert answer.status_code == 202, answer.text
     world.ids["submission"] = answer.json()["submission_id"]
     batch = await http.post(
@@ -392,6 +402,8 @@ def probes() -> list[Probe]:
                 add("wrong role", 403)
             if rule.exact_role and rule.role != "admin":
                 add("admin for another role's step", 403)
+            if rule.refuses_department:
+                add("department key instead of a token", 403)
         if rule.guard == "department_or_county":
             add("wrong role", 403)
         if rule.guard in ("app", "app_or_official"):
@@ -428,6 +440,7 @@ def credentials(key: tuple[str, str, str], who: str) -> dict[str, str]:
         "wrong app key": lambda: {"X-App-Key": "not-the-app-key"},
         "unknown department key": lambda: {"X-API-Key": "dev-nobody-key"},
         "wrong department": lambda: dict(WATER),
+        "department key instead of a token": lambda: dict(HOUSING),
         "outside jurisdiction": lambda: bearer(role, ELSEWHERE, subject=subject),
         "outside jurisdiction sees nothing": lambda: bearer(role, ELSEWHERE),
     }
