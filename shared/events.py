@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.clock import Clock
 
-SCHEMA_VERSION = "1.2"  # 1.1: GreenChannelOpened.channel; 1.2: CaseMerged village, visit due,
-# level; MonitoredHouseholdReassessed; GreenChannelOpened.submission_ids
+SCHEMA_VERSION = "1.3"  # 1.1: GreenChannelOpened.channel; 1.2: CaseMerged village, visit due,
+# level; MonitoredHouseholdReassessed; GreenChannelOpened.submission_ids;
+# 1.3: CaseStepCompleted.purpose
 SUPPORTED_MAJOR = 1
 
 
@@ -263,7 +264,8 @@ class CaseMerged(Payload):
 
 
 class CaseStepCompleted(Payload):
-    """A step of the identification procedure was completed (rules §4)."""
+    """A step of a case's procedure was completed: an identification (rules §4) or a risk
+    elimination (rules §7.2)."""
 
     case_id: str
     village_code: str
@@ -272,6 +274,9 @@ class CaseStepCompleted(Payload):
     role: str
     note: str = ""
     next_steps: list[str] = []
+    # what the case decides, "identification" (rules §4) or "elimination" (rules §7), so the
+    # official it waits for knows which decision it is (schema 1.3; None from an older producer)
+    purpose: str | None = None
 
 
 class GreenChannelOpened(Payload):

@@ -171,6 +171,7 @@ async def perform_action(
             role=official.role,
             note=request.note,
             next_steps=list(allowed_actions(new, now)),
+            purpose=row.purpose,  # the official it waits for learns which decision it is
         )
     await uow.execute(update(cases).where(cases.c.id == row.id).values(values))
     await repo.add_history(
@@ -241,6 +242,7 @@ async def _place(
         role=official.role,
         note=note,
         next_steps=list(allowed_actions(state, now)),
+        purpose=row.purpose,
     )
     await publish(uow, step, household_id=row.household_id, correlation_id=row.id, topic=topic)
 

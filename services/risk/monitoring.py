@@ -235,6 +235,7 @@ async def maybe_propose_elimination(
             role="system",
             note="rules §7.1 criteria met",
             next_steps=["complete_home_verification"],
+            purpose="elimination",
         ),
         household_id=row.id,
         correlation_id=case_id,

@@ -148,6 +148,7 @@ async def test_a_case_without_village_is_held_by_its_county_until_placed(risk: P
     assert (step.payload.step, step.payload.village_code, step.payload.role) == (
         "village_assigned", VILLAGE, "county",
     )  # fmt: skip
+    assert step.payload.purpose == "identification"  # a department record's case
     assert "530102000000 -> 530102001001" in step.payload.note
 
     # the village's later records keep it there: a record without village reads the household

@@ -233,8 +233,12 @@ async def test_rules_4_full_identification_through_the_api(platform: Platform) -
     [identified] = await platform.events("HouseholdIdentified")
     assert identified.payload.kind == "unstable" and identified.payload.risk_types == ["illness"]
     assert {r.rule for r in identified.payload.reasons} >= {"rules §2.1", "rules §1 unstable"}
-    steps = [e.payload.step for e in await platform.events("CaseStepCompleted")]
+    steps = await platform.events("CaseStepCompleted")
     assert len(steps) == 6
+    # the township and the county are told which decision awaits them (schema 1.3)
+    assert {e.payload.purpose for e in steps} == {"identification"}
+    [review] = [e for e in steps if "approve_township_review" in e.payload.next_steps]
+    assert review.payload.step == "complete_village_appraisal"
 
     ledger = await platform.http.get(
         "/v1/ledger", params={"kind": "unstable", "risk_type": "illness"},
@@ -344,6 +348,18 @@ async def test_rules_7_elimination_after_six_months_and_rollback(platform: Platf
         assert (await platform.act(case_id, role, action)).status_code == 200, action  # type: ignore[arg-type]
     [eliminated] = await platform.events("RiskEliminated")
     assert {r.rule for r in eliminated.payload.reasons} >= {"rules §7.1 income"}
+    # every step of the elimination case says so, the proposal and the township review's
+    # included; the identification case's said "identification"
+    purposes = {
+        (e.payload.case_id == case_id, e.payload.purpose)
+        for e in await platform.events("CaseStepCompleted")
+    }
+    assert purposes == {(True, "elimination"), (False, "identification")}
+    [review] = [
+        e for e in await platform.events("CaseStepCompleted")
+        if e.payload.case_id == case_id and "approve_township_review" in e.payload.next_steps
+    ]  # fmt: skip
+    assert review.payload.purpose == "elimination"
 
     # rules §7.4: the risk comes back at a visit: the household is identified again through §4
     opened_before = len(await platform.events("CaseOpened"))

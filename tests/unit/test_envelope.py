@@ -13,6 +13,7 @@ from shared.clock import FrozenClock
 from shared.events import (
     CadreReportSubmitted,
     CaseOpened,
+    CaseStepCompleted,
     HouseholdIdentified,
     IncomeUpdated,
     MalformedEvent,
@@ -80,6 +81,23 @@ def test_newer_minor_version_is_accepted() -> None:
     body = json.loads(_case_opened()) | {"schema_version": "1.7"}
     body["payload"]["added_in_1_7"] = "ignored by older readers"
     assert decode(json.dumps(body).encode()).schema_version == "1.7"
+
+
+def test_a_completed_step_names_its_case_purpose_and_one_from_before_1_3_still_decodes() -> None:
+    step = CaseStepCompleted(
+        case_id="c-1", village_code="530102001001", step="complete_village_appraisal",
+        actor="v1", role="village", next_steps=["approve_township_review"],
+        purpose="elimination",
+    )  # fmt: skip
+    event = new_event(step, household_id="hh-1", source="risk", correlation_id="c-1", clock=CLOCK)
+    assert event.schema_version == "1.3"
+    assert decode(event.to_bytes()).payload.get("purpose") == "elimination"
+    # a 1.2 producer's event has no purpose: it decodes, and says nothing of the decision
+    body = json.loads(event.to_bytes()) | {"schema_version": "1.2"}
+    del body["payload"]["purpose"]
+    older = decode(json.dumps(body).encode())
+    assert isinstance(older.payload, CaseStepCompleted)
+    assert older.payload.purpose is None and older.payload.next_steps == ["approve_township_review"]
 
 
 @pytest.mark.parametrize(
