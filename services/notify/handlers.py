@@ -261,6 +261,7 @@ async def on_routed_event(
         new_risks=payload.get("new_risk_types", ()),
         measures=payload.get("measures") or payload.get("provisional_measures", ()),
         reason=payload.get("reason", ""),
+        purpose=payload.get("purpose"),
     )
     body = {
         "household_id": templates.mask_text(event.household_id),

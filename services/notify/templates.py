@@ -37,6 +37,15 @@ TEMPLATES: dict[str, dict[str, str]] = {
         # the events below carry no date: their messages say "now" instead of naming one
         "review_due": "【防返贫】农户{household}案件已完成村级评议，待乡镇审核，请尽快办理",
         "approval_due": "【防返贫】农户{household}案件已通过乡镇审核，待县级审定，请尽快办理",
+        # the same steps when the event names the decision (PURPOSE_VARIANTS)
+        "review_due_identification": "【防返贫】农户{household}已完成村级评议，"
+        "待乡镇审核是否认定为监测对象，请尽快办理",
+        "review_due_elimination": "【防返贫】监测户{household}已完成村级评议，"
+        "待乡镇审核是否风险消除，请尽快办理",
+        "approval_due_identification": "【防返贫】农户{household}已通过乡镇审核，"
+        "待县级审定是否认定为监测对象，请尽快办理",
+        "approval_due_elimination": "【防返贫】监测户{household}已通过乡镇审核，"
+        "待县级审定是否风险消除，请尽快办理",
         "elimination_check": "【防返贫】监测户{household}拟风险消除，请尽快入户核实后组织村级评议",
         "village_assigned": "【防返贫】农户{household}的风险案件已由县级划归本村，"
         "请尽快入户核实并收取签字承诺书",
@@ -74,6 +83,14 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "and awaits township review. Please review it soon.",
         "approval_due": "Holdline: the case of household {household} passed township review "
         "and awaits county approval. Please decide soon.",
+        "review_due_identification": "Holdline: household {household} passed village appraisal "
+        "and awaits township review of its identification. Please review it soon.",
+        "review_due_elimination": "Holdline: monitored household {household} passed village "
+        "appraisal and awaits township review of its risk elimination. Please review it soon.",
+        "approval_due_identification": "Holdline: household {household} passed township review "
+        "and awaits county approval of its identification. Please decide soon.",
+        "approval_due_elimination": "Holdline: monitored household {household} passed township "
+        "review and awaits county approval of its risk elimination. Please decide soon.",
         "elimination_check": "Holdline: risk elimination proposed for household {household}. "
         "Please visit soon, then hold the village appraisal.",
         "village_assigned": "Holdline: the county placed the case of household {household} "
@@ -89,6 +106,14 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "reassessed_new_risk": "Holdline: monitored household {household} has a new {new_risks} "
         "risk. Please visit and extend its plan soon.",
     },
+}
+
+# a completed step's event names the case's purpose (schema 1.3): the township and county
+# then read which decision awaits them, identification (rules §4.5) or risk elimination (rules
+# §7.2); without it (an older producer) the template of the route fits both
+PURPOSE_VARIANTS: dict[str, frozenset[str]] = {
+    "review_due": frozenset({"identification", "elimination"}),
+    "approval_due": frozenset({"identification", "elimination"}),
 }
 
 RISK_NAMES: dict[str, dict[str, str]] = {
@@ -154,6 +179,13 @@ def local_date(value: datetime | None, zone: tzinfo, language: str) -> str:
     return f"{day.month}月{day.day}日" if language == "zh-CN" else day.isoformat()
 
 
+def for_purpose(template: str, purpose: str | None) -> str:
+    """The template naming the case's decision, when there is one for it; else `template`."""
+    if purpose in PURPOSE_VARIANTS.get(template, ()):
+        return f"{template}_{purpose}"
+    return template
+
+
 def render(
     template: str,
     *,
@@ -168,9 +200,12 @@ def render(
     count: int = 0,
     new_risks: Iterable[str] = (),
     reason: str = "",
+    purpose: str | None = None,
 ) -> str:
-    """The text of one message, masked."""
+    """The text of one message, masked; `purpose` (a case's) picks the variant naming its
+    decision where the template has one."""
     language = language if language in TEMPLATES else DEFAULT_LANGUAGE
+    template = for_purpose(template, purpose)
     fields = {
         "household": household,
         "deadline": local_date(deadline, zone, language),

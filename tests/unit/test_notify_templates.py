@@ -125,6 +125,8 @@ def test_every_template_fits_one_sms_segment() -> None:
 UNDATED = {
     "review_due", "approval_due", "elimination_check", "identified", "rejected",
     "risk_eliminated", "reassessed_green_channel", "reassessed_new_risk", "village_assigned",
+    "review_due_identification", "review_due_elimination", "approval_due_identification",
+    "approval_due_elimination",
 }  # fmt: skip
 
 
@@ -173,3 +175,46 @@ def test_ack_link_is_appended() -> None:
         templates.with_ack_link("急", "http://h/v1/acks/t", "zh-CN") == "急 确认:http://h/v1/acks/t"
     )
     assert templates.with_ack_link("x", None, "en") == "x"
+
+
+def _step(template: str, language: str, purpose: str | None) -> str:
+    return templates.render(
+        template, language=language, zone=ZONE, household=HOUSEHOLD, purpose=purpose
+    )
+
+
+def test_a_case_waiting_for_township_or_county_names_the_decision_that_awaits_them() -> None:
+    """rules §4.5, §7.2: the same two steps decide an identification or a risk elimination;
+    the official it waits for reads which one."""
+    assert _step("review_due", "zh-CN", "identification") == (
+        f"【防返贫】农户{HOUSEHOLD}已完成村级评议，待乡镇审核是否认定为监测对象，请尽快办理"
+    )
+    assert _step("review_due", "zh-CN", "elimination") == (
+        f"【防返贫】监测户{HOUSEHOLD}已完成村级评议，待乡镇审核是否风险消除，请尽快办理"
+    )
+    assert _step("approval_due", "zh-CN", "identification") == (
+        f"【防返贫】农户{HOUSEHOLD}已通过乡镇审核，待县级审定是否认定为监测对象，请尽快办理"
+    )
+    assert _step("approval_due", "zh-CN", "elimination") == (
+        f"【防返贫】监测户{HOUSEHOLD}已通过乡镇审核，待县级审定是否风险消除，请尽快办理"
+    )
+    assert "township review of its identification" in _step("review_due", "en", "identification")
+    assert "township review of its risk elimination" in _step("review_due", "en", "elimination")
+    assert "county approval of its identification" in _step("approval_due", "en", "identification")
+    assert "county approval of its risk elimination" in _step("approval_due", "en", "elimination")
+
+
+def test_without_a_purpose_the_step_messages_fit_both_decisions() -> None:
+    """An event from an older producer (schema < 1.3) or an unknown purpose: today's wording."""
+    for purpose in (None, "reassessment"):
+        assert _step("review_due", "zh-CN", purpose) == (
+            f"【防返贫】农户{HOUSEHOLD}案件已完成村级评议，待乡镇审核，请尽快办理"
+        )
+        assert _step("approval_due", "en", purpose) == (
+            f"Holdline: the case of household {HOUSEHOLD} passed township review and awaits "
+            "county approval. Please decide soon."
+        )
+    # a template without variants ignores the purpose
+    assert _step("elimination_check", "zh-CN", "elimination") == _step(
+        "elimination_check", "zh-CN", None
+    )
