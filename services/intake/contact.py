@@ -13,7 +13,7 @@ from typing import Any
 from cryptography.fernet import InvalidToken
 from sqlalchemy import Select, insert, select
 
-from services.intake.handlers import submission_status
+from services.intake.handlers import publication_status, submission_status
 from services.intake.models import contact_reads, outbox, submissions
 from services.intake.pii import Vault
 from shared.auth import Official
@@ -134,9 +134,7 @@ def contact_path(submission_id: str) -> str:
 def stage_of(*, case_stage: str | None, event_id: str, published_at: object) -> str:
     """A submission's stage as GET /v1/submissions/{id} gives it (handlers.submission_status,
     pure): its case's stage once it has one, else published or received."""
-    if case_stage:
-        return case_stage
-    return "published" if published_at or not event_id else "received"
+    return case_stage or publication_status(event_id=event_id, published_at=published_at)
 
 
 def _of_household(household_id: str, case_id: str | None) -> Select[Any]:

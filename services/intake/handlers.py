@@ -359,6 +359,11 @@ def submission_row(
     }
 
 
+def publication_status(*, event_id: str, published_at: object) -> str:
+    """published once its last event is (or when it has none to publish), else received."""
+    return "published" if published_at or not event_id else "received"
+
+
 async def submission_status(*, uow: UnitOfWork, submission_id: str) -> dict[str, Any] | None:
     """A submission with its publication state and, once risk opened it, its case and the
     case's outcome."""
@@ -390,7 +395,7 @@ async def submission_status(*, uow: UnitOfWork, submission_id: str) -> dict[str,
     received = utc(row.received_at)
     # a submission with no event (an unchanged registry sync) has nothing left to publish
     published = utc(row.published_at) if row.published_at else (None if row.event_id else received)
-    status = "published" if published else "received"
+    status = publication_status(event_id=row.event_id, published_at=row.published_at)
     return {
         "submission_id": row.id,
         "kind": row.kind,
