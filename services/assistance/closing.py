@@ -18,7 +18,7 @@ from services.assistance.repository import (
     set_status,
 )
 from services.assistance.roster import assign_responsible, end_responsibility
-from services.assistance.workflow import end_on_elimination, roll_back
+from services.assistance.workflow import UNDER_WAY, end_on_elimination, roll_back
 from shared.db import UnitOfWork
 from shared.events import (
     CaseRejected,
@@ -104,7 +104,10 @@ async def on_elimination_rolled_back(
         return
     members = [Member.model_validate(m) for m in plan.members or []]
     labour = labour_class(members)
-    active = [as_planned(r) for r in await plan_measures(uow, plan.id)]
+    # the risk came back: help carried out before the elimination does not fill the gap now;
+    # only what is still under way (a measure that outlived the elimination, §6.7) does
+    rows = await plan_measures(uow, plan.id)
+    active = [as_planned(r) for r in rows if r.status in UNDER_WAY]
     new = build_plan(
         catalogue=load_catalogue(settings.catalogue_path or None),
         risk_types=plan.risk_types or [],

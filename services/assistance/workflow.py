@@ -6,6 +6,7 @@ from typing import Literal
 
 MeasureStatus = Literal["planned", "in_progress", "completed", "cancelled"]
 ACTIVE: tuple[MeasureStatus, ...] = ("planned", "in_progress", "completed")
+UNDER_WAY: tuple[MeasureStatus, ...] = ("planned", "in_progress")
 TRANSITIONS: dict[str, tuple[MeasureStatus, ...]] = {
     "planned": ("in_progress", "cancelled"),
     "in_progress": ("completed", "cancelled"),
@@ -26,7 +27,7 @@ def transition_problem(current: str, target: str) -> str | None:
 
 def end_on_elimination(status: str, outlives: bool) -> MeasureStatus | None:
     """rules §6.7/§7: on elimination, unfinished measures end unless they outlive it."""
-    if outlives or status not in ("planned", "in_progress"):
+    if outlives or status not in UNDER_WAY:
         return None
     return "completed" if status == "in_progress" else "cancelled"
 

@@ -389,6 +389,34 @@ async def test_rules_6_7_elimination_ends_measures_except_those_that_outlive_it(
     assert live == [("employment_placement", "planned")]
 
 
+async def test_rules_7_4_a_rolled_back_elimination_plans_again_what_was_completed(
+    platform: Platform,
+) -> None:
+    """The risk came back: help carried out before the elimination does not fill the gap
+    now, so the refilled plan plans it again (once, however often the roll-back arrives)."""
+    await platform.identify("hh-c", [WORKER], ["unstable_employment"])
+    plan = await _plan(platform, "hh-c")
+    [placement] = plan["measures"]
+    url = f"/v1/measures/{placement['measure_id']}/transitions"
+    for status in ("in_progress", "completed"):
+        moved = await platform.http.post(
+            url, json={"status": status}, headers=platform.auth("village")
+        )
+        assert moved.status_code == 200, moved.text
+    await _case_event(platform, "hh-c", RiskEliminated(case_id="elim-hh-c", village_code=VILLAGE))
+    for _ in range(2):  # the second one is a redelivery
+        await _case_event(
+            platform, "hh-c",
+            EliminationRolledBack(case_id="elim-hh-c", village_code=VILLAGE, reason="job lost"),
+        )  # fmt: skip
+    plan = await _plan(platform, "hh-c")
+    assert plan["status"] == "active"
+    assert sorted((m["code"], m["status"]) for m in plan["measures"]) == [
+        ("employment_placement", "completed"),
+        ("employment_placement", "planned"),
+    ]
+
+
 async def _load(platform: Platform, cadre_id: str) -> int:
     cadres = (await platform.http.get("/v1/cadres", headers=platform.auth("township"))).json()
     return int(next(c["load"] for c in cadres if c["cadre_id"] == cadre_id))
