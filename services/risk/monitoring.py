@@ -14,7 +14,8 @@ from services.risk.elimination import EliminationFacts, elimination_check, no_la
 from services.risk.evaluation import guarantee_risks
 from services.risk.handlers import process_signal, publish
 from services.risk.models import cases
-from services.risk.rules import identification_deadline
+from services.risk.rules import identification_deadline, merged_risk_types
+from services.risk.signal_batch import MONITORED
 from services.risk.signals import Signal
 from services.risk.thresholds import threshold_for
 from shared.auth import Official
@@ -33,6 +34,9 @@ from shared.events import (
 
 # measure categories/codes that mean social-security cover (rules §6.4, context for §7.3)
 SOCIAL_SECURITY_MARKERS = ("social_security", "dibao", "tekun", "minimum_living", "extreme_poverty")
+# the channel of a risk a responsible cadre found on a visit (MonitoredHouseholdReassessed's,
+# and the case's when it opens one, rules §7.4)
+VISIT_CHANNEL = "visit"
 
 
 def elimination_status(row: Any, settings: RiskSettings, today: date) -> tuple[bool, list[Reason]]:
@@ -88,7 +92,13 @@ async def on_income_updated(
 async def on_visit_recorded(
     *, uow: UnitOfWork, event: Envelope[VisitRecorded], settings: RiskSettings
 ) -> None:
-    """A cadre visit: guarantees, income and new risks (rules §6.10, §7.1, §7.4)."""
+    """A cadre visit: guarantees, income and new risks (rules §6.10, §7.1, §7.4).
+
+    A new risk the cadre finds is a signal about the household (rules §4 channel 4, channel
+    "visit"), evaluated as a declaration's or a report's is: a monitoring object's is kept as
+    new and published as MonitoredHouseholdReassessed (level new_risk, or green_channel when
+    rules §5.1 is met), so its plan fills the gap (§6.2) and its cadre is told; an eliminated
+    household's opens a case (§7.4). A later clear visit resolves the new risks (below)."""
     visit = event.payload
     row = await repo.household(uow, event.household_id, lock=True)
     values: dict[str, Any] = {}
@@ -99,21 +109,33 @@ async def on_visit_recorded(
         old.model_dump() | visit.guarantees.model_dump(exclude_none=True)
     )
     values["guarantees"] = guarantees.model_dump(mode="json")
-    values["last_visit_clear"] = not visit.new_risk_types and not guarantee_risks(guarantees)
+    clear = not visit.new_risk_types and not guarantee_risks(guarantees)
+    values["last_visit_clear"] = clear
     status = row.status if row is not None else "registered"
-    if visit.new_risk_types and row is not None and status in ("monitoring", "no_labour_support"):
-        values["new_risk_types"] = sorted(set(row.new_risk_types or []) | set(visit.new_risk_types))
+    if clear and row is not None and status in MONITORED and row.new_risk_types:
+        # rules §7.1: a new risk (from any channel) is resolved as the original risk is, by a
+        # visit after it that finds no risk and the guarantees secured; the plan has filled its
+        # gap since (MonitoredHouseholdReassessed). It joins the risks the household is
+        # monitored for, and no longer blocks elimination; should it come back it is judged
+        # with them, by the next visit.
+        values["risk_types"] = merged_risk_types(row.risk_types or [], row.new_risk_types)
+        values["new_risk_types"] = []
     await repo.save_household(uow, event.household_id, row, values)
-    if visit.new_risk_types and status == "eliminated":
-        # rules §7.4: the risk came back; the household is identified again through §4
+    if visit.new_risk_types and status in (*MONITORED, "eliminated"):
+        eliminated = status == "eliminated"
         signal = Signal(
-            channel="visit",
+            channel=VISIT_CHANNEL,
             village_code=row.village_code if row is not None else None,
             risk_types=list(visit.new_risk_types),
-            reasons=[Reason(rule="rules §7.4", detail="risk returned after elimination")],
+            reasons=[
+                Reason(rule="rules §7.4", detail="risk returned after elimination")
+                if eliminated
+                else Reason(rule="rules §4 channel 4", detail="new risk found at a cadre's visit")
+            ],
         )
         await process_signal(uow=uow, event=event, signal=signal, settings=settings)
-        return
+        if eliminated:
+            return  # rules §7.4: the household is identified again through §4
     await maybe_propose_elimination(uow=uow, event=event, settings=settings)
 
 
@@ -243,8 +265,25 @@ async def maybe_propose_elimination(
     )
 
 
+def restarted_evidence(row: Any, settings: RiskSettings, today: date) -> dict[str, Any]:
+    """rules §7.4: a rolled-back household is monitored again, and what proved rules §7.1
+    before the rollback must not prove it again at once: the income clock restarts today (if
+    the income known is above the threshold in force, else at the next record above it), the
+    measures carried out count from zero (assistance plans the completed help again), and the
+    original risk waits for a visit after the rollback that finds it resolved. The facts
+    (income, guarantees, members) stay; the next visit or record moves them."""
+    threshold = threshold_for(settings.thresholds, row.village_code, today)
+    income = row.per_capita_income
+    above = threshold is not None and income is not None and income > threshold.annual_yuan
+    return {
+        "income_above_since": today if above else None,
+        "measures_completed": 0,
+        "last_visit_clear": False,
+    }
+
+
 class RollbackRefused(Exception):
-    """The household has no elimination to roll back."""
+    """The household has no elimination to roll back, or a case of its own decides it."""
 
 
 async def rollback_elimination(
@@ -259,6 +298,16 @@ async def rollback_elimination(
     row = await repo.household(uow, household_id, lock=True)
     if row is None or row.status != "eliminated":
         raise RollbackRefused("household_id: the household's risk is not marked eliminated")
+    opened = await repo.open_case(uow, household_id)
+    if opened is not None:
+        # rules §7.4, §4.8: the risk came back and the household is being identified again
+        # through §4 in its one open case; that case decides whether it is monitored again (a
+        # rollback beside it would leave a monitored household whose plan, cadre and visits
+        # wait on an identification, or end with it)
+        raise RollbackRefused(
+            f"household_id: {household_id} has the open case {opened.id} (rules §4.8: at most "
+            "one); it is being identified again (rules §7.4) and that case decides"
+        )
     last = (
         await uow.execute(
             select(cases.c.id)
@@ -268,8 +317,9 @@ async def rollback_elimination(
         )
     ).first()
     case_id = last.id if last else ""
+    today = settings.work_calendar.local_date(uow.clock.now())
     await repo.save_household(
-        uow, household_id, row, {"status": "monitoring", "last_visit_clear": False}
+        uow, household_id, row, {"status": "monitoring"} | restarted_evidence(row, settings, today)
     )
     if last:
         await repo.add_history(

@@ -376,14 +376,14 @@ async def test_rules_7_elimination_after_six_months_and_rollback(platform: Platf
         rollback_url, json={"reason": "x"}, headers=platform.auth("township")
     )
     assert refused.status_code == 403
-    done = await platform.http.post(
+    # the new case decides whether the household is monitored again (rules §4.8, §7.4); the
+    # rollback itself is tests/integration/test_risk_elimination_rollback.py
+    refused = await platform.http.post(
         rollback_url, json={"reason": "income fell again"}, headers=platform.auth("county")
     )
-    assert done.status_code == 200
-    [rolled] = await platform.events("EliminationRolledBack")
-    assert rolled.payload.case_id == case_id
-    household = await platform.http.get("/v1/households/hh-3", headers=platform.auth("county"))
-    assert household.json()["status"] == "monitoring"
+    assert refused.status_code == 409
+    assert reopened[-1].payload.case_id in refused.json()["detail"]
+    assert not await platform.events("EliminationRolledBack")
 
 
 async def test_rules_7_3_no_labour_household_is_never_proposed(platform: Platform) -> None:
