@@ -104,9 +104,9 @@ def new_case(purpose: Purpose = "identification") -> CaseState:
 
 
 def required_role(state: CaseState, action: Action) -> str:
-    """The role that performs `action` in this state."""
+    """The role that performs `action` in this state ("" for a rejection where none may)."""
     if action == "reject":
-        return REJECT_ROLE.get(state.stage, "county")
+        return REJECT_ROLE.get(state.stage, "")
     return ACTION_ROLE[action]
 
 
@@ -126,6 +126,13 @@ def apply(state: CaseState, command: Command, notice_days: int) -> CaseState:
     """The state after `command`, or TransitionError saying why it cannot happen."""
     if not state.open:
         raise TransitionError("case_id", f"the case is closed ({state.stage})")
+    if command.action == "reject" and state.stage not in REJECT_ROLE:
+        # rules §4.7: no role may reject here, so the stage is the problem, not the caller
+        raise TransitionError(
+            "action",
+            f"a case cannot be rejected at {state.stage}; only at "
+            f"{', '.join(REJECT_ROLE)} (rules §4.7)",
+        )
     needed = required_role(state, command.action)
     if command.role != needed:
         raise RoleError("role", f"{command.role} may not {command.action}; needs {needed}")
@@ -176,8 +183,6 @@ def apply(state: CaseState, command: Command, notice_days: int) -> CaseState:
         final: Stage = "eliminated" if state.purpose == "elimination" else "identified"
         return replace(state, stage=final)
     if action == "reject":
-        if stage not in REJECT_ROLE:
-            raise TransitionError("action", f"a case cannot be rejected at {stage} (rules §4.7)")
         if not command.reason.strip():
             raise TransitionError("reason", "a rejection needs a reason (rules §4.7)")
         return replace(state, stage="rejected")
