@@ -10,10 +10,11 @@ from sqlalchemy import update
 from services.risk import repository as repo
 from services.risk.config import RiskSettings
 from services.risk.elimination import no_labour_support
-from services.risk.evaluation import evaluate
+from services.risk.evaluation import Evaluation, evaluate
 from services.risk.handlers import publish
 from services.risk.models import cases
 from services.risk.monitoring import elimination_status
+from services.risk.signal_batch import merge_rows, reason_rows
 from services.risk.thresholds import threshold_for
 from services.risk.workflow import (
     ASSIGN_VILLAGE,
@@ -127,6 +128,11 @@ async def perform_action(
             },
         )
         household = await repo.household(uow, row.household_id)
+        if row.purpose == "identification":
+            # rules §1, §4.4: the verified facts decide the kind the village appraises and its
+            # notice shows, by the rule identification applies (and applies again at the end)
+            evaluation = _evaluate(row, household, settings, settings.work_calendar.local_date(now))
+            values |= {"kind": evaluation.kind, "reasons": _reread(row.reasons, evaluation)}
     outgoing: Payload
     if new.stage == "identified":
         outgoing, extra = _identification(
@@ -257,17 +263,11 @@ def _identification(
 ) -> tuple[HouseholdIdentified, dict[str, Any]]:
     """rules §1, §4.6: the final kind from the household's facts as they stand now."""
     facts = repo.facts_of(household)
-    threshold = threshold_for(settings.thresholds, row.village_code, today)
-    evaluation = evaluate(
-        facts=facts,
-        declared_risk_types=list(row.risk_types),
-        threshold=threshold,
-        policy=settings.policy(),
-    )
+    evaluation = _evaluate(row, household, settings, today)
     if evaluation.in_range is None:
         # rules §1: every kind is decided by income against the threshold in force (§2.1); the
         # provisional reading of an open case is not enough to identify a household
-        if threshold is None:
+        if threshold_for(settings.thresholds, row.village_code, today) is None:
             raise ActionRefused(
                 409,
                 "threshold",
@@ -287,8 +287,7 @@ def _identification(
             + evaluation.reasons[-1].detail
             + "; reject the case instead",
         )
-    stored = [Reason.model_validate(r) for r in row.reasons or []]
-    reasons = stored + [r for r in evaluation.reasons if r.rule.startswith("rules §1")]
+    reasons = [Reason.model_validate(r) for r in _reread(row.reasons, evaluation)]
     identified = HouseholdIdentified(
         case_id=row.id,
         village_code=row.village_code,
@@ -300,12 +299,28 @@ def _identification(
         green_channel=bool(row.green_channel),
         opened_at=utc(row.opened_at),
     )
-    extra = {
-        "status": "identified",
-        "kind": evaluation.kind,
-        "reasons": [r.model_dump(mode="json") for r in reasons][-200:],
-    }
+    extra = {"status": "identified", "kind": evaluation.kind, "reasons": reason_rows(reasons)}
     return identified, extra
+
+
+def _evaluate(row: Any, household: Any, settings: RiskSettings, today: Any) -> Evaluation:
+    """rules §1-§3: the case's household as its facts stand now, against the threshold in force
+    for its village on `today` (the reading that decides its kind)."""
+    return evaluate(
+        facts=repo.facts_of(household),
+        declared_risk_types=list(row.risk_types),
+        threshold=threshold_for(settings.thresholds, row.village_code, today),
+        policy=settings.policy(),
+    )
+
+
+def _reread(stored: list[dict[str, Any]] | None, evaluation: Evaluation) -> list[dict[str, Any]]:
+    """The case's reasons with the income reading (rules §2.1), rigid expenditure (§2.3) and
+    kind (§1) of `evaluation` in place of earlier ones (a provisional kind read before the
+    income was known), the others kept."""
+    read = [r for r in evaluation.reasons if r.rule.startswith(("rules §1", "rules §2"))]
+    kept = [r for r in stored or [] if not str(r["rule"]).startswith(("rules §1", "rules §2"))]
+    return merge_rows(kept, reason_rows(read))
 
 
 def _elimination(row: Any, household: Any, settings: RiskSettings, now: Any) -> RiskEliminated:
