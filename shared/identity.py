@@ -16,10 +16,15 @@ _ASCII_ZERO = sum(ord("0") * w for w in _WEIGHTS)  # the digits' ASCII offset, t
 _ID_SHAPE = re.compile(r"[0-9]{17}[0-9X]")
 _PHONE = re.compile(r"1[0-9]{10}")
 _REGION = re.compile(r"[0-9]{12}")
-_COUNTY = re.compile(r"(?!00)[0-9]{6}")  # a region of registration: a province is never 00
+_COUNTY = re.compile(r"[0-9]{6}")  # a region of registration (province, city, county)
 _REGION_PREFIX = re.compile(r"[0-9]{1,12}")
 # rules §9.2: region parts of placeholder IDs, which name no region
 PLACEHOLDER_REGIONS = frozenset({"000000", "999999", "123456"})
+# rules §9.4: the province part of a region code, one of China's province-level divisions
+PROVINCES = frozenset(
+    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 "
+    "61 62 63 64 65 71 81 82".split()
+)
 # rules §9.4: township 000 and village 000 mean "not placed in a village yet"
 UNPLACED = "000000"
 
@@ -57,12 +62,29 @@ def phone_problem(value: str) -> str | None:
 
 def region_problem(value: str) -> str | None:
     """Why `value` is not a 12-digit statistical division code, or None."""
-    return None if _REGION.fullmatch(value) else "must be a 12-digit region code"
+    if not _REGION.fullmatch(value):
+        return "must be a 12-digit region code"
+    return _place_problem(value)
+
+
+def _place_problem(code: str) -> str | None:
+    """Why a code of ASCII digits names no place (rules §9.2, §9.4), or None: its region part
+    is a placeholder (999999), or its province part is no province-level division."""
+    if code[:6] in PLACEHOLDER_REGIONS:
+        return f"region {code[:6]} is a placeholder, not a region (rules §9.2)"
+    if code[:2] not in PROVINCES:
+        return f"province {code[:2]} is not a province-level division (rules §9.4)"
+    return None
 
 
 def is_region_prefix(value: str) -> bool:
-    """Whether `value` is a jurisdiction: a prefix of a region code, 1 to 12 ASCII digits."""
-    return _REGION_PREFIX.fullmatch(value) is not None
+    """Whether `value` is a jurisdiction: a prefix of a region code, 1 to 12 ASCII digits,
+    that some real code starts with (a province-level division, no placeholder region)."""
+    if _REGION_PREFIX.fullmatch(value) is None:
+        return False
+    if len(value) == 1:
+        return any(p.startswith(value) for p in PROVINCES)
+    return _place_problem(value) is None
 
 
 def county_placeholder(person_id_masked: str) -> str:
@@ -71,7 +93,7 @@ def county_placeholder(person_id_masked: str) -> str:
     with township and village 000, e.g. 530102***********1 -> 530102000000; "" when those
     digits are no region (a placeholder, rules §9.2, or not 6 ASCII digits)."""
     region = person_id_masked[:6]
-    if not _COUNTY.fullmatch(region) or region in PLACEHOLDER_REGIONS:
+    if not _COUNTY.fullmatch(region) or _place_problem(region) is not None:
         return ""
     return region + UNPLACED
 
@@ -86,6 +108,9 @@ def village_problem(value: str) -> str | None:
     """Why `value` is not a village's 12-digit code (rules §9.4), or None."""
     if not _REGION.fullmatch(value):
         return "must be a 12-digit village code"
+    problem = _place_problem(value)
+    if problem:
+        return problem
     if value[6:9] == "000" or value[9:] == "000":
         return "must name a village: its township and village parts are not 000 (rules §9.4)"
     return None

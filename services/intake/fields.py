@@ -127,13 +127,18 @@ Phone = Annotated[
         json_schema_extra={"pattern": r"^1[0-9]{10}$", "examples": ["13800138000"]},
     ),
 ]
+# rules §9.4: the province parts of shared.identity.PROVINCES, then ten digits
+REGION_PATTERN = r"^(1[1-5]|2[1-3]|3[1-7]|4[1-6]|5[0-4]|6[1-5]|71|8[12])[0-9]{10}$"
 RegionCode = Annotated[
     str,
     BeforeValidator(_strip),
     AfterValidator(_region),
     Field(
-        description="统计用区划代码 (12 digits: province, city, county, township, village)",
-        json_schema_extra={"pattern": r"^[0-9]{12}$", "examples": ["530102001001"]},
+        description=(
+            "统计用区划代码 (12 digits: province, city, county, township, village); the province "
+            "is a province-level division and the region (first 6) no placeholder such as 999999"
+        ),
+        json_schema_extra={"pattern": REGION_PATTERN, "examples": ["530102001001"]},
     ),
 ]
 PastDate = Annotated[

@@ -19,7 +19,7 @@ from services.intake.registry import duplicate_households
 from services.intake.schemas import CadreReportCreate, DeclarationCreate, MemberIn, RegistrySync
 from shared.amounts import Amount
 from shared.clock import FrozenClock
-from shared.identity import check_character
+from shared.identity import PLACEHOLDER_REGIONS, PROVINCES, check_character
 
 
 class Probe(BaseModel):
@@ -68,8 +68,12 @@ def test_rules_9_2_placeholder_regions_are_refused(born: date, seq: int) -> None
 
 
 @given(st.from_regex(r"[0-9]{12}", fullmatch=True))
-def test_rules_9_4_every_twelve_digit_region_code_is_accepted(code: str) -> None:
-    assert problem(region=code) is None
+def test_rules_9_4_every_twelve_digit_code_of_a_province_is_accepted(code: str) -> None:
+    # rules §9.2, §9.4: a placeholder region (999999) or no province-level division is refused
+    if code[:2] in PROVINCES and code[:6] not in PLACEHOLDER_REGIONS:
+        assert problem(region=code) is None
+    else:
+        assert "rules §9" in (problem(region=code) or "")
 
 
 @given(st.text(max_size=20).filter(lambda s: not (len(s.strip()) == 12 and s.strip().isdigit())))
