@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Update, bindparam, insert, or_, select, up
 from services.intake.fields import china_today
 from services.intake.models import outbox, submissions
 from services.intake.pii import Vault, household_key
+from services.intake.redact import redact
 from services.intake.schemas import CadreReportCreate, DeclarationCreate, MemberIn
 from shared.clock import Clock
 from shared.db import UnitOfWork, driver_insert, one_of, outbox_rows, utc
@@ -405,7 +406,8 @@ async def submission_status(*, uow: UnitOfWork, submission_id: str) -> dict[str,
         "stage": row.case_stage or status,
         "case_id": row.case_id,
         "outcome": row.outcome,
-        "outcome_reason": row.outcome_reason,
+        # rules §9: stored masked since; a reason kept before is masked as it is read
+        "outcome_reason": redact(row.outcome_reason) if row.outcome_reason else None,
         "monitoring_kind": row.monitoring_kind,
         "new_risk_types": row.new_risk_types or [],
         "green_channel": row.green_channel,
@@ -531,7 +533,9 @@ def _outcome(payload: DecisionEvent, at: datetime) -> Update:
     return case.values(  # CaseRejected
         case_stage="rejected",
         outcome="rejected",
-        outcome_reason=payload.reason,
+        # rules §9: the official's free text may name a phone or a resident ID; the farmer's
+        # app reads it, so it is kept masked as notify's alerts show it
+        outcome_reason=redact(payload.reason),
         decided_at=at,
         # rules §5.4: a rejection rolls back the provisional enrolment
         **({"green_channel": "rolled_back"} if payload.green_channel_rolled_back else {}),
