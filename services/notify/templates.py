@@ -20,20 +20,20 @@ _PHONE = re.compile(r"(?<![0-9A-Za-z])(?:\+?86[- ]?)?1\d{10}(?![0-9A-Za-z])")
 TEMPLATES: dict[str, dict[str, str]] = {
     "zh-CN": {
         "case_opened": "【防返贫】农户{household}报{risks}风险，"
-        "请{visit_due}前入户核实，{deadline}前完成认定",
+        "请{by_visit_due}入户核实，{by_deadline}完成认定",
         "home_visit_due": "【防返贫】农户{household}自主申报{risks}风险（案件已在认定），"
-        "请{deadline}前入户核实",
+        "请{by_deadline}入户核实",
         "deadline_approaching": "【防返贫】农户{household}认定{deadline}到期，请乡镇尽快审核",
         "case_overdue": "【防返贫预警】农户{household}认定已超期（限{deadline}），请县级督办",
         "green_channel": "【紧急】农户{household}{risks}开通绿色通道，"
-        "请立即救助，{deadline}前补办认定",
-        "cadre_assigned": "【防返贫】您为农户{household}帮扶责任人，请{deadline}前首次走访",
-        "plan_created": "【防返贫】农户{household}帮扶计划已建（{measures}），请{deadline}前落实",
+        "请立即救助，{by_deadline}补办认定",
+        "cadre_assigned": "【防返贫】您为农户{household}帮扶责任人，请{by_deadline}首次走访",
+        "plan_created": "【防返贫】农户{household}帮扶计划已建（{measures}），请{by_deadline}落实",
         "visit_overdue": "【防返贫】农户{household}应于{deadline}前走访，已逾期，请尽快入户",
         "visit_overdue_township": "【防返贫预警】农户{household}走访逾期"
         "（限{deadline}），请乡镇督促",
         "escalation": "【紧急升级】农户{household}的提醒无人确认，请督办，期限{deadline}",
-        "digest": "【防返贫汇总】{count}条提醒：农户{households}，请{deadline}前处理",
+        "digest": "【防返贫汇总】{count}条提醒：农户{households}，请{by_deadline}处理",
         # the events below carry no date: their messages say "now" instead of naming one
         "review_due": "【防返贫】农户{household}案件已完成村级评议，待乡镇审核，请尽快办理",
         "approval_due": "【防返贫】农户{household}案件已通过乡镇审核，待县级审定，请尽快办理",
@@ -59,26 +59,26 @@ TEMPLATES: dict[str, dict[str, str]] = {
     },
     "en": {
         "case_opened": "Holdline: household {household} reports {risks} risk. "
-        "Visit by {visit_due}; finish identification by {deadline}.",
+        "Visit {by_visit_due}; finish identification {by_deadline}.",
         "home_visit_due": "Holdline: household {household} declared {risks} risk on a case "
-        "already open. Visit by {deadline}.",
+        "already open. Visit {by_deadline}.",
         "deadline_approaching": "Holdline: identification of household {household} is due "
         "{deadline}. Township, please review now.",
         "case_overdue": "Holdline WARNING: identification of household {household} is overdue "
         "(due {deadline}). County, please intervene.",
         "green_channel": "URGENT: green channel for household {household} ({risks}). Give relief "
-        "now; paperwork by {deadline}.",
+        "now; paperwork {by_deadline}.",
         "cadre_assigned": "Holdline: you are the responsible cadre of household {household}. "
-        "First visit by {deadline}.",
-        "plan_created": "Holdline: plan for household {household} ({measures}). Carry it out by "
-        "{deadline}.",
+        "First visit {by_deadline}.",
+        "plan_created": "Holdline: plan for household {household} ({measures}). Carry it out "
+        "{by_deadline}.",
         "visit_overdue": "Holdline: your visit to household {household} was due {deadline}. "
         "Please visit now.",
         "visit_overdue_township": "Holdline WARNING: visit to household {household} overdue "
         "(due {deadline}). Township, please follow up.",
         "escalation": "URGENT: nobody acknowledged the alert on household {household}. Please "
         "act; due {deadline}.",
-        "digest": "Holdline: {count} alerts (households {households}); handle by {deadline}.",
+        "digest": "Holdline: {count} alerts (households {households}); handle {by_deadline}.",
         "review_due": "Holdline: the case of household {household} passed village appraisal "
         "and awaits township review. Please review it soon.",
         "approval_due": "Holdline: the case of household {household} passed township review "
@@ -105,6 +105,32 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "({risks}). Give relief now: {measures}",
         "reassessed_new_risk": "Holdline: monitored household {household} has a new {new_risks} "
         "risk. Please visit and extend its plan soon.",
+    },
+}
+
+# "{by_deadline}" and "{by_visit_due}" ask for something by a date ("3月17日前", "by
+# 2026-03-17") or, without one, soon ("尽快", "soon"). A message stating its date as a fact
+# ("认定3月17日到期", "限3月17日") has this twin, sent when the event has no date: never
+# "尽快前" or "限尽快"
+UNDATED: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "deadline_approaching": "【防返贫】农户{household}认定即将到期，请乡镇尽快审核",
+        "case_overdue": "【防返贫预警】农户{household}认定已超期，请县级督办",
+        "visit_overdue": "【防返贫】农户{household}走访已逾期，请尽快入户",
+        "visit_overdue_township": "【防返贫预警】农户{household}走访逾期，请乡镇督促",
+        "escalation": "【紧急升级】农户{household}的提醒无人确认，请立即督办",
+    },
+    "en": {
+        "deadline_approaching": "Holdline: identification of household {household} is due "
+        "soon. Township, please review now.",
+        "case_overdue": "Holdline WARNING: identification of household {household} is overdue. "
+        "County, please intervene.",
+        "visit_overdue": "Holdline: your visit to household {household} is overdue. Please "
+        "visit now.",
+        "visit_overdue_township": "Holdline WARNING: visit to household {household} overdue. "
+        "Township, please follow up.",
+        "escalation": "URGENT: nobody acknowledged the alert on household {household}. Please "
+        "act now.",
     },
 }
 
@@ -179,6 +205,14 @@ def local_date(value: datetime | None, zone: tzinfo, language: str) -> str:
     return f"{day.month}月{day.day}日" if language == "zh-CN" else day.isoformat()
 
 
+def by_date(value: datetime | None, zone: tzinfo, language: str) -> str:
+    """A deadline to act by ("3月17日前", "by 2026-03-17"); "soon" when there is none."""
+    if value is None:
+        return SOON[language]
+    day = local_date(value, zone, language)
+    return f"{day}前" if language == "zh-CN" else f"by {day}"
+
+
 def for_purpose(template: str, purpose: str | None) -> str:
     """The template naming the case's decision, when there is one for it; else `template`."""
     if purpose in PURPOSE_VARIANTS.get(template, ()):
@@ -203,13 +237,17 @@ def render(
     purpose: str | None = None,
 ) -> str:
     """The text of one message, masked; `purpose` (a case's) picks the variant naming its
-    decision where the template has one."""
+    decision where the template has one, and a message without `deadline` its undated twin."""
     language = language if language in TEMPLATES else DEFAULT_LANGUAGE
     template = for_purpose(template, purpose)
+    pattern = TEMPLATES[language][template]
+    if deadline is None:
+        pattern = UNDATED[language].get(template, pattern)
     fields = {
         "household": household,
         "deadline": local_date(deadline, zone, language),
-        "visit_due": local_date(visit_due, zone, language),
+        "by_deadline": by_date(deadline, zone, language),
+        "by_visit_due": by_date(visit_due, zone, language),
         "risks": short_list(risks, language, RISK_NAMES[language], 2),
         "new_risks": short_list(new_risks, language, RISK_NAMES[language], 2),
         "reason": short_text(reason, language, REASON_CHARS[language]),
@@ -217,7 +255,7 @@ def render(
         "households": short_list(households, language, {}, 1),
         "count": str(count),
     }
-    return mask_text(TEMPLATES[language][template].format(**fields))
+    return mask_text(pattern.format(**fields))
 
 
 def with_ack_link(text: str, link: str | None, language: str) -> str:

@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -100,7 +101,8 @@ def test_unknown_language_falls_back_to_chinese() -> None:
     assert text.startswith("【防返贫汇总】2条提醒")
 
 
-def test_every_template_fits_one_sms_segment() -> None:
+@pytest.mark.parametrize("dated", [True, False])
+def test_every_template_fits_one_sms_segment(dated: bool) -> None:
     for language, table in templates.TEMPLATES.items():
         for name in table:
             text = templates.render(
@@ -108,8 +110,8 @@ def test_every_template_fits_one_sms_segment() -> None:
                 language=language,
                 zone=ZONE,
                 household=HOUSEHOLD,
-                deadline=datetime(2026, 12, 17, 1, 0, tzinfo=UTC),
-                visit_due=datetime(2026, 12, 14, 1, 0, tzinfo=UTC),
+                deadline=datetime(2026, 12, 17, 1, 0, tzinfo=UTC) if dated else None,
+                visit_due=datetime(2026, 12, 14, 1, 0, tzinfo=UTC) if dated else None,
                 risks=["business_failure", "unstable_employment", "illness"],
                 measures=["dangerous_house_renovation", "x"],
                 households=[HOUSEHOLD, HOUSEHOLD + "b"],
@@ -133,8 +135,178 @@ UNDATED = {
 def test_each_template_names_the_household_and_a_deadline() -> None:
     for table in templates.TEMPLATES.values():
         for name, pattern in table.items():
-            assert ("{deadline}" in pattern) is (name not in UNDATED), name
+            dated = "{deadline}" in pattern or "{by_deadline}" in pattern
+            assert dated is (name not in UNDATED), name
             assert "{household}" in pattern or "{households}" in pattern, name
+
+
+def test_a_template_stating_its_date_has_an_undated_twin_without_one() -> None:
+    """A "{deadline}" that is not "by" a date ("认定3月17日到期", "限3月17日") has no "soon" form:
+    the message without a date is its twin, in every language."""
+    for language, table in templates.TEMPLATES.items():
+        twins = templates.UNDATED[language]
+        assert set(twins) == {name for name, pattern in table.items() if "{deadline}" in pattern}
+        for name, twin in twins.items():
+            assert "{deadline}" not in twin and "{household}" in twin, (language, name)
+
+
+H = HOUSEHOLD
+DEADLINE = datetime(2026, 3, 17, 1, 0, tzinfo=UTC)
+VISIT_DUE = datetime(2026, 3, 4, 1, 0, tzinfo=UTC)
+# every template with a date, with it (as before: unchanged) and without (the event or the
+# digest's members carry none: a CadreAssigned, a PlanCreated without case_deadline, an
+# escalation of an undated urgent alert), read as zh-CN and en officials would write them; a
+# digest lists its households cut short
+WITH_AND_WITHOUT_A_DATE = {
+    ("zh-CN", "case_opened"): (
+        f"【防返贫】农户{H}报因病风险，请3月4日前入户核实，3月17日前完成认定",
+        f"【防返贫】农户{H}报因病风险，请尽快入户核实，尽快完成认定",
+    ),
+    ("zh-CN", "home_visit_due"): (
+        f"【防返贫】农户{H}自主申报因病风险（案件已在认定），请3月17日前入户核实",
+        f"【防返贫】农户{H}自主申报因病风险（案件已在认定），请尽快入户核实",
+    ),
+    ("zh-CN", "deadline_approaching"): (
+        f"【防返贫】农户{H}认定3月17日到期，请乡镇尽快审核",
+        f"【防返贫】农户{H}认定即将到期，请乡镇尽快审核",
+    ),
+    ("zh-CN", "case_overdue"): (
+        f"【防返贫预警】农户{H}认定已超期（限3月17日），请县级督办",
+        f"【防返贫预警】农户{H}认定已超期，请县级督办",
+    ),
+    ("zh-CN", "green_channel"): (
+        f"【紧急】农户{H}因病开通绿色通道，请立即救助，3月17日前补办认定",
+        f"【紧急】农户{H}因病开通绿色通道，请立即救助，尽快补办认定",
+    ),
+    ("zh-CN", "cadre_assigned"): (
+        f"【防返贫】您为农户{H}帮扶责任人，请3月17日前首次走访",
+        f"【防返贫】您为农户{H}帮扶责任人，请尽快首次走访",
+    ),
+    ("zh-CN", "plan_created"): (
+        f"【防返贫】农户{H}帮扶计划已建（医疗救助），请3月17日前落实",
+        f"【防返贫】农户{H}帮扶计划已建（医疗救助），请尽快落实",
+    ),
+    ("zh-CN", "visit_overdue"): (
+        f"【防返贫】农户{H}应于3月17日前走访，已逾期，请尽快入户",
+        f"【防返贫】农户{H}走访已逾期，请尽快入户",
+    ),
+    ("zh-CN", "visit_overdue_township"): (
+        f"【防返贫预警】农户{H}走访逾期（限3月17日），请乡镇督促",
+        f"【防返贫预警】农户{H}走访逾期，请乡镇督促",
+    ),
+    ("zh-CN", "escalation"): (
+        f"【紧急升级】农户{H}的提醒无人确认，请督办，期限3月17日",
+        f"【紧急升级】农户{H}的提醒无人确认，请立即督办",
+    ),
+    ("zh-CN", "digest"): (
+        f"【防返贫汇总】2条提醒：农户{H[:12]}，请3月17日前处理",
+        f"【防返贫汇总】2条提醒：农户{H[:12]}，请尽快处理",
+    ),
+    ("en", "case_opened"): (
+        f"Holdline: household {H} reports illness risk. Visit by 2026-03-04; finish "
+        "identification by 2026-03-17.",
+        f"Holdline: household {H} reports illness risk. Visit soon; finish identification soon.",
+    ),
+    ("en", "home_visit_due"): (
+        f"Holdline: household {H} declared illness risk on a case already open. Visit by "
+        "2026-03-17.",
+        f"Holdline: household {H} declared illness risk on a case already open. Visit soon.",
+    ),
+    ("en", "deadline_approaching"): (
+        f"Holdline: identification of household {H} is due 2026-03-17. Township, please review "
+        "now.",
+        f"Holdline: identification of household {H} is due soon. Township, please review now.",
+    ),
+    ("en", "case_overdue"): (
+        f"Holdline WARNING: identification of household {H} is overdue (due 2026-03-17). "
+        "County, please intervene.",
+        f"Holdline WARNING: identification of household {H} is overdue. County, please intervene.",
+    ),
+    ("en", "green_channel"): (
+        f"URGENT: green channel for household {H} (illness). Give relief now; paperwork by "
+        "2026-03-17.",
+        f"URGENT: green channel for household {H} (illness). Give relief now; paperwork soon.",
+    ),
+    ("en", "cadre_assigned"): (
+        f"Holdline: you are the responsible cadre of household {H}. First visit by 2026-03-17.",
+        f"Holdline: you are the responsible cadre of household {H}. First visit soon.",
+    ),
+    ("en", "plan_created"): (
+        f"Holdline: plan for household {H} (medical_aid). Carry it out by 2026-03-17.",
+        f"Holdline: plan for household {H} (medical_aid). Carry it out soon.",
+    ),
+    ("en", "visit_overdue"): (
+        f"Holdline: your visit to household {H} was due 2026-03-17. Please visit now.",
+        f"Holdline: your visit to household {H} is overdue. Please visit now.",
+    ),
+    ("en", "visit_overdue_township"): (
+        f"Holdline WARNING: visit to household {H} overdue (due 2026-03-17). Township, please "
+        "follow up.",
+        f"Holdline WARNING: visit to household {H} overdue. Township, please follow up.",
+    ),
+    ("en", "escalation"): (
+        f"URGENT: nobody acknowledged the alert on household {H}. Please act; due 2026-03-17.",
+        f"URGENT: nobody acknowledged the alert on household {H}. Please act now.",
+    ),
+    ("en", "digest"): (
+        f"Holdline: 2 alerts (households {H[:12]}); handle by 2026-03-17.",
+        f"Holdline: 2 alerts (households {H[:12]}); handle soon.",
+    ),
+}
+
+
+def _dated(name: str, language: str, deadline: datetime | None, visit_due: datetime | None) -> str:
+    return templates.render(
+        name, language=language, zone=ZONE, household=H, deadline=deadline,
+        visit_due=visit_due, risks=["illness"], measures=["medical_aid"], households=[H],
+        count=2,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("language", "name"), sorted(WITH_AND_WITHOUT_A_DATE))
+def test_a_message_reads_naturally_with_its_date_and_without_one(language: str, name: str) -> None:
+    with_date, without = WITH_AND_WITHOUT_A_DATE[language, name]
+    assert _dated(name, language, DEADLINE, VISIT_DUE) == with_date
+    assert _dated(name, language, None, None) == without
+
+
+def test_every_dated_template_is_checked_with_and_without_its_date() -> None:
+    dated = {(lang, name) for lang, table in templates.TEMPLATES.items() for name in table}
+    assert set(WITH_AND_WITHOUT_A_DATE) == {key for key in dated if key[1] not in UNDATED}
+
+
+def test_a_new_case_without_a_home_visit_date_asks_for_the_visit_soon() -> None:
+    """CaseOpened's home_visit_due is set for a self-declaration only (rules §4.10)."""
+    assert _dated("case_opened", "zh-CN", DEADLINE, None) == (
+        f"【防返贫】农户{H}报因病风险，请尽快入户核实，3月17日前完成认定"
+    )
+    assert _dated("case_opened", "en", DEADLINE, None) == (
+        f"Holdline: household {H} reports illness risk. Visit soon; finish identification by "
+        "2026-03-17."
+    )
+
+
+@pytest.mark.parametrize("language", sorted(templates.TEMPLATES))
+@pytest.mark.parametrize("deadline", [DEADLINE, None])
+@pytest.mark.parametrize("visit_due", [VISIT_DUE, None])
+def test_no_message_puts_soon_where_a_date_belongs(
+    language: str, deadline: datetime | None, visit_due: datetime | None
+) -> None:
+    """Whatever template a route names (HOLDLINE_NOTIFY_ROUTES may give any event any of
+    them), a missing date never reads "请尽快前落实", "限尽快" or "by soon"."""
+    wrong = [
+        "尽快前",
+        "限尽快",
+        "期限尽快",
+        "于尽快",
+        "认定尽快",
+        "by soon",
+        "due soon)",
+        "; due soon",
+    ]
+    for name in templates.TEMPLATES[language]:
+        text = _dated(name, language, deadline, visit_due)
+        assert not [w for w in wrong if w in text], (name, text)
 
 
 def test_a_rejection_names_its_reason_masked_before_it_is_cut() -> None:
