@@ -6,12 +6,17 @@
 It starts its own Kafka and PostgreSQL (free ports, a temporary state directory; the shared
 development ones are never touched), the four services as processes, and a webhook receiver
 that fails half its calls. While the signals go in (declarations over the API, department feed
-uploads, and a few poison messages written straight onto the signals topic), it SIGKILLs and
-restarts the broker and each service in turn, restarts PostgreSQL, and takes the receiver down
-for a while. Then it waits until nothing is in flight and checks, from the services' own
-databases, the DLQ topics and the receiver's call log: every accepted signal reached a case
-(lost = 0), no duplicate cases, one notification per (event, recipient, channel) and each
-delivered, and the DLQs hold exactly the poison. Exit status 0 only when every check holds.
+uploads, and a few poison messages written straight onto the signals topic) and officials work
+the cases (the county places the cases of households whose feed records named no village; a
+village takes a sample of declared households' cases through the home verification and the
+public notice and, once every signal is sent, rejects them), it SIGKILLs and restarts the
+broker and each service in turn, restarts PostgreSQL, and takes the receiver down for a while.
+Then it waits until nothing is in flight and checks, from the services' own databases, the DLQ
+topics and the receiver's call log: every accepted signal reached a case (lost = 0), no
+duplicate cases (a signal after a rejection rightly opens a new one), each official's action
+recorded once, one notification per (event, recipient, channel) and each delivered, assistance's
+plans in their cases' villages and ended with a rejected case, intake showing the rejections,
+and the DLQs hold exactly the poison. Exit status 0 only when every check holds.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.chaos_infra import SERVICES, Fleet, PrivateInfra, ReceiverProcess
-from bench.chaos_load import build_traffic, drive
+from bench.chaos_load import Strikes, build_traffic, casework, drive
 from bench.chaos_verify import Check, Verdict, verify, wait_quiescent
 
 console = Console(highlight=False)
@@ -123,12 +128,14 @@ class Chaos:
         self.faults: list[dict[str, Any]] = []
         self.receiver_back: asyncio.Task[None] | None = None
         self.driving: asyncio.Task[Any] | None = None
+        self.strikes = Strikes()  # the casework fires some actions into the faults
 
     async def _record(self, kind: str, action: Callable[[], Awaitable[None]]) -> None:
         started = time.monotonic()
         during_traffic = self.driving is not None and not self.driving.done()
         say(f"fault: {kind}" + (" (traffic still going in)" if during_traffic else ""))
         error = None
+        self.strikes.announce(kind)  # the casework fires some actions into it
         try:
             await action()
         except Exception as exc:  # a component that does not come back is a finding, not a crash
@@ -189,17 +196,19 @@ class Chaos:
         """About how long one round of every fault kind takes."""
         return len(self.plan()) * self.cfg.fault_gap_seconds + FAULTS_OWN_SECONDS
 
-    async def run(self, driving: asyncio.Task[Any]) -> None:
-        """Rounds of every fault while the traffic goes in, until `rounds_after_drive` rounds
-        have ended after it (the services still work through their backlog then)."""
+    async def run(self, driving: asyncio.Task[Any], working: asyncio.Task[Any]) -> None:
+        """Rounds of every fault while the traffic goes in and the officials work, until
+        `rounds_after_drive` rounds have ended after both (the services still work through
+        their backlog then)."""
         self.driving = driving
         after = 0
         while True:
             for kind, action in self.plan():
                 await asyncio.sleep(self.cfg.fault_gap_seconds)
                 await self._record(kind, action)
-            after += driving.done()
-            if driving.done() and after >= self.cfg.rounds_after_drive:
+            over = driving.done() and working.done()
+            after += over
+            if over and after >= self.cfg.rounds_after_drive:
                 break
         if self.receiver_back is not None:
             await self.receiver_back
@@ -246,10 +255,20 @@ async def run_chaos(cfg: ChaosConfig) -> ChaosResult:
                 signals_topic=f"{PREFIX}signals.v1", min_seconds=drive_seconds, say=say,
             )
         )  # fmt: skip
-        faults = asyncio.create_task(chaos.run(driving))
+        working = asyncio.create_task(
+            casework(
+                traffic=traffic, risk_url=fleet.urls["risk"], driving=driving,
+                drive_seconds=drive_seconds, after_seconds=chaos.round_seconds(),
+                strikes=chaos.strikes,
+                timeout=cfg.drain_timeout_seconds, say=say,
+            )
+        )  # fmt: skip
+        faults = asyncio.create_task(chaos.run(driving, working))
         sent = await driving
         timings["drive"] = round(time.monotonic() - t0 - timings["start"], 1)
-        say(f"all traffic accepted ({timings['drive']} s); faults go on")
+        say(f"all traffic accepted ({timings['drive']} s); casework and faults go on")
+        work = await working
+        timings["casework"] = round(time.monotonic() - t0 - timings["start"], 1)
         await faults
         timings["chaos"] = round(time.monotonic() - t0 - timings["start"], 1)
         dsns = {name: infra.dsn(name) for name in SERVICES}
@@ -261,7 +280,7 @@ async def run_chaos(cfg: ChaosConfig) -> ChaosResult:
         timings["drain"] = round(time.monotonic() - t1, 1)
         verdict = await verify(
             dsns=dsns, bootstrap=infra.bootstrap, prefix=PREFIX, traffic=traffic, sent=sent,
-            calls_log=receiver.calls_log,
+            work=work, calls_log=receiver.calls_log,
         )  # fmt: skip
         verdict.checks.insert(0, _quiet_check(quiet, timings["drain"]))
         unrecovered = [f["fault"] for f in chaos.faults if f["error"]]

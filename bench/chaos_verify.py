@@ -10,6 +10,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench.chaos_load import Sent, Traffic
+from bench.chaos_load import Casework, Sent, Traffic
+from shared.identity import is_unplaced
 
 Say = Callable[[str], None]
 # consumer group -> the short topic names it reads (services/*/app.py)
@@ -37,14 +39,19 @@ OFFICE_ROUTED = ("CaseOpened", "GreenChannelOpened", "CaseDeadlineApproaching", 
 # (MonitoredHouseholdReassessed) by its level too: "green_channel" (responsible, township and
 # county all fall back to the one office notification, as GreenChannelOpened) and "new_risk";
 # level None has no route. HouseholdIdentified, CaseRejected and RiskEliminated have no fallback:
-# nothing without a roster. CaseStepCompleted is routed by a level notify derives from
-# `next_steps` (services/notify/routing.py step_level), which the query below cannot match; the
-# chaos traffic takes no workflow action, so it has none
+# nothing without a roster, so the casework's rejections notify nobody.
 OFFICE_ROUTED_LEVELS = (
     ("CaseMerged", "village"),
     ("MonitoredHouseholdReassessed", "green_channel"),
     ("MonitoredHouseholdReassessed", "new_risk"),
 )
+# CaseStepCompleted is routed by a level notify derives (services/notify/routing.py step_level):
+# `village_assigned` for a county's placement (the village route, falling back to the office);
+# else from `next_steps`, where the casework's village steps (home verification, notice) name
+# no township review or county approval: no route. So a step notifies when its `step` is one
+# of these
+OFFICE_ROUTED_STEPS = ("village_assigned",)
+VILLAGE_ASSIGNED = "village_assigned"
 SERVICES = ("intake", "risk", "assistance", "notify")
 
 
@@ -186,6 +193,7 @@ async def verify(
     prefix: str,
     traffic: Traffic,
     sent: Sent,
+    work: Casework,
     calls_log: Path,
 ) -> Verdict:
     """Every check of the chaos run, from the stores of record."""
@@ -242,24 +250,77 @@ async def verify(
         s for s in sent.declarations.values() if s in sub_by_id and not sub_by_id[s]["case_id"]
     ]
     v.expect("declarations whose status never showed the case", len(no_status), 0)
-    cases = await _fetch(dsns["risk"], "SELECT id, household_id, status FROM cases")
+    cases = await _fetch(
+        dsns["risk"], "SELECT id, household_id, status, village_code, green_channel FROM cases"
+    )
     open_per_household = Counter(r["household_id"] for r in cases if r["status"] == "open")
     with_case = {r["household_id"] for r in cases}
+    history = await _fetch(dsns["risk"], "SELECT id, case_id, action, role FROM case_history")
+    excess, reopened = extra_cases(cases, history)
     v.info("cases opened", len(cases))
     v.expect("households with a case", len(with_case), len(set(traffic.households)))
-    v.expect("duplicate cases (cases - households)", len(cases) - len(with_case), 0)
+    v.info("new cases opened by a signal after the household's case was rejected", len(reopened))
+    v.expect("duplicate cases (beyond one a household, and one after a rejection)", excess, 0)
     v.expect(
         "households with >1 open case", sum(1 for n in open_per_household.values() if n > 1), 0
     )
 
+    # --- casework: each official's action taken once, and followed by every service
+    v.info("casework: unplaced households (feed records naming no village)", len(traffic.unplaced))
+    v.info("casework: actions fired as risk or PostgreSQL went down", work.aimed)
+    v.info("casework: POSTs / retried / confirmed by reading the case",
+           f"{work.sent} / {work.retried} / {work.confirmed_by_read}")  # fmt: skip
+    v.expect("casework: actions confirmed", len(work.confirmed), traffic.casework_actions)
+    v.expect("casework: actions refused", len(work.refused), 0)
+    v.expect("casework: unplaced cases of no unplaced household", len(work.strangers), 0)
+    if work.refused or work.unfinished or work.strangers:
+        v.evidence["casework"] = {
+            "refused": work.refused[:20], "unfinished": work.unfinished[:20],
+            "strangers": work.strangers[:20],
+        }  # fmt: skip
+    unrecorded, twice, nobodys = history_problems(work.confirmed.keys(), history)
+    v.expect("casework: actions missing from risk's case history", len(unrecorded), 0)
+    v.expect("casework: actions recorded twice in risk's case history", len(twice), 0)
+    v.expect("official actions in risk's case history nobody confirmed", len(nobodys), 0)
+    if unrecorded or twice or nobodys:
+        v.evidence["case_history"] = {
+            "missing": sorted(unrecorded)[:20], "doubled": sorted(twice)[:20],
+            "strangers": sorted(nobodys)[:20],
+        }  # fmt: skip
+    v.expect(
+        "cases still without a village", sum(1 for r in cases if is_unplaced(r["village_code"])), 0
+    )
+    plans = await _fetch(dsns["assistance"], "SELECT case_id, village_code, status FROM plans")
+    wrong_village = plan_village_mismatches(plans, cases)
+    v.info("assistance plans", len(plans))
+    v.expect("plans whose village is not their case's (or of no case)", len(wrong_village), 0)
+    unended = unended_plans(plans, cases)
+    v.info("cases rejected", sum(1 for r in cases if r["status"] == "rejected"))
+    v.expect("rejected cases whose plan is not rejected (rolled back if green channel)",
+             len(unended), 0)  # fmt: skip
+    intake_outcomes = await _fetch(
+        dsns["intake"], "SELECT id, case_id, outcome FROM submissions WHERE case_id IS NOT NULL"
+    )
+    linked_rejected, not_shown = rejected_declarations(intake_outcomes, cases)
+    v.info("declarations linked to a rejected case", linked_rejected)
+    v.expect("declarations of a rejected case not shown rejected by intake", len(not_shown), 0)
+    if wrong_village or unended or not_shown:
+        v.evidence["casework_followers"] = {
+            "plan_village": wrong_village[:20], "plan_not_ended": unended[:20],
+            "intake_not_rejected": not_shown[:20],
+        }  # fmt: skip
+
     # --- notify: one notification per routed event, delivered; the receiver's view
     routed = await _fetch(
         dsns["risk"],
-        "SELECT event_id FROM outbox, LATERAL (SELECT convert_from(value, 'UTF8')::jsonb AS e) v"
+        "SELECT event_id, e->>'event_type' = 'CaseStepCompleted' AS step"
+        " FROM outbox, LATERAL (SELECT convert_from(value, 'UTF8')::jsonb AS e) v"
         " WHERE e->>'event_type' = ANY($1::text[])"
-        " OR (e->>'event_type') || ':' || coalesce(e->'payload'->>'level', '') = ANY($2::text[])",
+        " OR (e->>'event_type') || ':' || coalesce(e->'payload'->>'level', '') = ANY($2::text[])"
+        " OR (e->>'event_type' = 'CaseStepCompleted' AND e->'payload'->>'step' = ANY($3::text[]))",
         list(OFFICE_ROUTED),
         [f"{kind}:{level}" for kind, level in OFFICE_ROUTED_LEVELS],
+        list(OFFICE_ROUTED_STEPS),
     )
     visits = await _fetch(
         dsns["assistance"],
@@ -278,6 +339,10 @@ async def verify(
     v.expect("routed events without a notification",
              len(expected_events - {r["source_event_id"] for r in notes}), 0)  # fmt: skip
     v.expect("duplicate (event, recipient, channel) rows", sum(n - 1 for n in triples.values()), 0)
+    placements = {r["event_id"] for r in routed if r["step"]}
+    v.info("placements published (CaseStepCompleted village_assigned)", len(placements))
+    v.expect("placements (village_assigned) without exactly one notification",
+             len(not_notified_once(placements, notes)), 0)  # fmt: skip
     v.expect("notifications delivered", len(delivered), len(notes))
     v.expect("notifications failed (dead)", sum(1 for r in notes if r["status"] == "failed"), 0)
     v.info("delivery attempts (mean per notification)",
@@ -319,6 +384,94 @@ async def verify(
 
 
 Key = tuple[str, ...]
+Row = Any  # an asyncpg.Record, or a dict in the unit tests: read by column name
+
+
+def extra_cases(cases: list[Row], history: list[Row]) -> tuple[int, list[str]]:
+    """(cases beyond what rules §4.8 allows, the cases rightly opened after a rejection).
+
+    A household has one case, and one more after each rejection of its case: a signal risk
+    evaluated after the rejection opens a new one. Its opening is the case's `open` history
+    row, which comes after the rejection's (history ids grow with time: the signal's
+    transaction waits for the household the rejection locked)."""
+    opened: dict[str, int] = {}
+    rejected_at: dict[str, int] = {}
+    for h in history:
+        if h["action"] == "open":
+            opened[h["case_id"]] = min(opened.get(h["case_id"], h["id"]), h["id"])
+        elif h["action"] == "reject":
+            rejected_at[h["case_id"]] = h["id"]
+    per_household: dict[str, list[Row]] = defaultdict(list)
+    for case in cases:
+        per_household[case["household_id"]].append(case)
+    excess, reopened = 0, []
+    for household_cases in per_household.values():
+        ordered = sorted(household_cases, key=lambda c: opened.get(c["id"], 0))
+        for before, after in pairwise(ordered):
+            rejection = rejected_at.get(before["id"])
+            if (
+                before["status"] == "rejected"
+                and rejection is not None
+                and opened.get(after["id"], 0) > rejection
+            ):
+                reopened.append(after["id"])
+            else:
+                excess += 1
+    return excess, reopened
+
+
+def history_problems(
+    confirmed: Any, history: list[Row]
+) -> tuple[set[tuple[str, str]], set[tuple[str, str]], set[tuple[str, str]]]:
+    """(missing, doubled, strangers) among the officials' actions in risk's case history: a
+    confirmed (case, action) not recorded, one recorded more than once, and one recorded that
+    nobody confirmed (the system's own rows, role `system`, are not officials' actions)."""
+    recorded = Counter((h["case_id"], h["action"]) for h in history if h["role"] != "system")
+    wanted = set(confirmed)
+    missing = wanted - recorded.keys()
+    doubled = {k for k, n in recorded.items() if n > 1}
+    strangers = recorded.keys() - wanted
+    return missing, doubled, strangers
+
+
+def not_notified_once(placements: set[str], notes: list[Row]) -> list[str]:
+    """The placements' events (CaseStepCompleted village_assigned) that got no notification or
+    more than one (no roster: the village route falls back to the one office webhook)."""
+    per_event = Counter(r["source_event_id"] for r in notes if r["source_event_id"] in placements)
+    return sorted(e for e in placements if per_event[e] != 1)
+
+
+def plan_village_mismatches(plans: list[Row], cases: list[Row]) -> list[tuple[str, str, str]]:
+    """(case, plan's village, case's village) of every plan not in its case's village (a plan
+    follows its case's placement, services/assistance step village_assigned)."""
+    village = {c["id"]: c["village_code"] for c in cases}
+    return [
+        (p["case_id"], p["village_code"], village.get(p["case_id"], "(no such case)"))
+        for p in plans
+        if village.get(p["case_id"]) != p["village_code"]
+    ]
+
+
+def unended_plans(plans: list[Row], cases: list[Row]) -> list[tuple[str, str]]:
+    """(case, plan status) of every rejected case whose plan is not `rejected`, or
+    `rolled_back` for a green-channel case (rules §5.4); a rejected case with no plan too."""
+    status = {p["case_id"]: p["status"] for p in plans}
+    out = []
+    for case in cases:
+        if case["status"] != "rejected":
+            continue
+        wanted = "rolled_back" if case["green_channel"] else "rejected"
+        got = status.get(case["id"], "(no plan)")
+        if got != wanted:
+            out.append((case["id"], got))
+    return out
+
+
+def rejected_declarations(submissions: list[Row], cases: list[Row]) -> tuple[int, list[str]]:
+    """(submissions linked to a rejected case, those of them intake does not show `rejected`)."""
+    rejected = {c["id"] for c in cases if c["status"] == "rejected"}
+    linked = [s for s in submissions if s["case_id"] in rejected]
+    return len(linked), sorted(s["id"] for s in linked if s["outcome"] != "rejected")
 
 
 async def intake_signals(dsn: str, topic: str) -> set[Key]:

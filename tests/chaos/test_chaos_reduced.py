@@ -1,4 +1,6 @@
-"""The reduced chaos run: every fault kind on 1,500 signals; nothing lost, doubled or misrouted.
+"""The reduced chaos run: every fault kind on 1,500 signals and the officials' casework (3 cases
+placed by the county, 3 taken to a rejection by their village); nothing lost, doubled or
+misrouted.
 
 It starts its own Kafka and PostgreSQL on free ports (the shared ones are never touched), so it
 fails, never skips, when those cannot be started.
@@ -28,5 +30,7 @@ async def test_reduced_chaos_loses_nothing_and_delivers_each_notification_once()
     print_table(result, cfg.signals)
     injected = " ".join(f["fault"] for f in result.faults)
     assert all(kind in injected for kind in FAULT_KINDS), injected
+    casework = [c for c in result.verdict.checks if c.what == "casework: actions confirmed"]
+    assert casework and casework[0].value >= 15, casework
     failed = [(c.what, c.value, c.expected) for c in result.verdict.checks if not c.ok]
     assert not failed, (failed, result.verdict.evidence)
