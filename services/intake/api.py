@@ -99,11 +99,48 @@ def _accepted(accepted: handlers.Accepted) -> dict[str, str]:
 
 def _rate_limit(limiter_hit: float | None, field: str) -> None:
     if limiter_hit is not None:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            f"{field}: too many declarations; retry after {int(limiter_hit)} s",
-            headers={"Retry-After": str(int(limiter_hit))},
-        )
+        raise _too_many(limiter_hit, field)
+
+
+def _too_many(wait: float, field: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        f"{field}: too many declarations; retry after {int(wait)} s",
+        headers={"Retry-After": str(int(wait))},
+    )
+
+
+def _prepare(
+    runtime: Runtime, parts: IntakeParts, declaration: DeclarationCreate, key: str | None
+) -> handlers.Prepared:
+    return handlers.prepare_declaration(
+        declaration=declaration,
+        idempotency_key=key,
+        vault=parts.vault,
+        signals_topic=runtime.settings.topic("signals"),
+        clock=runtime.clock,
+    )
+
+
+async def _replay_over_limit(
+    parts: IntakeParts, runtime: Runtime, declaration: DeclarationCreate, key: str | None
+) -> handlers.Accepted | None:
+    """A phone over its limit still gets the replay of a declaration it sent: an app retrying
+    it (a lost answer, concurrent retries) is answered as the first time, not 429. Only a key
+    already in flight here or stored replays (409 on a different body); a new key stores
+    nothing and gets None, so fresh keys never pass the limit."""
+    if not key:
+        return None
+    if parts.committer.holds(("declaration", key)):
+        # queued or committing: the committer replays the first under the key, or conflicts
+        return await _grouped(parts, _prepare(runtime, parts, declaration, key))
+    try:
+        async with runtime.uow() as uow:
+            return await handlers.replay(
+                uow, "declaration", key, handlers.body_hash(declaration, parts.vault)
+            )
+    except handlers.IdempotencyConflict:
+        raise _conflict() from None
 
 
 # The busiest route reads its body and headers itself: FastAPI's handling of declared
@@ -139,15 +176,14 @@ async def post_declaration(request: Request) -> Response:
     declaration = await json_body(request, DeclarationCreate)
     _rate_limit(parts.per_ip.hit(request.client.host if request.client else "?"), "client")
     # the vault's keyed hash: the same digest as keyed_hash with the secret, without re-keying
-    _rate_limit(parts.per_phone.hit(parts.vault.hash(declaration.phone)), "phone")
-    prepared = handlers.prepare_declaration(
-        declaration=declaration,
-        idempotency_key=idempotency_key,
-        vault=parts.vault,
-        signals_topic=runtime.settings.topic("signals"),
-        clock=runtime.clock,
-    )
-    accepted = await _grouped(parts, prepared)
+    wait = parts.per_phone.hit(parts.vault.hash(declaration.phone))
+    if wait is not None:
+        replayed = await _replay_over_limit(parts, runtime, declaration, idempotency_key)
+        if replayed is None:
+            raise _too_many(wait, "phone")
+        accepted = replayed
+    else:
+        accepted = await _grouped(parts, _prepare(runtime, parts, declaration, idempotency_key))
     # the documented SubmissionAccepted, without building the model on the busiest route
     body = orjson.dumps(_accepted(accepted))
     return Response(body, status.HTTP_202_ACCEPTED, media_type="application/json")

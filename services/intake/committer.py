@@ -79,11 +79,20 @@ class GroupCommitter:
         self._queue: list[_Waiting] = []
         self._active = 0  # drains running; counted by the drains themselves (see _drain)
         self._tasks: set[asyncio.Task[None]] = set()  # strong references until done
+        # (kind, Idempotency-Key) of the submissions queued or committing: how many of each
+        self._held: dict[tuple[str, str], int] = {}
+
+    def holds(self, key: tuple[str, str]) -> bool:
+        """Whether a submission under `key` (kind, Idempotency-Key) is queued or committing here:
+        a request with the key then replays it (or conflicts), and stores nothing new."""
+        return key in self._held
 
     async def submit(self, prepared: Prepared) -> Accepted:
         """Queue one submission; returns its answer after its commit (raises what storing did)."""
         waiting = _Waiting(prepared, asyncio.get_running_loop().create_future())
         self._queue.append(waiting)
+        if prepared.key:
+            self._held[prepared.key] = self._held.get(prepared.key, 0) + 1
         if self._active < self._concurrency:
             self._active += 1
             task = asyncio.create_task(self._drain(), name="intake-group-commit")
@@ -101,10 +110,21 @@ class GroupCommitter:
                 except BaseException:  # cancelled: the process is stopping; nobody waits forever
                     _fail(batch, RuntimeError("intake is stopping"))
                     raise
+                finally:
+                    self._release(batch)
         finally:
             # no await between the empty-queue check and this: a request queued meanwhile
             # always finds a free drain slot and starts one
             self._active -= 1
+
+    def _release(self, batch: list[_Waiting]) -> None:
+        """The batch's keys are no longer in flight: stored (a replay now finds them) or failed."""
+        for waiting in batch:
+            key = waiting.prepared.key
+            if key:
+                left = self._held.pop(key, 1) - 1
+                if left:
+                    self._held[key] = left
 
     async def _commit(self, batch: list[_Waiting]) -> None:
         try:
