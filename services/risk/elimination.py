@@ -22,6 +22,35 @@ def add_months(day: date, months: int) -> date:
 
 
 @dataclass(frozen=True)
+class IncomeRecord:
+    """One per-capita income figure, dated by when it was recorded (a visit's day, a feed's
+    record date, the home verification's), not by when it reached risk."""
+
+    on: date
+    income: float | None
+    above: bool  # strictly above the threshold in force on `on` (rules §7.1)
+    restart: bool = False  # a rollback: nothing before it counts again (rules §7.4)
+
+
+def income_run(records: list[IncomeRecord]) -> tuple[IncomeRecord, date | None]:
+    """rules §7.1 "has stayed above the threshold": the latest record by date (the income
+    known now) and the first day of the unbroken run of records above the threshold that
+    ends with it (None when the latest is not above). A record below, wherever it falls in
+    time, breaks the run: a figure arriving late and backdated is placed at its date, and
+    never stretches the run back past a lower figure recorded after it. Records of the same
+    day keep their order of arrival. `records` must not be empty."""
+    ordered = sorted(records, key=lambda r: r.on)  # stable: a day's records in arrival order
+    since: date | None = None
+    for record in reversed(ordered):
+        if not record.above:
+            break
+        since = record.on
+        if record.restart:
+            break
+    return ordered[-1], since
+
+
+@dataclass(frozen=True)
 class EliminationFacts:
     """What the assistance side has told the engine about a monitoring object."""
 

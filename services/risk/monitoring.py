@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from sqlalchemy import insert, select
 
 from services.risk import repository as repo
 from services.risk.config import RiskSettings
-from services.risk.elimination import EliminationFacts, elimination_check, no_labour_support
+from services.risk.elimination import (
+    EliminationFacts,
+    IncomeRecord,
+    elimination_check,
+    income_run,
+    no_labour_support,
+)
 from services.risk.evaluation import guarantee_risks
 from services.risk.handlers import process_signal, publish
-from services.risk.models import cases
+from services.risk.models import cases, household_signals
 from services.risk.rules import identification_deadline, merged_risk_types
-from services.risk.signal_batch import MONITORED
+from services.risk.signal_batch import MONITORED, uuid5_text
 from services.risk.signals import Signal
 from services.risk.thresholds import threshold_for
 from shared.auth import Official
@@ -37,6 +43,8 @@ SOCIAL_SECURITY_MARKERS = ("social_security", "dibao", "tekun", "minimum_living"
 # the channel of a risk a responsible cadre found on a visit (MonitoredHouseholdReassessed's,
 # and the case's when it opens one, rules §7.4)
 VISIT_CHANNEL = "visit"
+# the event type of an income record in the signal history (record_income)
+INCOME_RECORD = "IncomeRecorded"
 
 
 def elimination_status(row: Any, settings: RiskSettings, today: date) -> tuple[bool, list[Reason]]:
@@ -68,13 +76,74 @@ def elimination_status(row: Any, settings: RiskSettings, today: date) -> tuple[b
     )
 
 
-def _income_values(row: Any, settings: RiskSettings, income: float, on: date) -> dict[str, Any]:
-    """rules §7.1: track since when income has stayed above the threshold in force."""
+async def record_income(
+    uow: UnitOfWork,
+    row: Any,
+    settings: RiskSettings,
+    *,
+    household_id: str,
+    income: float | None,
+    on: date,
+    source: str,
+    event_id: str | None = None,
+    restart: bool = False,
+) -> dict[str, Any]:
+    """rules §7.1: record an income figure dated `on` in the household's income history and
+    return the household's values: the income known now (the latest by date) and since when
+    it has stayed above the threshold (elimination.income_run). The history is kept in the
+    signal history (`household_signals`, event type IncomeRecorded); a household without one
+    yet (monitored before it was kept) starts from what its row says. `restart`: a rollback
+    (rules §7.4), which no earlier record may reach past."""
     village = row.village_code if row is not None else ""
-    threshold = threshold_for(settings.thresholds, village, on)
-    above = threshold is not None and income > threshold.annual_yuan  # rules §7.1
-    since = row.income_above_since if row is not None else None
-    return {"per_capita_income": income, "income_above_since": (since or on) if above else None}
+
+    def dated(day: date, value: float | None, restart: bool = False) -> IncomeRecord:
+        threshold = threshold_for(settings.thresholds, village, day)
+        above = threshold is not None and value is not None and value > threshold.annual_yuan
+        return IncomeRecord(on=day, income=value, above=above, restart=restart)
+
+    history = (
+        await uow.execute(
+            select(household_signals.c.payload)
+            .where(
+                household_signals.c.household_id == household_id,
+                household_signals.c.event_type == INCOME_RECORD,
+            )
+            .order_by(household_signals.c.id)
+        )
+    ).scalars()
+    records = [
+        dated(date.fromisoformat(p["recorded_on"]), p["per_capita_income"], p.get("restart", False))
+        for p in history
+    ]
+    if not records and row is not None and row.per_capita_income is not None:
+        since = row.income_above_since
+        records.append(
+            IncomeRecord(on=since, income=row.per_capita_income, above=True)
+            if since is not None
+            else IncomeRecord(on=date.min, income=row.per_capita_income, above=False)
+        )
+    records.append(dated(on, income, restart))
+    await uow.execute(
+        insert(household_signals).values(
+            household_id=household_id,
+            event_id=uuid5_text(UUID(event_id), INCOME_RECORD) if event_id else str(uuid4()),
+            event_type=INCOME_RECORD,
+            received_at=uow.clock.now(),
+            payload={
+                "per_capita_income": income,
+                "recorded_on": on.isoformat(),
+                "source": source,
+                "restart": restart,
+            },
+            risk_types=[],
+            flags=[],
+        )
+    )
+    latest, since = income_run(records)
+    values: dict[str, Any] = {"income_above_since": since}
+    if latest.income is not None:
+        values["per_capita_income"] = latest.income
+    return values
 
 
 async def on_income_updated(
@@ -82,8 +151,15 @@ async def on_income_updated(
 ) -> None:
     """A new income figure: the elimination income clock moves or restarts."""
     row = await repo.household(uow, event.household_id, lock=True)
-    values = _income_values(
-        row, settings, event.payload.per_capita_income, event.payload.recorded_on
+    values = await record_income(
+        uow,
+        row,
+        settings,
+        household_id=event.household_id,
+        income=event.payload.per_capita_income,
+        on=event.payload.recorded_on,
+        source=event.payload.source,
+        event_id=str(event.event_id),
     )
     await repo.save_household(uow, event.household_id, row, values)
     await maybe_propose_elimination(uow=uow, event=event, settings=settings)
@@ -103,7 +179,16 @@ async def on_visit_recorded(
     row = await repo.household(uow, event.household_id, lock=True)
     values: dict[str, Any] = {}
     if visit.per_capita_income is not None:
-        values |= _income_values(row, settings, visit.per_capita_income, visit.visited_on)
+        values |= await record_income(
+            uow,
+            row,
+            settings,
+            household_id=event.household_id,
+            income=visit.per_capita_income,
+            on=visit.visited_on,
+            source="visit",
+            event_id=str(event.event_id),
+        )
     old = Guarantees.model_validate(row.guarantees or {}) if row is not None else Guarantees()
     guarantees = Guarantees.model_validate(
         old.model_dump() | visit.guarantees.model_dump(exclude_none=True)
@@ -265,21 +350,26 @@ async def maybe_propose_elimination(
     )
 
 
-def restarted_evidence(row: Any, settings: RiskSettings, today: date) -> dict[str, Any]:
+async def restarted_evidence(
+    uow: UnitOfWork, row: Any, settings: RiskSettings, today: date
+) -> dict[str, Any]:
     """rules §7.4: a rolled-back household is monitored again, and what proved rules §7.1
     before the rollback must not prove it again at once: the income clock restarts today (if
-    the income known is above the threshold in force, else at the next record above it), the
-    measures carried out count from zero (assistance plans the completed help again), and the
-    original risk waits for a visit after the rollback that finds it resolved. The facts
-    (income, guarantees, members) stay; the next visit or record moves them."""
-    threshold = threshold_for(settings.thresholds, row.village_code, today)
-    income = row.per_capita_income
-    above = threshold is not None and income is not None and income > threshold.annual_yuan
-    return {
-        "income_above_since": today if above else None,
-        "measures_completed": 0,
-        "last_visit_clear": False,
-    }
+    the income known is above the threshold in force, else at the next record above it) and no
+    record dated before the rollback counts again, the measures carried out count from zero
+    (assistance plans the completed help again), and the original risk waits for a visit
+    after the rollback that finds it resolved. The facts (income, guarantees, members) stay."""
+    income = await record_income(
+        uow,
+        row,
+        settings,
+        household_id=row.id,
+        income=row.per_capita_income,
+        on=today,
+        source="rollback",
+        restart=True,
+    )
+    return income | {"measures_completed": 0, "last_visit_clear": False}
 
 
 class RollbackRefused(Exception):
@@ -319,7 +409,10 @@ async def rollback_elimination(
     case_id = last.id if last else ""
     today = settings.work_calendar.local_date(uow.clock.now())
     await repo.save_household(
-        uow, household_id, row, {"status": "monitoring"} | restarted_evidence(row, settings, today)
+        uow,
+        household_id,
+        row,
+        {"status": "monitoring"} | await restarted_evidence(uow, row, settings, today),
     )
     if last:
         await repo.add_history(

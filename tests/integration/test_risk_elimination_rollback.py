@@ -6,7 +6,7 @@ finds it resolved, no longer blocks elimination."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -184,3 +184,47 @@ async def test_rules_7_1_a_new_risk_found_on_a_visit_is_reassessed_then_resolved
         assert resolved["new_risk_types"] == []
         assert resolved["risk_types"] == ["illness", "schooling"]
         assert len(await proposals(platform, "hh-r3")) == 1
+
+
+async def test_rules_7_1_the_income_clock_reads_records_by_their_dates(pg_url: str) -> None:
+    """A visit dated 1 May with 12,000 arriving after an 8 December record of 6,000 neither
+    raises the income known nor starts the clock in May; a figure above recorded after the
+    lower one starts it then. The income history is not listed among the signals."""
+    async with risk_platform(pg_url) as platform:
+        await platform.identified_and_helped("hh-r4", [WORKER, ELDER])
+        signals_before = len((await household(platform, "hh-r4"))["signals"])
+        await assist(
+            platform, "hh-r4",
+            VisitRecorded(visit_id="v30", cadre_id="c1", visited_on=date(2026, 12, 8),
+                          per_capita_income=6000),
+            VisitRecorded(visit_id="v31", cadre_id="c1", visited_on=date(2026, 5, 1),
+                          per_capita_income=12_000),
+        )  # fmt: skip
+        held = await household(platform, "hh-r4")
+        assert held["income_above_since"] is None and held["per_capita_income"] == 6000
+        assert len(held["signals"]) == signals_before
+
+        await assist(
+            platform, "hh-r4",
+            IncomeUpdated(per_capita_income=12_000, recorded_on=date(2026, 12, 9),
+                          source="feed"),
+            IncomeUpdated(per_capita_income=12_500, recorded_on=date(2026, 6, 1),
+                          source="feed"),
+        )  # fmt: skip
+        held = await household(platform, "hh-r4")
+        assert held["income_above_since"] == "2026-12-09" and held["per_capita_income"] == 12_000
+
+
+async def test_rules_7_4_a_record_dated_before_the_rollback_does_not_count_again(
+    pg_url: str,
+) -> None:
+    async with risk_platform(pg_url) as platform:
+        await eliminated(platform, "hh-r5")
+        rolled_on = platform.clock.now().date()
+        assert (await rollback(platform, "hh-r5")).status_code == 200
+        await assist(
+            platform, "hh-r5",
+            IncomeUpdated(per_capita_income=9900, recorded_on=rolled_on - timedelta(days=90),
+                          source="feed"),
+        )  # fmt: skip
+        assert (await household(platform, "hh-r5"))["income_above_since"] == rolled_on.isoformat()
