@@ -13,7 +13,7 @@ from services.risk.elimination import no_labour_support
 from services.risk.evaluation import Evaluation, evaluate
 from services.risk.handlers import publish
 from services.risk.models import cases
-from services.risk.monitoring import elimination_status
+from services.risk.monitoring import elimination_status, record_income
 from services.risk.signal_batch import merge_rows, reason_rows
 from services.risk.thresholds import threshold_for
 from services.risk.workflow import (
@@ -112,21 +112,18 @@ async def perform_action(
     if request.action == "start_home_verification":
         values["home_visited_at"] = now  # rules §4.10: the home visit happened
     if request.per_capita_income is not None or request.annual_income is not None:
-        # the home verification establishes income (rules §2.1); kept on the ledger
-        await repo.save_household(
-            uow,
-            row.household_id,
-            household,
-            {
-                k: v
-                for k, v in {
-                    "per_capita_income": request.per_capita_income,
-                    "annual_income": request.annual_income,
-                    "village_code": row.village_code,
-                }.items()
-                if v is not None
-            },
-        )
+        # the home verification establishes income (rules §2.1); kept on the ledger, its
+        # per-capita figure in the dated income history the §7.1 clock reads
+        found: dict[str, Any] = {"village_code": row.village_code}
+        if request.annual_income is not None:
+            found["annual_income"] = request.annual_income
+        if request.per_capita_income is not None:
+            found |= await record_income(
+                uow, household, settings, household_id=row.household_id,
+                income=request.per_capita_income, on=settings.work_calendar.local_date(now),
+                source="home_verification",
+            )  # fmt: skip
+        await repo.save_household(uow, row.household_id, household, found)
         household = await repo.household(uow, row.household_id)
         if row.purpose == "identification":
             # rules §1, §4.4: the verified facts decide the kind the village appraises and its

@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, select
 from services.risk import repository as repo
 from services.risk.config import RiskSettings
 from services.risk.models import cases, household_signals, households
-from services.risk.monitoring import INCOME_RECORD, RollbackRefused, rollback_elimination
+from services.risk.monitoring import RollbackRefused, rollback_elimination
 from services.risk.schemas import (
     HouseholdRead,
     LedgerPage,
@@ -186,11 +186,7 @@ async def get_household(
         history = (
             await uow.execute(
                 select(household_signals)
-                .where(
-                    household_signals.c.household_id == household_id,
-                    # the income history behind income_above_since is not a signal (rules §4)
-                    household_signals.c.event_type != INCOME_RECORD,
-                )
+                .where(household_signals.c.household_id == household_id)
                 .order_by(household_signals.c.id.desc())
                 .limit(signals)
             )

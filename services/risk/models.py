@@ -151,6 +151,21 @@ household_signals = Table(
     Index("ix_household_signals_batch_line", "batch_id", "line", postgresql_include=["outcome"]),
 )
 
+# rules §7.1: each per-capita income figure by the date it was recorded (a visit's, an income
+# update's, the home verification's), so the income clock reads them in date order; `restart`
+# marks an elimination rollback, which no earlier figure reaches past (rules §7.4)
+income_records = Table(
+    "income_records",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("household_id", String(64), nullable=False, index=True),
+    Column("recorded_on", Date, nullable=False),
+    Column("per_capita_income", Float),
+    Column("source", String(40), nullable=False),
+    Column("restart", Boolean, nullable=False, server_default=text("false")),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
 case_history = Table(
     "case_history",
     metadata,

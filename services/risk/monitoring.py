@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from sqlalchemy import insert, select
 
@@ -19,9 +19,9 @@ from services.risk.elimination import (
 )
 from services.risk.evaluation import guarantee_risks
 from services.risk.handlers import process_signal, publish
-from services.risk.models import cases, household_signals
+from services.risk.models import cases, income_records
 from services.risk.rules import identification_deadline, merged_risk_types
-from services.risk.signal_batch import MONITORED, uuid5_text
+from services.risk.signal_batch import MONITORED
 from services.risk.signals import Signal
 from services.risk.thresholds import threshold_for
 from shared.auth import Official
@@ -43,8 +43,6 @@ SOCIAL_SECURITY_MARKERS = ("social_security", "dibao", "tekun", "minimum_living"
 # the channel of a risk a responsible cadre found on a visit (MonitoredHouseholdReassessed's,
 # and the case's when it opens one, rules §7.4)
 VISIT_CHANNEL = "visit"
-# the event type of an income record in the signal history (record_income)
-INCOME_RECORD = "IncomeRecorded"
 
 
 def elimination_status(row: Any, settings: RiskSettings, today: date) -> tuple[bool, list[Reason]]:
@@ -85,14 +83,13 @@ async def record_income(
     income: float | None,
     on: date,
     source: str,
-    event_id: str | None = None,
     restart: bool = False,
 ) -> dict[str, Any]:
     """rules §7.1: record an income figure dated `on` in the household's income history and
     return the household's values: the income known now (the latest by date) and since when
-    it has stayed above the threshold (elimination.income_run). The history is kept in the
-    signal history (`household_signals`, event type IncomeRecorded); a household without one
-    yet (monitored before it was kept) starts from what its row says. `restart`: a rollback
+    it has stayed above the threshold (elimination.income_run). The history is
+    `income_records`; a household without one yet (monitored before it was kept) starts from
+    what its row says. `restart`: a rollback
     (rules §7.4), which no earlier record may reach past."""
     village = row.village_code if row is not None else ""
 
@@ -101,20 +98,15 @@ async def record_income(
         above = threshold is not None and value is not None and value > threshold.annual_yuan
         return IncomeRecord(on=day, income=value, above=above, restart=restart)
 
-    history = (
-        await uow.execute(
-            select(household_signals.c.payload)
-            .where(
-                household_signals.c.household_id == household_id,
-                household_signals.c.event_type == INCOME_RECORD,
-            )
-            .order_by(household_signals.c.id)
+    history = await uow.execute(
+        select(
+            income_records.c.recorded_on, income_records.c.per_capita_income,
+            income_records.c.restart,
         )
-    ).scalars()
-    records = [
-        dated(date.fromisoformat(p["recorded_on"]), p["per_capita_income"], p.get("restart", False))
-        for p in history
-    ]
+        .where(income_records.c.household_id == household_id)
+        .order_by(income_records.c.id)
+    )  # fmt: skip
+    records = [dated(r.recorded_on, r.per_capita_income, r.restart) for r in history]
     if not records and row is not None and row.per_capita_income is not None:
         since = row.income_above_since
         records.append(
@@ -124,21 +116,11 @@ async def record_income(
         )
     records.append(dated(on, income, restart))
     await uow.execute(
-        insert(household_signals).values(
-            household_id=household_id,
-            event_id=uuid5_text(UUID(event_id), INCOME_RECORD) if event_id else str(uuid4()),
-            event_type=INCOME_RECORD,
-            received_at=uow.clock.now(),
-            payload={
-                "per_capita_income": income,
-                "recorded_on": on.isoformat(),
-                "source": source,
-                "restart": restart,
-            },
-            risk_types=[],
-            flags=[],
+        insert(income_records).values(
+            household_id=household_id, recorded_on=on, per_capita_income=income, source=source,
+            restart=restart, recorded_at=uow.clock.now(),
         )
-    )
+    )  # fmt: skip
     latest, since = income_run(records)
     values: dict[str, Any] = {"income_above_since": since}
     if latest.income is not None:
@@ -159,7 +141,6 @@ async def on_income_updated(
         income=event.payload.per_capita_income,
         on=event.payload.recorded_on,
         source=event.payload.source,
-        event_id=str(event.event_id),
     )
     await repo.save_household(uow, event.household_id, row, values)
     await maybe_propose_elimination(uow=uow, event=event, settings=settings)
@@ -187,7 +168,6 @@ async def on_visit_recorded(
             income=visit.per_capita_income,
             on=visit.visited_on,
             source="visit",
-            event_id=str(event.event_id),
         )
     old = Guarantees.model_validate(row.guarantees or {}) if row is not None else Guarantees()
     guarantees = Guarantees.model_validate(

@@ -228,3 +228,30 @@ async def test_rules_7_4_a_record_dated_before_the_rollback_does_not_count_again
                           source="feed"),
         )  # fmt: skip
         assert (await household(platform, "hh-r5"))["income_above_since"] == rolled_on.isoformat()
+
+
+async def test_rules_7_1_the_home_verification_figure_is_a_dated_income_record(
+    pg_url: str,
+) -> None:
+    """The per-capita income the home verification establishes is in the history the clock
+    reads: a visit dated months before it, with a higher figure, starts no run."""
+    async with risk_platform(pg_url) as platform:
+        await platform.register("hh-r6", [WORKER, ELDER], income=5200)
+        await platform.declare("hh-r6", ["illness"], medical_spending=3000)
+        case_id = await platform.open_case_id("hh-r6")
+        assert (
+            await platform.act(case_id, "village", "start_home_verification")
+        ).status_code == 200
+        verified = await platform.act(
+            case_id, "village", "complete_home_verification", signed_form=True,
+            per_capita_income=6000,
+        )  # fmt: skip
+        assert verified.status_code == 200, verified.text
+        verified_on = platform.clock.now().date()
+        await assist(
+            platform, "hh-r6",
+            VisitRecorded(visit_id="v60", cadre_id="c1", visited_on=verified_on - timedelta(days=150),
+                          per_capita_income=12_000),
+        )  # fmt: skip
+        held = await household(platform, "hh-r6")
+        assert held["per_capita_income"] == 6000 and held["income_above_since"] is None
