@@ -114,16 +114,16 @@ async def perform_action(
     if request.per_capita_income is not None or request.annual_income is not None:
         # the home verification establishes income (rules §2.1); kept on the ledger, its
         # per-capita figure in the dated income history the §7.1 clock reads
-        found: dict[str, Any] = {"village_code": row.village_code}
+        verified: dict[str, Any] = {"village_code": row.village_code}
         if request.annual_income is not None:
-            found["annual_income"] = request.annual_income
+            verified["annual_income"] = request.annual_income
         if request.per_capita_income is not None:
-            found |= await record_income(
+            verified |= await record_income(
                 uow, household, settings, household_id=row.household_id,
                 income=request.per_capita_income, on=settings.work_calendar.local_date(now),
                 source="home_verification",
             )  # fmt: skip
-        await repo.save_household(uow, row.household_id, household, found)
+        await repo.save_household(uow, row.household_id, household, verified)
         household = await repo.household(uow, row.household_id)
         if row.purpose == "identification":
             # rules §1, §4.4: the verified facts decide the kind the village appraises and its
