@@ -67,7 +67,10 @@ def mint_token(
     if problem:
         raise AuthError(f"subject {problem}")
     if role != "admin" and not is_region_prefix(jurisdiction):
-        raise AuthError("jurisdiction must be a region-code prefix (1 to 12 digits 0-9)")
+        raise AuthError(
+            "jurisdiction must be a region-code prefix (1 to 12 digits 0-9) that a real region"
+            " code starts with (a province-level code, no placeholder region, rules §9.4)"
+        )
     now = clock.now()
     claims = {
         "sub": subject, "role": role, "jurisdiction": jurisdiction,
