@@ -62,7 +62,7 @@ class ChaosConfig:
     # fault kind strikes while signals are still going in (see Chaos.round_seconds)
     min_drive_seconds: float | None = None
     drain_timeout_seconds: float = 1800.0
-    rounds_after_drive: int = 1  # rounds of faults that end after all traffic is in
+    rounds_after_drive: int = 1  # rounds of faults that end after all traffic and casework
     failure_rate: float = 0.5
     report: Path | None = None
     keep_dir: bool = False
