@@ -250,8 +250,8 @@ async def test_rules_7_1_the_home_verification_figure_is_a_dated_income_record(
         verified_on = platform.clock.now().date()
         await assist(
             platform, "hh-r6",
-            VisitRecorded(visit_id="v60", cadre_id="c1", visited_on=verified_on - timedelta(days=150),
-                          per_capita_income=12_000),
+            VisitRecorded(visit_id="v60", cadre_id="c1", per_capita_income=12_000,
+                          visited_on=verified_on - timedelta(days=150)),
         )  # fmt: skip
         held = await household(platform, "hh-r6")
         assert held["per_capita_income"] == 6000 and held["income_above_since"] is None
