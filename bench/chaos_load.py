@@ -432,23 +432,33 @@ class Pacer:
     """Spreads `total` actions evenly over `seconds` from the first turn, so that they meet the
     faults as the signals do: the n-th turn waits until start + seconds * n / (total + 1);
     every other turn then waits for risk's kill or PostgreSQL's restart to strike (at most
-    `aim_timeout`), so that its request is in flight when it does."""
+    `aim_timeout`), so that its request is in flight when it does. Only the first `max_aims`
+    turns aim: the placements take their turns one after another, and a wait for a strike
+    each held the 100,000-signal run up for ten minutes."""
 
     def __init__(
-        self, total: int, seconds: float, strikes: Strikes | None = None, aim_timeout: float = 0
+        self,
+        total: int,
+        seconds: float,
+        strikes: Strikes | None = None,
+        aim_timeout: float = 0,
+        max_aims: int = 12,
     ) -> None:
         self.total, self.seconds = max(total, 1), seconds
         self.strikes, self.aim_timeout = strikes, aim_timeout
+        self.max_aims = max_aims
         self.start: float | None = None
         self.taken = 0
-        self.aimed = 0
+        self.aiming = 0  # turns that waited for a strike
+        self.aimed = 0  # of which one struck
 
     async def turn(self) -> None:
         """Wait for the next slot (at once when it has passed), and for a fault if aimed."""
         if self.start is None:
             self.start = time.monotonic()
         self.taken += 1
-        aim = self.strikes is not None and self.taken % 2 == 1
+        aim = self.strikes is not None and self.taken % 2 == 1 and self.aiming < self.max_aims
+        self.aiming += aim
         at = self.start + self.seconds * self.taken / (self.total + 1)
         await asyncio.sleep(max(at - time.monotonic(), 0))
         if aim and self.strikes is not None and await self.strikes.wait(AIM_AT, self.aim_timeout):

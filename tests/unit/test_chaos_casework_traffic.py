@@ -122,6 +122,16 @@ async def test_every_other_turn_waits_for_risk_or_postgresql_to_go_down() -> Non
     assert (pacer.taken, pacer.aimed) == (2, 1)
 
 
+async def test_only_the_first_turns_aim() -> None:
+    """A run of many actions does not wait for a strike at every other one."""
+    pacer = Pacer(6, 0, Strikes(), aim_timeout=0.3, max_aims=1)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for _ in range(6):
+        await pacer.turn()
+    assert pacer.aiming == 1 and loop.time() - started < 0.6  # three aims: 0.9 s
+
+
 async def test_an_aimed_turn_gives_up_when_no_fault_comes() -> None:
     pacer = Pacer(1, 0, Strikes(), aim_timeout=0.1)
     await asyncio.wait_for(pacer.turn(), 1)
