@@ -19,6 +19,10 @@ from pydantic_settings import (
 from shared.auth import DEPARTMENTS
 
 STATE_DIR = Path(".holdline")
+# bounds of the services' operational knobs: a value a service cannot use stops it at start,
+# naming its variable (settings_errors.py), instead of failing later at every use
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # a period (also minutes, hours)
+Count = Annotated[int, Field(ge=1)]  # a size, a limit, a number of tries
 DEV_SECRET = "holdline-dev-secret-change-me"
 
 

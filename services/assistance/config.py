@@ -2,7 +2,8 @@
 
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.amounts import Amount
+from shared.settings import Count, Seconds, ServiceSettings
 
 
 class AssistanceSettings(ServiceSettings):
@@ -14,17 +15,17 @@ class AssistanceSettings(ServiceSettings):
     port: int = 8003
     catalogue_path: str = ""  # empty: the bundled services/assistance/catalogue.json
     # rules §6.9 "321": households per cadre by rank; None means no limit
-    cadre_capacity_county_leader: int = 3
-    cadre_capacity_section_level: int = 2
-    cadre_capacity_general: int = 1
-    cadre_capacity_township_village: int | None = None
-    visit_interval_days: int = 30  # rules §6.10: at least monthly
+    cadre_capacity_county_leader: Count = 3
+    cadre_capacity_section_level: Count = 2
+    cadre_capacity_general: Count = 1
+    cadre_capacity_township_village: Count | None = None
+    visit_interval_days: Count = 30  # rules §6.10: at least monthly
     # rules §6.10: a visit still missing this many days after the due date reaches the township
-    visit_township_escalation_days: int = 7
-    visit_check_seconds: float = 300.0  # how often the overdue-visit job looks
-    workload_seconds: float = 30.0  # how often the cadre-workload gauges are recomputed
+    visit_township_escalation_days: Count = 7
+    visit_check_seconds: Seconds = 300.0  # how often the overdue-visit job looks
+    workload_seconds: Seconds = 30.0  # how often the cadre-workload gauges are recomputed
     # rules §6.11 "low income": per-capita yuan/year under which a household is a must-visit one
-    must_visit_low_income_yuan: float = 6000.0
+    must_visit_low_income_yuan: Amount = 6000.0
 
     def capacities(self) -> dict[str, int | None]:
         """Rank -> the most households a cadre of that rank may be responsible for."""

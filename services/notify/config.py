@@ -7,12 +7,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import Count, Seconds, ServiceSettings
 
 # bounds: a value notify cannot use stops the service at start, naming its variable, instead of
 # failing every message it would have sent (shared/settings_errors.py)
-Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # also minutes
-Count = Annotated[int, Field(ge=1)]
 Hour = Annotated[int, Field(ge=0, le=23)]  # a local hour of the day
 # a share of calls; 0 would open a breaker on calls that all succeeded
 Ratio = Annotated[float, Field(gt=0, le=1)]

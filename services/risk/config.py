@@ -14,7 +14,7 @@ from services.risk.evaluation import Policy
 from services.risk.thresholds import ThresholdEntry, parse_entries
 from services.risk.workdays import WorkCalendar, parse_calendar
 from shared.events import RiskType
-from shared.settings import ServiceSettings
+from shared.settings import Seconds, ServiceSettings
 
 DEFAULT_THRESHOLDS = Path(__file__).parent / "thresholds.json"
 DEFAULT_WORKDAYS = Path(__file__).parent / "workdays.json"
@@ -62,7 +62,7 @@ class RiskSettings(ServiceSettings):
     # be waived (a measure carried out is still required)
     elimination_stable_income_months: Annotated[int, Field(ge=1)] = 6
     elimination_min_monitoring_months: Annotated[int, Field(ge=0)] = 6
-    deadline_scan_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 30.0
+    deadline_scan_seconds: Seconds = 30.0
     deadline_scan_batch: Annotated[int, Field(ge=1)] = 500  # open cases per transaction
 
     @cached_property
