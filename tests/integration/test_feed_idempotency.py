@@ -171,7 +171,7 @@ async def test_a_key_whose_upload_is_still_running_is_busy_until_it_stalls(
     key = {"Idempotency-Key": "stalled-upload"}
     async with running_intake(
         kafka=kafka_bootstrap, prefix=topic_prefix, database_url=database, feed_batch_rows=2,
-        feed_resume_after_seconds=0,
+        feed_resume_after_seconds=0.05,  # stalled 0.2 s on: taken as interrupted
     ) as (http, _):  # fmt: skip
         stalled = asyncio.create_task(http.post(FEED_PATH, content=slow(), headers=MEDICAL | key))
         await paused.wait()
