@@ -89,8 +89,8 @@ async def record_income(
     return the household's values: the income known now (the latest by date) and since when
     it has stayed above the threshold (elimination.income_run). The history is
     `income_records`; a household without one yet (monitored before it was kept) starts from
-    what its row says. `restart`: a rollback
-    (rules §7.4), which no earlier record may reach past."""
+    what its row says. `restart`: a rollback (rules §7.4), which no earlier record may reach
+    past."""
     village = row.village_code if row is not None else ""
 
     def dated(day: date, value: float | None, restart: bool = False) -> IncomeRecord:
