@@ -123,13 +123,10 @@ async def test_an_official_of_the_village_reads_the_phone_and_what_the_farmer_wr
     assert await _reads(app, submission) == 1
 
 
-async def test_who_may_read_a_contact_and_nothing_is_recorded_for_a_refusal(
-    intake: tuple[httpx.AsyncClient, FastAPI],
-) -> None:
-    http, app = intake
-    submission = await _declare(http)
-    url = f"/v1/submissions/{submission}/contact"
-    refused: list[tuple[str, dict[str, str], int, str]] = [
+def refusals() -> list[tuple[str, dict[str, str], int, str]]:
+    """Who may not read a village-001 household's contact (or list its submissions): who, their
+    headers, the status and the field its message names."""
+    return [
         ("no credentials", {}, 401, "Authorization"),
         ("the app key (farmers)", APP, 401, "Authorization"),
         ("a forged token", {"Authorization": "Bearer abc.def.ghi"}, 401, "Authorization"),
@@ -138,7 +135,15 @@ async def test_who_may_read_a_contact_and_nothing_is_recorded_for_a_refusal(
          "village_code"),
         ("a county official elsewhere", bearer("county", "110105"), 403, "village_code"),
     ]  # fmt: skip
-    for who, headers, code, field in refused:
+
+
+async def test_who_may_read_a_contact_and_nothing_is_recorded_for_a_refusal(
+    intake: tuple[httpx.AsyncClient, FastAPI],
+) -> None:
+    http, app = intake
+    submission = await _declare(http)
+    url = f"/v1/submissions/{submission}/contact"
+    for who, headers, code, field in refusals():
         answer = await http.get(url, headers=headers)
         assert answer.status_code == code, (who, answer.text)
         assert answer.json()["detail"].split(":")[0] == field, (who, answer.text)

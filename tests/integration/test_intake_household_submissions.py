@@ -22,7 +22,7 @@ from services.intake.models import contact_reads, submissions
 from shared.events import CaseOpened, new_event
 from shared.migrations import upgrade
 from tests.integration.test_intake_api import APP, ID_A, ID_B, cadre_report, declaration
-from tests.integration.test_intake_contact import HOUSING, PHONE, TOWN, bearer
+from tests.integration.test_intake_contact import PHONE, TOWN, bearer, refusals
 
 pytestmark = [pytest.mark.postgres]
 VILLAGE = TOWN + "001"  # where declaration() lives
@@ -154,16 +154,7 @@ async def test_only_officials_covering_the_village_list_it(
     """As the contact read: an official's token, never the app's or a department's key."""
     http, _ = intake
     submission = await _declare(http, household_id=HH)
-    refused: list[tuple[str, dict[str, str], int, str]] = [
-        ("no credentials", {}, 401, "Authorization"),
-        ("the app key (farmers)", APP, 401, "Authorization"),
-        ("a forged token", {"Authorization": "Bearer abc.def.ghi"}, 401, "Authorization"),
-        ("a department's key", HOUSING, 403, "role"),
-        ("a village cadre of another village", bearer("village", "530102002"), 403,
-         "village_code"),
-        ("a county official elsewhere", bearer("county", "110105"), 403, "village_code"),
-    ]  # fmt: skip
-    for who, headers, code, field in refused:
+    for who, headers, code, field in refusals():
         answer = await http.get(url(), headers=headers)
         assert answer.status_code == code, (who, answer.text)
         assert answer.json()["detail"].split(":")[0] == field, (who, answer.text)
