@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
 
 import services.risk
 from services.demo import free_port
@@ -23,6 +24,7 @@ from shared.events import DeclarationSubmitted, Envelope, new_event
 from shared.kafka import ensure_topics
 from shared.migrations import upgrade
 from shared.service import Runtime
+from shared.settings_errors import settings_problems
 
 
 def refused_field(answer: httpx.Response) -> str:
@@ -178,3 +180,15 @@ class Platform:
             # uvicorn re-raises SIGTERM after its graceful shutdown, so the exit code is -15
             clean[name] = "Application shutdown complete" in self.log(name)
         return clean
+
+
+def refused_setting(settings: Any, variable: str, value: str, monkeypatch: Any) -> str:
+    """The one line a service prints when `variable=value` is a setting it cannot use (the
+    settings class `settings` refuses it at start, shared/settings_errors.py)."""
+    monkeypatch.setenv(variable, value)
+    try:
+        settings()
+    except ValidationError as refused:
+        [line] = settings_problems(refused) or []
+        return line
+    raise AssertionError(f"{variable}={value!r} was accepted")

@@ -6,12 +6,11 @@ with one line naming the variable."""
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from services.assistance.config import AssistanceSettings
 from services.intake.config import IntakeSettings
-from shared.settings_errors import settings_problems
+from tests.support import refused_setting
 
 BAD: list[tuple[type[BaseSettings], str, str, str]] = [
     (IntakeSettings, "FEED_BATCH_ROWS", "0", "greater than or equal to 1"),
@@ -39,10 +38,7 @@ def test_a_setting_the_service_cannot_use_is_refused_naming_its_variable(
 ) -> None:
     prefix = "HOLDLINE_INTAKE_" if settings is IntakeSettings else "HOLDLINE_ASSISTANCE_"
     variable = prefix + name
-    monkeypatch.setenv(variable, value)
-    with pytest.raises(ValidationError) as refused:
-        settings()
-    [line] = settings_problems(refused.value) or []
+    line = refused_setting(settings, variable, value, monkeypatch)
     assert line.startswith(f"{variable}: ") and problem in line, line
 
 

@@ -7,12 +7,11 @@ at night)."""
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from services.cli import app
 from services.notify.config import NotifySettings
-from shared.settings_errors import settings_problems
+from tests.support import refused_setting
 
 BAD = [
     ("QUIET_HOURS_START", "25", "less than or equal to 23"),
@@ -61,10 +60,7 @@ def test_a_setting_notify_cannot_use_is_refused_naming_its_variable(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str, problem: str
 ) -> None:
     variable = f"HOLDLINE_NOTIFY_{name}"
-    monkeypatch.setenv(variable, value)
-    with pytest.raises(ValidationError) as refused:
-        NotifySettings()
-    [line] = settings_problems(refused.value) or []
+    line = refused_setting(NotifySettings, variable, value, monkeypatch)
     assert line.startswith(f"{variable}: ") and problem in line, line
 
 

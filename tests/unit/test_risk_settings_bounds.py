@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from services.cli import app
 from services.risk.config import RiskSettings
 from shared.settings_errors import settings_problems
+from tests.support import refused_setting
 
 BAD = [
     # rules §5.1: a typo would silently close the green channel for illness
@@ -40,10 +41,7 @@ def test_a_policy_setting_the_rules_cannot_mean_is_refused_naming_its_variable(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str, problem: str
 ) -> None:
     variable = f"HOLDLINE_RISK_{name}"
-    monkeypatch.setenv(variable, value)
-    with pytest.raises(ValidationError) as refused:
-        RiskSettings()
-    [line] = settings_problems(refused.value) or []
+    line = refused_setting(RiskSettings, variable, value, monkeypatch)
     assert line.startswith(f"{variable}: ") and problem in line
 
 
