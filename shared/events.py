@@ -12,9 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.clock import Clock
 
-SCHEMA_VERSION = "1.3"  # 1.1: GreenChannelOpened.channel; 1.2: CaseMerged village, visit due,
+SCHEMA_VERSION = "1.4"  # 1.1: GreenChannelOpened.channel; 1.2: CaseMerged village, visit due,
 # level; MonitoredHouseholdReassessed; GreenChannelOpened.submission_ids;
-# 1.3: CaseStepCompleted.purpose
+# 1.3: CaseStepCompleted.purpose; 1.4: head_name on CaseOpened, CaseMerged, GreenChannelOpened,
+# HouseholdIdentified, MonitoredHouseholdReassessed
 SUPPORTED_MAJOR = 1
 
 
@@ -247,6 +248,9 @@ class CaseOpened(Payload):
     home_visit_due: datetime | None = None
     submission_id: str | None = None
     reasons: list[Reason] = []
+    # the household head's name as risk knows it, so alerts can name the family (rules §4.13:
+    # names may be shown; schema 1.4; None when not known yet or from an older producer)
+    head_name: str | None = None
 
 
 class CaseMerged(Payload):
@@ -261,6 +265,7 @@ class CaseMerged(Payload):
     # `level` "village" then asks notify to tell the village cadre, None asks nobody
     home_visit_due: datetime | None = None
     level: Literal["village"] | None = None
+    head_name: str | None = None  # schema 1.4, as on CaseOpened
 
 
 class CaseStepCompleted(Payload):
@@ -294,6 +299,7 @@ class GreenChannelOpened(Payload):
     # [] for a department record's case, so intake has nothing to look up; None when not told
     # (a green channel opened on a later signal, or an older producer): intake finds them by case
     submission_ids: list[str] | None = None
+    head_name: str | None = None  # schema 1.4, as on CaseOpened
 
 
 class HouseholdIdentified(Payload):
@@ -308,6 +314,7 @@ class HouseholdIdentified(Payload):
     per_capita_income: float | None = None
     green_channel: bool = False
     opened_at: datetime | None = None  # when the case opened: time to identification
+    head_name: str | None = None  # schema 1.4, as on CaseOpened
 
 
 class MonitoredHouseholdReassessed(Payload):
@@ -328,6 +335,7 @@ class MonitoredHouseholdReassessed(Payload):
     provisional_measures: list[str] = []
     reasons: list[Reason] = []
     submission_id: str | None = None
+    head_name: str | None = None  # schema 1.4, as on CaseOpened
 
 
 class CaseRejected(Payload):

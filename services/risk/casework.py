@@ -295,6 +295,8 @@ def _identification(
         per_capita_income=facts.per_capita_income,
         green_channel=bool(row.green_channel),
         opened_at=utc(row.opened_at),
+        # rules §4.13: the name may be shown, so the responsible cadre's alert can say whose
+        head_name=(household.head_name or None) if household is not None else None,
     )
     extra = {"status": "identified", "kind": evaluation.kind, "reasons": reason_rows(reasons)}
     return identified, extra

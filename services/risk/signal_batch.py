@@ -201,6 +201,13 @@ class SignalBatch:
             setattr(row, key, value)
         self.dirty_households.add(household_id)
 
+    def _head_name(self, household_id: str) -> str | None:
+        """The household head's name the alerts show (rules §4.13: names may be shown): the
+        row's, which a signal naming the head fills when the row has none yet (process); None
+        when nobody named them (a department record of a household not known yet)."""
+        row = self.households.get(household_id)
+        return (row.head_name or None) if row is not None else None
+
     def _event(self, payload: Payload, source_event: Origin) -> None:
         self.outgoing.append(self._envelope(payload, source_event))
         self.bulk.append(source_event.event_type == FEED_RECORD)
@@ -333,19 +340,22 @@ class SignalBatch:
         self._link(current.id, event, signal)
         # the envelope is built at flush, with the case's risk types after the last record
         key = (current.id, event.source_event_id)
+        name = self._head_name(event.household_id)
         at = self.merged_at.get(key)
         if at is not None:
             earlier = self.outgoing[at]
             assert isinstance(earlier, CaseMerged)
             visit_due = visit_due or earlier.home_visit_due  # a clock started stays told
-            self.outgoing[at] = self._merged(current, risk_types, signal, village, visit_due)
+            self.outgoing[at] = self._merged(current, risk_types, signal, village, visit_due, name)
         elif news or visit_due or signal.channel != FEED_CHANNEL:
             # a department record re-reading what the case already holds is kept in
             # case_signals only: nobody downstream acts on it, and a monthly feed re-reads
             # most open cases (a declaration or report always tells its submitter)
             self.merged_at[key] = len(self.outgoing)
             self.merge_origin[len(self.outgoing)] = event
-            self.outgoing.append(self._merged(current, risk_types, signal, village, visit_due))
+            self.outgoing.append(
+                self._merged(current, risk_types, signal, village, visit_due, name)
+            )
             self.bulk.append(event.event_type == FEED_RECORD)
         if evaluation.green_channel and not current.green_channel:
             self._green_channel(event, current, evaluation, signal.channel)
@@ -387,6 +397,7 @@ class SignalBatch:
                 channel=signal.channel, level=level,
                 provisional_measures=evaluation.provisional_measures, reasons=reasons,
                 submission_id=signal.submission_id if submitted else None,
+                head_name=self._head_name(event.household_id),
             ),
             event,
         )  # fmt: skip
@@ -412,12 +423,13 @@ class SignalBatch:
         signal: Signal,
         village: str,
         visit_due: datetime | None,
+        head_name: str | None,
     ) -> CaseMerged:
         # rules §4.10: a merge that started the home-visit clock goes to the village cadre
         return CaseMerged.model_construct(
             case_id=current.id, risk_types=risk_types, submission_id=signal.submission_id,
             village_code=village or current.village_code, home_visit_due=visit_due,
-            level="village" if visit_due is not None else None,
+            level="village" if visit_due is not None else None, head_name=head_name,
         )  # fmt: skip
 
     def _open(
@@ -464,7 +476,7 @@ class SignalBatch:
                 case_id=case_id, village_code=village, risk_types=evaluation.risk_types,
                 channel=signal.channel, opened_at=opened_at, deadline=deadline,
                 home_visit_due=home_visit_due, submission_id=signal.submission_id,
-                reasons=reasons,
+                reasons=reasons, head_name=self._head_name(event.household_id),
             ),
             event,
         )  # fmt: skip
@@ -510,6 +522,7 @@ class SignalBatch:
                 reasons=[r for r in evaluation.reasons if r.rule.startswith("rules §5")],
                 channel=channel,
                 submission_ids=submission_ids,
+                head_name=self._head_name(event.household_id),
             ),
             event,
         )

@@ -11,12 +11,16 @@ from pydantic import ValidationError
 
 from shared.clock import FrozenClock
 from shared.events import (
+    SCHEMA_VERSION,
     CadreReportSubmitted,
+    CaseMerged,
     CaseOpened,
     CaseStepCompleted,
+    GreenChannelOpened,
     HouseholdIdentified,
     IncomeUpdated,
     MalformedEvent,
+    MonitoredHouseholdReassessed,
     Reason,
     UnknownEventType,
     UnsupportedSchemaVersion,
@@ -90,7 +94,7 @@ def test_a_completed_step_names_its_case_purpose_and_one_from_before_1_3_still_d
         purpose="elimination",
     )  # fmt: skip
     event = new_event(step, household_id="hh-1", source="risk", correlation_id="c-1", clock=CLOCK)
-    assert event.schema_version == "1.3"
+    assert event.schema_version == SCHEMA_VERSION
     assert decode(event.to_bytes()).payload.get("purpose") == "elimination"
     # a 1.2 producer's event has no purpose: it decodes, and says nothing of the decision
     body = json.loads(event.to_bytes()) | {"schema_version": "1.2"}
@@ -98,6 +102,43 @@ def test_a_completed_step_names_its_case_purpose_and_one_from_before_1_3_still_d
     older = decode(json.dumps(body).encode())
     assert isinstance(older.payload, CaseStepCompleted)
     assert older.payload.purpose is None and older.payload.next_steps == ["approve_township_review"]
+
+
+NAMED = [
+    CaseOpened(
+        case_id="c-1", village_code="530102001001", risk_types=["illness"], channel="app",
+        opened_at=CLOCK.now(), deadline=CLOCK.now(), head_name="张三",
+    ),
+    CaseMerged(case_id="c-1", risk_types=["illness"], head_name="张三"),
+    GreenChannelOpened(
+        case_id="c-1", village_code="530102001001", risk_types=["illness"],
+        provisional_measures=["medical_aid"], paperwork_due=CLOCK.now(), reasons=[],
+        head_name="张三",
+    ),
+    HouseholdIdentified(
+        case_id="c-1", village_code="530102001001", kind="marginal", risk_types=["illness"],
+        reasons=[], head_name="张三",
+    ),
+    MonitoredHouseholdReassessed(
+        village_code="530102001001", risk_types=["illness"], new_risk_types=[], channel="app",
+        head_name="张三",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("payload", NAMED, ids=lambda p: type(p).__name__)
+def test_the_events_that_open_or_change_a_case_name_its_head_and_older_ones_still_decode(
+    payload: Any,
+) -> None:
+    """Schema 1.4: the household head's name travels with the events notify alerts on; a 1.3
+    producer's event has none and decodes with head_name None."""
+    event = new_event(payload, household_id="hh-1", source="risk", correlation_id="c", clock=CLOCK)
+    assert event.schema_version == "1.4"
+    assert decode(event.to_bytes()).payload.head_name == "张三"
+    body = json.loads(event.to_bytes()) | {"schema_version": "1.3"}
+    del body["payload"]["head_name"]
+    older = decode(json.dumps(body).encode())
+    assert type(older.payload) is type(payload) and older.payload.head_name is None
 
 
 @pytest.mark.parametrize(
