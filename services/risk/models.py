@@ -127,6 +127,10 @@ households = Table(
     Column("last_visit_clear", Boolean, nullable=False, server_default=text("false")),
     Column("new_risk_types", JSON, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # rules §7.1: the day of the latest visit recorded, and the day the latest new risk
+    # appeared (a clear visit before it does not resolve it)
+    Column("last_visit_on", Date),
+    Column("new_risks_since", Date),
 )
 
 household_signals = Table(

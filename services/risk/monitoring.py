@@ -10,15 +10,10 @@ from sqlalchemy import insert, select
 
 from services.risk import repository as repo
 from services.risk.config import RiskSettings
-from services.risk.elimination import (
-    EliminationFacts,
-    IncomeRecord,
-    elimination_check,
-    income_run,
-    no_labour_support,
-)
+from services.risk.elimination import EliminationFacts, elimination_check, no_labour_support
 from services.risk.evaluation import guarantee_risks
 from services.risk.handlers import process_signal, publish
+from services.risk.income import income_histories, income_values
 from services.risk.models import cases, income_records
 from services.risk.rules import identification_deadline, merged_risk_types
 from services.risk.signal_batch import MONITORED
@@ -91,41 +86,14 @@ async def record_income(
     `income_records`; a household without one yet (monitored before it was kept) starts from
     what its row says. `restart`: a rollback (rules §7.4), which no earlier record may reach
     past."""
-    village = row.village_code if row is not None else ""
-
-    def dated(day: date, value: float | None, restart: bool = False) -> IncomeRecord:
-        threshold = threshold_for(settings.thresholds, village, day)
-        above = threshold is not None and value is not None and value > threshold.annual_yuan
-        return IncomeRecord(on=day, income=value, above=above, restart=restart)
-
-    history = await uow.execute(
-        select(
-            income_records.c.recorded_on, income_records.c.per_capita_income,
-            income_records.c.restart,
-        )
-        .where(income_records.c.household_id == household_id)
-        .order_by(income_records.c.id)
-    )  # fmt: skip
-    records = [dated(r.recorded_on, r.per_capita_income, r.restart) for r in history]
-    if not records and row is not None and row.per_capita_income is not None:
-        since = row.income_above_since
-        records.append(
-            IncomeRecord(on=since, income=row.per_capita_income, above=True)
-            if since is not None
-            else IncomeRecord(on=date.min, income=row.per_capita_income, above=False)
-        )
-    records.append(dated(on, income, restart))
+    history = await income_histories(uow, {household_id})
     await uow.execute(
         insert(income_records).values(
             household_id=household_id, recorded_on=on, per_capita_income=income, source=source,
             restart=restart, recorded_at=uow.clock.now(),
         )
     )  # fmt: skip
-    latest, since = income_run(records)
-    values: dict[str, Any] = {"income_above_since": since}
-    if latest.income is not None:
-        values["per_capita_income"] = latest.income
-    return values
+    return income_values(row, settings, history.get(household_id, []), [(on, income, restart)])
 
 
 async def on_income_updated(
@@ -169,22 +137,32 @@ async def on_visit_recorded(
             on=visit.visited_on,
             source="visit",
         )
-    old = Guarantees.model_validate(row.guarantees or {}) if row is not None else Guarantees()
-    guarantees = Guarantees.model_validate(
-        old.model_dump() | visit.guarantees.model_dump(exclude_none=True)
-    )
-    values["guarantees"] = guarantees.model_dump(mode="json")
-    clear = not visit.new_risk_types and not guarantee_risks(guarantees)
-    values["last_visit_clear"] = clear
     status = row.status if row is not None else "registered"
-    if clear and row is not None and status in MONITORED and row.new_risk_types:
-        # rules §7.1: a new risk (from any channel) is resolved as the original risk is, by a
-        # visit after it that finds no risk and the guarantees secured; the plan has filled its
-        # gap since (MonitoredHouseholdReassessed). It joins the risks the household is
-        # monitored for, and no longer blocks elimination; should it come back it is judged
-        # with them, by the next visit.
-        values["risk_types"] = merged_risk_types(row.risk_types or [], row.new_risk_types)
-        values["new_risk_types"] = []
+    # rules §7.1: what the household is like now is what the latest visit found; a visit
+    # recorded late, dated before one already recorded (or before a rollback, §7.4), still
+    # gives its income (dated) and any new risk, but not the state of the guarantees or of
+    # the risk
+    last = row.last_visit_on if row is not None else None
+    if last is None or visit.visited_on >= last:
+        old = Guarantees.model_validate(row.guarantees or {}) if row is not None else Guarantees()
+        guarantees = Guarantees.model_validate(
+            old.model_dump() | visit.guarantees.model_dump(exclude_none=True)
+        )
+        values["guarantees"] = guarantees.model_dump(mode="json")
+        clear = not visit.new_risk_types and not guarantee_risks(guarantees)
+        values["last_visit_clear"] = clear
+        values["last_visit_on"] = visit.visited_on
+        since = row.new_risks_since if row is not None else None
+        after = since is None or visit.visited_on >= since
+        if clear and after and row is not None and status in MONITORED and row.new_risk_types:
+            # rules §7.1: a new risk (from any channel) is resolved as the original risk is,
+            # by a visit on or after the day it appeared that finds no risk and the
+            # guarantees secured; the plan has filled its gap since
+            # (MonitoredHouseholdReassessed). It joins the risks the household is monitored
+            # for, and no longer blocks elimination; should it come back it is judged with
+            # them, by the next visit.
+            values["risk_types"] = merged_risk_types(row.risk_types or [], row.new_risk_types)
+            values["new_risk_types"] = []
     await repo.save_household(uow, event.household_id, row, values)
     if visit.new_risk_types and status in (*MONITORED, "eliminated"):
         eliminated = status == "eliminated"
@@ -192,6 +170,7 @@ async def on_visit_recorded(
             channel=VISIT_CHANNEL,
             village_code=row.village_code if row is not None else None,
             risk_types=list(visit.new_risk_types),
+            observed_on=visit.visited_on,
             reasons=[
                 Reason(rule="rules §7.4", detail="risk returned after elimination")
                 if eliminated
@@ -338,7 +317,8 @@ async def restarted_evidence(
     the income known is above the threshold in force, else at the next record above it) and no
     record dated before the rollback counts again, the measures carried out count from zero
     (assistance plans the completed help again), and the original risk waits for a visit
-    after the rollback that finds it resolved. The facts (income, guarantees, members) stay."""
+    after the rollback that finds it resolved (one dated before it no longer counts). The
+    facts (income, guarantees, members) stay."""
     income = await record_income(
         uow,
         row,
@@ -349,7 +329,7 @@ async def restarted_evidence(
         source="rollback",
         restart=True,
     )
-    return income | {"measures_completed": 0, "last_visit_clear": False}
+    return income | {"measures_completed": 0, "last_visit_clear": False, "last_visit_on": today}
 
 
 class RollbackRefused(Exception):

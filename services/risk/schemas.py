@@ -200,6 +200,13 @@ class HouseholdRead(BaseModel):
     kind: str | None
     risk_types: list[str]
     new_risk_types: list[str]
+    new_risks_since: date | None = Field(
+        None, description="the day the latest new risk appeared; a visit from then resolves them"
+    )
+    last_visit_on: date | None = Field(None, description="the day of the latest visit recorded")
+    last_visit_clear: bool = Field(
+        False, description="whether that visit found no risk and the guarantees secured"
+    )
     per_capita_income: float | None
     income_above_since: date | None
     measures_completed: int

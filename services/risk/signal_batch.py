@@ -22,12 +22,14 @@ from services.risk.evaluation import (
     evaluate,
     green_channel_trigger,
 )
+from services.risk.income import Figure, income_histories, income_values
 from services.risk.models import (
     case_history,
     case_signals,
     cases,
     household_signals,
     households,
+    income_records,
 )
 from services.risk.rules import (
     identification_deadline,
@@ -54,6 +56,9 @@ from shared.identity import county_placeholder
 MONITORED = ("monitoring", "no_labour_support")
 FEED_RECORD = "FeedRecordReceived"  # the event type of a feed record's signal (Origin)
 CADRE_CHANNEL = "cadre"  # a cadre's report (signals.from_cadre_report)
+# the channels whose income figure is an official's record (rules §7.1): a cadre's report and
+# the registry; a self-declared figure is evaluated, not recorded
+INCOME_CHANNELS = (CADRE_CHANNEL, "registry")
 MAX_CASE_REASONS = 200  # a busy feed must not grow a case's reasons without bound
 Rows = list[dict[str, Any]]
 HOUSEHOLD_COLUMNS = [c.name for c in households.columns]
@@ -161,6 +166,7 @@ class SignalBatch:
         # are parsed and dumped once per batch, not once per signal)
         self.facts: dict[str, HouseholdFacts] = {}
         self.signal_rows: Rows = []
+        self.income_rows: Rows = []  # income_records
         self.case_signal_rows: Rows = []
         self.history_rows: Rows = []
         self.outgoing: list[Envelope[Any] | CaseMerged] = []
@@ -287,6 +293,16 @@ class SignalBatch:
         self.signal_rows.append(signal_row)
         current = self.open_cases.get(household_id)
         status = row.status if row is not None else "registered"
+        income = signal.updates.get("per_capita_income")
+        if income is not None and signal.channel in INCOME_CHANNELS:
+            if status in MONITORED or current is not None:
+                # rules §7.1: an official's figure for a household monitored or being
+                # identified is a dated record of the history the income clock reads
+                self.income_rows.append(
+                    {"household_id": household_id, "recorded_on": on,
+                     "per_capita_income": income, "source": signal.channel,
+                     "restart": False, "recorded_at": self.now}
+                )  # fmt: skip
         if status in MONITORED and (current is None or current.purpose == "elimination"):
             # rules §4 channel 4, key-object tracking: a monitoring object is re-evaluated; a
             # risk it was not identified for is a new risk and blocks elimination (rules §7.1)
@@ -296,6 +312,10 @@ class SignalBatch:
             unseen = set(new) - set(row.new_risk_types or [])
             if new:
                 values["new_risk_types"] = merged_risk_types(row.new_risk_types or [], new)
+                # rules §7.1: only a visit from the day the latest appeared resolves them
+                day = signal.observed_on or on
+                since = row.new_risks_since if row.new_risk_types else None
+                values["new_risks_since"] = max(since, day) if since else day
             self._save_household(household_id, values)
             self._reassessed(event, signal, evaluation, reasons, village, new, unseen, before)
             return
@@ -527,11 +547,27 @@ class SignalBatch:
             event,
         )
 
+    async def _income_clock(self) -> None:
+        """rules §7.1: the batch's income records join the households' histories: each
+        household's income known and income clock as the dated history now gives them."""
+        figures: dict[str, list[Figure]] = {}
+        for r in self.income_rows:
+            figures.setdefault(r["household_id"], []).append(
+                (r["recorded_on"], r["per_capita_income"], False)
+            )
+        history = await income_histories(self.uow, set(figures))
+        for household_id, new in figures.items():
+            row = self.households[household_id]
+            vars(row).update(income_values(row, self.settings, history.get(household_id, []), new))
+        await bulk_insert(self.uow, income_records, self.income_rows)
+
     async def flush(self, cases_topic: str) -> None:
         """Write everything in bulk: COPY and one UPDATE per table, outbox rows in order."""
         uow = self.uow
         for household_id in self.dirty_households:
             vars(self.households[household_id]).update(repo.facts_columns(self.facts[household_id]))
+        if self.income_rows:
+            await self._income_clock()
         new = [vars(self.households[h]) for h in sorted(self.new_households)]
         await bulk_insert(uow, households, new)
         changed = [

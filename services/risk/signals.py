@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any
 
 from services.risk.evaluation import HouseholdFacts
@@ -36,6 +37,8 @@ class Signal:
     guarantees: dict[str, Any] = field(default_factory=dict)
     died_person_hash: str | None = None
     disability: tuple[str, int] | None = None  # person hash, grade
+    # the day the facts were seen, when the signal says (a visit's day); else the event's
+    observed_on: date | None = None
 
 
 def from_declaration(payload: DeclarationSubmitted) -> Signal:
