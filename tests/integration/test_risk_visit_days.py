@@ -80,10 +80,8 @@ async def test_rules_7_1_a_visit_recorded_late_does_not_undo_a_later_one(pg_url:
         await platform.identified_and_helped("hh-d3", [WORKER, ELDER])
         today = platform.clock.now().date()
         await assist(platform, "hh-d3", visit_on(1, today))
-        await assist(
-            platform, "hh-d3",
-            visit_on(2, today - timedelta(days=7), guarantees=Guarantees(drinking_water_safe=False)),
-        )  # fmt: skip
+        cut = Guarantees(drinking_water_safe=False)
+        await assist(platform, "hh-d3", visit_on(2, today - timedelta(days=7), guarantees=cut))
         held = await household(platform, "hh-d3")
         assert held["last_visit_on"] == today.isoformat() and held["last_visit_clear"] is True
 
