@@ -18,11 +18,15 @@ from shared.identity import mask_phone, mask_resident_id
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 # 17 digits and an optional check character: an ID cut before its check character is one too
 _RESIDENT_ID = re.compile(r"(?<![\dXx])\d{17}[\dXx]?(?![\dXx])")
-_PHONE = re.compile(r"(?<!\d)1\d{10}(?!\d)")
+# a mobile number, with or without the country code (+86, 86, "86-", "+86 "): after 86 the
+# number itself is preceded by a digit, so the prefix must be part of the match
+_PHONE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1\d{10}(?!\d)")
 
 
 def redact(text: str) -> str:
-    """Mask every resident-ID-shaped and phone-shaped number in `text`."""
+    """Mask every resident-ID-shaped and phone-shaped number in `text`, wherever it stands
+    (between letters too: "tel13812345678"). The one masking of the platform: log lines, intake's
+    outcome reasons, notify's messages and webhook bodies (rules §4.13, §9)."""
     text = _RESIDENT_ID.sub(lambda m: mask_resident_id(m.group()), text)
     return _PHONE.sub(lambda m: mask_phone(m.group()), text)
 

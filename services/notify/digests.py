@@ -11,12 +11,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
-from services.notify import rules, templates
+from services.notify import names, rules, templates
 from services.notify.config import NotifySettings
 from services.notify.handlers import create_notification
 from services.notify.models import notifications
 from services.notify.routing import Target
 from shared.db import UnitOfWork, utc
+from shared.logs import redact
 
 DIGEST_NAMESPACE = uuid.UUID("5b0f6d2e-0b7a-4a43-9a55-8c4f1e0d0d11")
 
@@ -84,6 +85,9 @@ async def _send_digest(
 ) -> None:
     deadlines = sorted(d for d in (_parse(r.body.get("deadline")) for r in rows) if d)
     households = list(dict.fromkeys(r.household_id for r in rows))
+    # the latest names known, else those the alerts gave (rules §4.13: the family is named)
+    given = {r.household_id: r.body.get("household_name") for r in rows}
+    known = {h: n for h, n in given.items() if n} | await names.names_of(uow, households)
     text = templates.render(
         "digest",
         language=settings.language,
@@ -92,7 +96,17 @@ async def _send_digest(
         households=households,
         count=len(rows),
         deadline=deadlines[0] if deadlines else None,
+        names=known,
     )
+    body: dict[str, Any] = {
+        "household_id": redact(households[0]),
+        "households": [redact(h) for h in households],
+        "event_type": "Digest",
+        "deadline": deadlines[0].isoformat() if deadlines else None,
+        "items": [r.id for r in rows],
+    }
+    if known.get(households[0]):
+        body["household_name"] = redact(known[households[0]])
     # the digest's identity follows from its members, so a replayed pass cannot send it twice
     digest_source = str(uuid.uuid5(DIGEST_NAMESPACE, ",".join(sorted(r.id for r in rows))))
     digest_id = await create_notification(
@@ -104,13 +118,7 @@ async def _send_digest(
         target=target,
         priority="normal",
         text=text,
-        body={
-            "household_id": templates.mask_text(households[0]),
-            "households": [templates.mask_text(h) for h in households],
-            "event_type": "Digest",
-            "deadline": deadlines[0].isoformat() if deadlines else None,
-            "items": [r.id for r in rows],
-        },
+        body=body,
     )
     await uow.execute(
         update(notifications)

@@ -11,13 +11,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select, update
 
-from services.notify import routing, templates
+from services.notify import names, routing, templates
 from services.notify.config import NotifySettings
 from services.notify.handlers import cadre_of, create_notification, load_roster
 from services.notify.models import notifications, recipients
 from services.notify.routing import Target
 from shared.db import UnitOfWork, utc
 from shared.events import NotificationAcknowledged, new_event
+from shared.logs import redact
 
 log = logging.getLogger(__name__)
 ESCALATION_NAMESPACE = uuid.UUID("0c3e1f4a-6d2b-4e8f-9a1c-2b7d5e9f3a60")
@@ -124,12 +125,18 @@ async def _escalate(*, uow: UnitOfWork, row: Any, settings: NotifySettings) -> N
         return
     village = row.village_code or ""
     roster = await load_roster(uow, village) if village else []
+    # the latest name known, else the alert's (rules §4.13: the family is named)
+    latest = await names.names_of(uow, [row.household_id])
+    name = latest.get(row.household_id) or row.body.get("household_name")
+    if name:
+        body["household_name"] = redact(name)
     text = templates.render(
         "escalation",
         language=settings.language,
         zone=ZoneInfo(settings.timezone),
         household=row.household_id,
         deadline=_parse(row.body.get("deadline")),
+        names={row.household_id: name} if name else None,
     )
     # one escalation per unacknowledged recipient of an alert, however many channels it used
     source = str(uuid.uuid5(ESCALATION_NAMESPACE, f"{row.source_event_id}:{row.recipient}"))

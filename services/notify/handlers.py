@@ -14,12 +14,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from services.notify import acks, metrics, routing, rules, templates
+from services.notify import acks, metrics, names, routing, rules, templates
 from services.notify.config import NotifySettings
 from services.notify.models import notifications, recipients, responsibilities
 from services.notify.routing import Cadre, Priority, Target
 from shared.db import UnitOfWork, one_of
 from shared.events import FEED_CHANNEL, CadreAssigned, CadreRegistered, Envelope
+from shared.logs import redact
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,10 @@ class Lookups:
     rows: list[dict[str, Any]] = field(default_factory=list)
     # the batch's CadreAssigned, upserted together at the end (routing reads `responsible`)
     assignments: list[dict[str, Any]] = field(default_factory=list)
+    # each household's head's name (None: not known), and those the batch's events told,
+    # upserted together at the end
+    head_names: dict[str, str | None] = field(default_factory=dict)
+    learned: dict[str, str] = field(default_factory=dict)
 
     async def prefetch(self, uow: UnitOfWork, household_ids: Sequence[str]) -> None:
         """Read the responsible cadres of many households in one query."""
@@ -60,6 +65,23 @@ class Lookups:
         found = {row.household_id: row.cadre_id for row in rows}
         for household in wanted:
             self.responsible[household] = found.get(household)
+
+    async def prefetch_names(self, uow: UnitOfWork, household_ids: Sequence[str]) -> None:
+        """Read the known names of many households in one query."""
+        wanted = [h for h in dict.fromkeys(household_ids) if h not in self.head_names]
+        found = await names.names_of(uow, wanted)
+        for household in wanted:
+            self.head_names[household] = found.get(household)
+
+    async def name_for(self, uow: UnitOfWork, household_id: str) -> str | None:
+        """The household's head's name, as known so far."""
+        if household_id not in self.head_names:
+            await self.prefetch_names(uow, [household_id])
+        return self.head_names[household_id]
+
+    def learn(self, household_id: str, name: str) -> None:
+        """An event of the batch told the household's name: later events use it."""
+        self.head_names[household_id] = self.learned[household_id] = name
 
     async def prefetch_rosters(self, uow: UnitOfWork, region_codes: Iterable[str]) -> None:
         """Read the rosters of many counties in one query (a feed's run spans hundreds)."""
@@ -106,6 +128,8 @@ class Lookups:
         if self.assignments:
             await uow.execute(_assign(uow), self.assignments)
             self.assignments.clear()
+        await names.remember(uow, self.learned)
+        self.learned.clear()
         if self.rows:
             # executemany: compiled once and cached, batched into few round trips by the driver
             await uow.execute(_new_notifications(uow), self.rows)
@@ -131,6 +155,7 @@ async def on_events(
         if routing.route_for(e.event_type, routing.level_of(e.event_type, e.payload), routes)
     ]
     await lookups.prefetch(uow, [e.household_id for e in routed])
+    await lookups.prefetch_names(uow, [e.household_id for e in routed])
     await lookups.prefetch_rosters(
         uow, [code for e in routed if (code := e.payload.get("village_code"))]
     )
@@ -215,8 +240,16 @@ async def on_routed_event(
     settings: NotifySettings,
     lookups: Lookups | None = None,
 ) -> None:
-    """Route an event by the table in routing.py: one notification per recipient and channel."""
+    """Route an event by the table in routing.py: one notification per recipient and channel.
+    A head's name the event tells is remembered first, routed or not (rules §4.13: alerts name
+    the family), and every message about the household names it from then on."""
     payload = event.payload
+    name = names.name_in(payload)
+    if name is not None:
+        if lookups is None:
+            await names.remember(uow, {event.household_id: name})
+        else:
+            lookups.learn(event.household_id, name)
     route = routing.route_for(
         event.event_type,
         routing.level_of(event.event_type, payload),
@@ -249,6 +282,11 @@ async def on_routed_event(
         metrics.NO_RECIPIENT.labels(event.event_type).inc()
         log.debug("%s %s: nobody to notify", event.event_type, event.event_id)
         return
+    if name is None:
+        if lookups is None:
+            name = (await names.names_of(uow, [event.household_id])).get(event.household_id)
+        else:
+            name = await lookups.name_for(uow, event.household_id)
     zone = ZoneInfo(settings.timezone)
     text = templates.render(
         route.template,
@@ -262,15 +300,18 @@ async def on_routed_event(
         measures=payload.get("measures") or payload.get("provisional_measures", ()),
         reason=payload.get("reason", ""),
         purpose=payload.get("purpose"),
+        names={event.household_id: name} if name else None,
     )
     body = {
-        "household_id": templates.mask_text(event.household_id),
+        "household_id": redact(event.household_id),
         "event_type": event.event_type,
         "case_id": payload.get("case_id"),
         "village_code": village_code,
         "deadline": _iso(templates.deadline_of(payload)),
         "correlation_id": event.correlation_id,
     }
+    if name:
+        body["household_name"] = redact(name)
     # a case a department feed opened: its alerts go after the declarations' and reports'
     from_feed = payload.get("channel") == FEED_CHANNEL
     for target in targets:

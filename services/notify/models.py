@@ -93,3 +93,13 @@ responsibilities = Table(
     Column("village_code", String(12), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# household -> its head's name, the latest risk told (schema 1.4 `head_name`), so every alert
+# about the household can name the family (rules §4.13: names may be shown)
+household_names = Table(
+    "household_names",
+    metadata,
+    Column("household_id", String(64), primary_key=True),
+    Column("head_name", String(100), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,21 +1,23 @@
-"""Message templates (zh-CN by default, en), short enough for SMS, with IDs and phones masked."""
+"""Message templates (zh-CN by default, en), short enough for SMS, with IDs and phones masked.
+
+A message names the household by its head's name when notify knows it ("农户张三户", "the
+household of 张三"; rules §4.13: names may be shown), else by its id ("农户hh-…", "household
+hh-…")."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, tzinfo
 
 from shared.events import Payload
-from shared.identity import mask_phone, mask_resident_id
+from shared.logs import redact
 
 DEFAULT_LANGUAGE = "zh-CN"
 # one SMS segment holds 70 UCS-2 or 160 GSM characters; the ack link comes on top
 MAX_CHARS = {"zh-CN": 70, "en": 160}
 
-# rules §4.13 and architecture (security): messages never carry a full resident ID or phone
-_RESIDENT_ID = re.compile(r"(?<![0-9A-Za-z])\d{17}[0-9Xx](?![0-9A-Za-z])")
-_PHONE = re.compile(r"(?<![0-9A-Za-z])(?:\+?86[- ]?)?1\d{10}(?![0-9A-Za-z])")
+# rules §4.13 and architecture (security): messages never carry a full resident ID or phone;
+# every text goes through shared.logs.redact, the platform's one masking
 
 TEMPLATES: dict[str, dict[str, str]] = {
     "zh-CN": {
@@ -58,52 +60,51 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "请尽快入户并补充帮扶措施",
     },
     "en": {
-        "case_opened": "Holdline: household {household} reports {risks} risk. "
+        "case_opened": "Holdline: {household} reports {risks} risk. "
         "Visit {by_visit_due}; finish identification {by_deadline}.",
-        "home_visit_due": "Holdline: household {household} declared {risks} risk on a case "
+        "home_visit_due": "Holdline: {household} declared {risks} risk on a case "
         "already open. Visit {by_deadline}.",
-        "deadline_approaching": "Holdline: identification of household {household} is due "
+        "deadline_approaching": "Holdline: identification of {household} is due "
         "{deadline}. Township, please review now.",
-        "case_overdue": "Holdline WARNING: identification of household {household} is overdue "
+        "case_overdue": "Holdline WARNING: identification of {household} is overdue "
         "(due {deadline}). County, please intervene.",
-        "green_channel": "URGENT: green channel for household {household} ({risks}). Give relief "
+        "green_channel": "URGENT: green channel for {household} ({risks}). Give relief "
         "now; paperwork {by_deadline}.",
-        "cadre_assigned": "Holdline: you are the responsible cadre of household {household}. "
+        "cadre_assigned": "Holdline: you are the responsible cadre of {household}. "
         "First visit {by_deadline}.",
-        "plan_created": "Holdline: plan for household {household} ({measures}). Carry it out "
-        "{by_deadline}.",
-        "visit_overdue": "Holdline: your visit to household {household} was due {deadline}. "
+        "plan_created": "Holdline: plan for {household} ({measures}). Carry it out {by_deadline}.",
+        "visit_overdue": "Holdline: your visit to {household} was due {deadline}. "
         "Please visit now.",
-        "visit_overdue_township": "Holdline WARNING: visit to household {household} overdue "
+        "visit_overdue_township": "Holdline WARNING: visit to {household} overdue "
         "(due {deadline}). Township, please follow up.",
-        "escalation": "URGENT: nobody acknowledged the alert on household {household}. Please "
+        "escalation": "URGENT: nobody acknowledged the alert on {household}. Please "
         "act; due {deadline}.",
-        "digest": "Holdline: {count} alerts (households {households}); handle {by_deadline}.",
-        "review_due": "Holdline: the case of household {household} passed village appraisal "
+        "digest": "Holdline: {count} alerts ({households}); handle {by_deadline}.",
+        "review_due": "Holdline: the case of {household} passed village appraisal "
         "and awaits township review. Please review it soon.",
-        "approval_due": "Holdline: the case of household {household} passed township review "
+        "approval_due": "Holdline: the case of {household} passed township review "
         "and awaits county approval. Please decide soon.",
-        "review_due_identification": "Holdline: household {household} passed village appraisal "
+        "review_due_identification": "Holdline: {household} passed village appraisal "
         "and awaits township review of its identification. Please review it soon.",
-        "review_due_elimination": "Holdline: monitored household {household} passed village "
+        "review_due_elimination": "Holdline: {household} (monitored) passed village "
         "appraisal and awaits township review of its risk elimination. Please review it soon.",
-        "approval_due_identification": "Holdline: household {household} passed township review "
+        "approval_due_identification": "Holdline: {household} passed township review "
         "and awaits county approval of its identification. Please decide soon.",
-        "approval_due_elimination": "Holdline: monitored household {household} passed township "
+        "approval_due_elimination": "Holdline: {household} (monitored) passed township "
         "review and awaits county approval of its risk elimination. Please decide soon.",
-        "elimination_check": "Holdline: risk elimination proposed for household {household}. "
+        "elimination_check": "Holdline: risk elimination proposed for {household}. "
         "Please visit soon, then hold the village appraisal.",
-        "village_assigned": "Holdline: the county placed the case of household {household} "
+        "village_assigned": "Holdline: the county placed the case of {household} "
         "in your village. Please visit soon to verify it and collect the signed form.",
-        "identified": "Holdline: household {household} is now a monitoring object ({risks}). "
+        "identified": "Holdline: {household} is now a monitoring object ({risks}). "
         "Please tell the household.",
-        "rejected": "Holdline: household {household} was not identified: {reason}. Please tell "
+        "rejected": "Holdline: {household} was not identified: {reason}. Please tell "
         "the household.",
-        "risk_eliminated": "Holdline: the risk of household {household} is eliminated. Please "
+        "risk_eliminated": "Holdline: the risk of {household} is eliminated. Please "
         "tell the household; continuing measures go on.",
-        "reassessed_green_channel": "URGENT: green channel for monitored household {household} "
-        "({risks}). Give relief now: {measures}",
-        "reassessed_new_risk": "Holdline: monitored household {household} has a new {new_risks} "
+        "reassessed_green_channel": "URGENT: green channel for {household} (monitored; "
+        "{risks}). Give relief now: {measures}",
+        "reassessed_new_risk": "Holdline: {household} (monitored) has a new {new_risks} "
         "risk. Please visit and extend its plan soon.",
     },
 }
@@ -121,16 +122,14 @@ UNDATED: dict[str, dict[str, str]] = {
         "escalation": "【紧急升级】农户{household}的提醒无人确认，请立即督办",
     },
     "en": {
-        "deadline_approaching": "Holdline: identification of household {household} is due "
+        "deadline_approaching": "Holdline: identification of {household} is due "
         "soon. Township, please review now.",
-        "case_overdue": "Holdline WARNING: identification of household {household} is overdue. "
+        "case_overdue": "Holdline WARNING: identification of {household} is overdue. "
         "County, please intervene.",
-        "visit_overdue": "Holdline: your visit to household {household} is overdue. Please "
-        "visit now.",
-        "visit_overdue_township": "Holdline WARNING: visit to household {household} overdue. "
+        "visit_overdue": "Holdline: your visit to {household} is overdue. Please visit now.",
+        "visit_overdue_township": "Holdline WARNING: visit to {household} overdue. "
         "Township, please follow up.",
-        "escalation": "URGENT: nobody acknowledged the alert on household {household}. Please "
-        "act now.",
+        "escalation": "URGENT: nobody acknowledged the alert on {household}. Please act now.",
     },
 }
 
@@ -169,6 +168,11 @@ MEASURE_NAMES: dict[str, dict[str, str]] = {
     "en": {},
 }  # fmt: skip
 SOON = {"zh-CN": "尽快", "en": "soon"}
+# how `{household}` reads: the head's name when known (rules §4.13), else the household id. A
+# name is cut to keep one SMS segment: the named phrase is never longer than the id's
+NAMED_HOUSEHOLD = {"zh-CN": "{name}户", "en": "the household of {name}"}
+HOUSEHOLD_ID = {"zh-CN": "{id}", "en": "household {id}"}
+NAME_CHARS = {"zh-CN": 12, "en": 16}
 # an official's free-text reason (a rejection, rules §4.7) is cut to keep one SMS segment
 REASON_CHARS = {"zh-CN": 20, "en": 60}
 CUT = {"zh-CN": "…", "en": "..."}  # GSM-7 has no "…": it would make an English SMS UCS-2
@@ -176,25 +180,32 @@ LIST_SEP = {"zh-CN": "、", "en": ", "}
 MORE = {"zh-CN": "等", "en": " etc."}
 
 
-def mask_text(text: str) -> str:
-    """Mask every resident ID and mobile number found anywhere in `text`."""
-    text = _RESIDENT_ID.sub(lambda m: mask_resident_id(m.group(0)), text)
-    return _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
-
-
-def short_list(items: Iterable[str], language: str, names: Mapping[str, str], keep: int) -> str:
-    """At most `keep` items, translated where a name is known, then "etc."."""
+def short_list(
+    items: Iterable[str], language: str, names: Mapping[str, str], keep: int, width: int = 12
+) -> str:
+    """At most `keep` items, translated where a name is known (else cut to `width`), then
+    "etc."."""
     items = list(items)
-    shown = LIST_SEP[language].join(names.get(i, i[:12]) for i in items[:keep])
+    shown = LIST_SEP[language].join(names.get(i, i[:width]) for i in items[:keep])
     return shown + (MORE[language] if len(items) > keep else "")
 
 
 def short_text(text: str, language: str, keep: int) -> str:
     """Free text on one line, masked before it is cut (a cut ID would escape the mask)."""
-    text = " ".join(mask_text(text).split())
+    text = " ".join(redact(text).split())
     if len(text) <= keep:
         return text
     return text[: keep - len(CUT[language])].rstrip() + CUT[language]
+
+
+def household_label(household_id: str, name: str | None, language: str) -> str:
+    """The household as a message names it: "张三户" / "the household of 张三" when its head's
+    name is known (masked, then cut: a resident ID or phone typed as a name stays hidden), else
+    its id."""
+    shown = short_text(name or "", language, NAME_CHARS[language])
+    if shown:
+        return NAMED_HOUSEHOLD[language].format(name=shown)
+    return HOUSEHOLD_ID[language].format(id=household_id)
 
 
 def local_date(value: datetime | None, zone: tzinfo, language: str) -> str:
@@ -235,16 +246,21 @@ def render(
     new_risks: Iterable[str] = (),
     reason: str = "",
     purpose: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> str:
     """The text of one message, masked; `purpose` (a case's) picks the variant naming its
-    decision where the template has one, and a message without `deadline` its undated twin."""
+    decision where the template has one, and a message without `deadline` its undated twin.
+    `names`: the head's name of the households known by one (household id -> name)."""
     language = language if language in TEMPLATES else DEFAULT_LANGUAGE
     template = for_purpose(template, purpose)
     pattern = TEMPLATES[language][template]
     if deadline is None:
         pattern = UNDATED[language].get(template, pattern)
+    names = names or {}
+    # a digest's households: an id cut as any listed item is, a name short already
+    listed = [household_label(h[:12], names.get(h), language) for h in households]
     fields = {
-        "household": household,
+        "household": household_label(household, names.get(household), language),
         "deadline": local_date(deadline, zone, language),
         "by_deadline": by_date(deadline, zone, language),
         "by_visit_due": by_date(visit_due, zone, language),
@@ -252,10 +268,10 @@ def render(
         "new_risks": short_list(new_risks, language, RISK_NAMES[language], 2),
         "reason": short_text(reason, language, REASON_CHARS[language]),
         "measures": short_list(measures, language, MEASURE_NAMES[language], 1),
-        "households": short_list(households, language, {}, 1),
+        "households": short_list(listed, language, {}, 1, width=60),
         "count": str(count),
     }
-    return mask_text(pattern.format(**fields))
+    return redact(pattern.format(**fields))
 
 
 def with_ack_link(text: str, link: str | None, language: str) -> str:

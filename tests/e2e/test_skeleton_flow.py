@@ -93,7 +93,11 @@ async def test_declaration_reaches_the_cadre_webhook_exactly_once(platform) -> N
             if c["household_id"] == household and c.get("event_type") == "CaseOpened"
         ]
         assert len(calls) == 1, receiver.calls
-        assert household in calls[0]["text"]
+        # the alert names the family by the declarant (rules §4.13), the body keeps the id
+        assert calls[0]["household_name"] == body["declarant_name"]
+        assert (
+            f"{body['declarant_name']}户" in calls[0]["text"] and household not in calls[0]["text"]
+        )
         case = (
             await http.get(
                 f"{urls['risk']}/v1/cases",

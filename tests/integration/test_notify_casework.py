@@ -145,23 +145,26 @@ async def test_each_step_tells_whoever_must_act_next_and_the_outcome_reaches_the
         ("hh-2", "CaseRejected", "cadre:v1", "normal"),
     ]
     texts = {(g[0], g[1], g[2]): g[4] for g in got}
+    # every message names the family (its declarant, from risk's CaseOpened, rules §4.13),
+    # the steps' and outcomes' too, whose events carry no name
+    assert all("王秀英户" in g[4] and "hh-" not in g[4] for g in got), got
     assert texts[("hh-1", "CaseStepCompleted", "cadre:v1")] == (
-        "【防返贫】监测户hh-1拟风险消除，请尽快入户核实后组织村级评议"
+        "【防返贫】监测户王秀英户拟风险消除，请尽快入户核实后组织村级评议"
     )
     # rules §4.5, §7.2: the township and the county read which decision awaits them
     asked = [g[4] for g in got if g[1] == "CaseStepCompleted" and g[2] in ("cadre:t1", "cadre:k1")]
     assert asked == [
-        "【防返贫】农户hh-1已完成村级评议，待乡镇审核是否认定为监测对象，请尽快办理",
-        "【防返贫】农户hh-1已通过乡镇审核，待县级审定是否认定为监测对象，请尽快办理",
-        "【防返贫】监测户hh-1已完成村级评议，待乡镇审核是否风险消除，请尽快办理",
-        "【防返贫】监测户hh-1已通过乡镇审核，待县级审定是否风险消除，请尽快办理",
-        "【防返贫】农户hh-2已完成村级评议，待乡镇审核是否认定为监测对象，请尽快办理",
+        "【防返贫】农户王秀英户已完成村级评议，待乡镇审核是否认定为监测对象，请尽快办理",
+        "【防返贫】农户王秀英户已通过乡镇审核，待县级审定是否认定为监测对象，请尽快办理",
+        "【防返贫】监测户王秀英户已完成村级评议，待乡镇审核是否风险消除，请尽快办理",
+        "【防返贫】监测户王秀英户已通过乡镇审核，待县级审定是否风险消除，请尽快办理",
+        "【防返贫】农户王秀英户已完成村级评议，待乡镇审核是否认定为监测对象，请尽快办理",
     ]
     assert texts[("hh-2", "CaseRejected", "cadre:v1")] == (
-        "【防返贫】农户hh-2未认定为监测对象：收入核实后高于监测范围。请尽快告知农户"
+        "【防返贫】农户王秀英户未认定为监测对象：收入核实后高于监测范围。请尽快告知农户"
     )
     assert texts[("hh-1", "HouseholdIdentified", "cadre:v1")] == (
-        "【防返贫】农户hh-1已认定为监测对象（因病），请尽快告知农户"
+        "【防返贫】农户王秀英户已认定为监测对象（因病），请尽快告知农户"
     )
 
     # exactly once per (event, recipient, channel): the same run again adds nothing

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from services.notify import templates
 from shared.identity import check_character
+from shared.logs import redact
 
 ZONE = ZoneInfo("Asia/Shanghai")
 HOUSEHOLD = "hh-0123456789abcdef0123"  # the shape intake gives a household id
@@ -67,13 +68,13 @@ def test_no_message_ever_carries_an_unmasked_id_or_phone(
 
 
 def test_masking_keeps_region_and_last_character() -> None:
-    assert templates.mask_text("身份证110101199003071234，电话13812345678") == (
+    assert redact("身份证110101199003071234，电话13812345678") == (
         "身份证110101***********4，电话138****5678"
     )
 
 
 def test_masking_leaves_household_ids_alone() -> None:
-    assert templates.mask_text(HOUSEHOLD) == HOUSEHOLD
+    assert redact(HOUSEHOLD) == HOUSEHOLD
 
 
 def test_case_opened_names_household_visit_and_deadline_in_chinese() -> None:
@@ -249,8 +250,8 @@ WITH_AND_WITHOUT_A_DATE = {
         f"URGENT: nobody acknowledged the alert on household {H}. Please act now.",
     ),
     ("en", "digest"): (
-        f"Holdline: 2 alerts (households {H[:12]}); handle by 2026-03-17.",
-        f"Holdline: 2 alerts (households {H[:12]}); handle soon.",
+        f"Holdline: 2 alerts (household {H[:12]}); handle by 2026-03-17.",
+        f"Holdline: 2 alerts (household {H[:12]}); handle soon.",
     ),
 }
 
