@@ -271,6 +271,11 @@ async def verify(
     v.info("casework: POSTs / retried / confirmed by reading the case",
            f"{work.sent} / {work.retried} / {work.confirmed_by_read}")  # fmt: skip
     v.expect("casework: actions confirmed", len(work.confirmed), traffic.casework_actions)
+    v.expect(
+        "casework: answers dropped after the commit, then found taken by reading the case",
+        sum(1 for key in work.dropped if work.confirmed.get(key) == "read"),
+        len(work.dropped),
+    )
     v.expect("casework: actions refused", len(work.refused), 0)
     v.expect("casework: unplaced cases of no unplaced household", len(work.strangers), 0)
     if work.refused or work.unfinished or work.strangers:

@@ -90,6 +90,23 @@ async def test_a_lost_answer_then_a_409_is_confirmed_from_the_case() -> None:
     assert work.confirmed == {("c1", "complete_home_verification"): "read"}
 
 
+async def test_a_dropped_answer_is_retried_and_confirmed_from_the_case() -> None:
+    """Every second action's 200 is thrown away: its retry's 409 is confirmed by reading the
+    case; the other action's 200 stands."""
+    http, calls = _risk([200, 200, 409], CASE | {"stage": "home_verification"})
+    work = Casework(drop_every=2)
+    async with http:
+        first = {"action": "assign_village", "village_code": "530102001001"}
+        assert await act(http, "http://risk", "c1", first, {}, work)
+        assert await act(http, "http://risk", "c1", {"action": "start_home_verification"},
+                         {}, work)  # fmt: skip
+    assert calls == ["POST", "POST", "POST", "GET"]
+    assert work.dropped == [("c1", "start_home_verification")]
+    assert work.confirmed == {
+        ("c1", "assign_village"): "answer", ("c1", "start_home_verification"): "read",
+    }  # fmt: skip
+
+
 async def test_a_409_after_a_retry_with_the_case_not_moved_is_refused() -> None:
     http, _ = _risk([httpx.ConnectError("down"), 409], CASE)
     work = Casework()
