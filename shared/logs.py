@@ -17,18 +17,34 @@ from shared.identity import mask_phone, mask_resident_id
 
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 # 17 digits and an optional check character: an ID cut before its check character is one too
-_RESIDENT_ID = re.compile(r"(?<![\dXx])\d{17}[\dXx]?(?![\dXx])")
+_RESIDENT_ID = r"(?<![\dXx])\d{17}[\dXx]?(?![\dXx])"
 # a mobile number, with or without the country code (+86, 86, "86-", "+86 "): after 86 the
 # number itself is preceded by a digit, so the prefix must be part of the match
-_PHONE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1\d{10}(?!\d)")
+_PHONE = r"(?<!\d)(?:\+?86[- ]?)?1\d{10}(?!\d)"
+# the platform's own identifiers, hashes and random hex, never a person's number: a household
+# key (hh- and 20 hex digits of a hash, intake's pii.household_key) and a UUID. A run of
+# digits inside one is kept, or one id in a few hundred would be shown garbled
+_OWN_ID = (
+    r"(?<![0-9A-Za-z])(?:hh-[0-9a-f]{20}"
+    r"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?![0-9A-Za-z])"
+)
+_NUMBERS = re.compile(f"(?P<own>{_OWN_ID})|(?P<id>{_RESIDENT_ID})|(?P<phone>{_PHONE})")
+
+
+def _mask(match: re.Match[str]) -> str:
+    if match.group("own") is not None:
+        return match.group()
+    if match.group("id") is not None:
+        return mask_resident_id(match.group())
+    return mask_phone(match.group())
 
 
 def redact(text: str) -> str:
     """Mask every resident-ID-shaped and phone-shaped number in `text`, wherever it stands
-    (between letters too: "tel13812345678"). The one masking of the platform: log lines, intake's
-    outcome reasons, notify's messages and webhook bodies (rules §4.13, §9)."""
-    text = _RESIDENT_ID.sub(lambda m: mask_resident_id(m.group()), text)
-    return _PHONE.sub(lambda m: mask_phone(m.group()), text)
+    (between letters too: "tel13812345678"), but not the digits of the platform's own ids.
+    The one masking of the platform: log lines, intake's outcome reasons, notify's messages
+    and webhook bodies (rules §4.13, §9)."""
+    return _NUMBERS.sub(_mask, text)
 
 
 class RedactingFilter(logging.Filter):

@@ -59,3 +59,20 @@ def test_a_message_masks_every_shape_in_a_name_or_a_reason(
 def test_numbers_that_are_not_ids_or_phones_stay() -> None:
     line = "amount 123456789012 household hh-0123456789abcdef0123 date 2026-03-17"
     assert redact(line) == line
+
+
+@pytest.mark.parametrize(
+    "own",
+    [
+        "hh-6c13812345678bb70ee0",  # a household key whose hash holds a phone's shape
+        "hh-11010119900307123a0e",  # ... or an ID's
+        "7d3f1381-2345-6789-0123-a13812345678",  # a UUID (event, case, notification)
+    ],
+)
+def test_the_platforms_own_ids_are_never_garbled(own: str) -> None:
+    """Digits inside a household key or a UUID are a hash's or chance's, not a person's: the
+    id is shown whole in a line, a message or a webhook body, while a real phone beside it is
+    still masked."""
+    line = f"household {own} phone 13800138000"
+    assert redact(line) == f"household {own} phone 138****8000"
+    assert redact(f"tel13800138000-{own}") == f"tel138****8000-{own}"
