@@ -94,6 +94,12 @@ RiskType = Literal[
     "other",
 ]
 MonitoringKind = Literal["unstable", "marginal", "sudden"]
+# a member's schooling stage (rules §1), the one vocabulary of intake's inputs and assistance's
+# catalogue: secondary vocational (中职) and higher vocational (高职) are the stages of the
+# Rain-and-Dew subsidy (rules §6.6); `higher` is an ordinary university
+SchoolingStage = Literal[
+    "preschool", "primary", "junior", "senior", "vocational", "higher_vocational", "higher"
+]
 
 
 class Member(Payload):
@@ -107,7 +113,9 @@ class Member(Payload):
     chronic_illness: bool = False
     serious_illness: bool = False
     disability_grade: int | None = Field(None, ge=1, le=4)
-    schooling_stage: str | None = None  # preschool, primary, junior, senior, vocational, higher
+    # one of SchoolingStage; a plain string, so that an event with a stage this code does not
+    # know still decodes (an older event's values are all in SchoolingStage)
+    schooling_stage: str | None = None
     employed: bool = False
     has_employment_record: bool = False
 

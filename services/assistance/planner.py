@@ -17,6 +17,9 @@ RISK_ORDER = (
     "water_unsafe", "business_failure", "unstable_employment", "lack_of_labour", "other",
 )  # fmt: skip
 NON_COMPULSORY = ("senior", "vocational", "higher_vocational", "higher")
+# rules §6.6: Rain-and-Dew (雨露计划) is for secondary (中职) and higher (高职) vocational
+# students only, not for an ordinary university (`higher`); catalogue.json says the same
+VOCATIONAL = {"vocational": "secondary vocational", "higher_vocational": "higher vocational"}
 
 
 @dataclass(frozen=True)
@@ -172,8 +175,9 @@ def _cover_schooling(draft: _Draft) -> None:
             pick.append(
                 (m, "compulsory_education_guarantee", "child of compulsory age out of school")
             )
-        elif m.schooling_stage in ("vocational", "higher_vocational"):
-            pick.append((m, "yulu_plan_subsidy", "vocational student (rules §6.6)"))
+        elif m.schooling_stage in VOCATIONAL:
+            why = f"{VOCATIONAL[m.schooling_stage]} student (rules §6.6)"
+            pick.append((m, "yulu_plan_subsidy", why))
         elif m.schooling_stage in ("senior", "higher"):
             pick.append((m, "education_aid", f"{m.schooling_stage} student"))
     _per_person(draft, "schooling", pick)

@@ -19,6 +19,7 @@ from services.intake.fields import (
     ResidentId,
 )
 from shared.amounts import NOT_BOOLEAN, Amount
+from shared.events import SchoolingStage
 
 FeedFormat = Literal["ndjson", "csv"]
 DisasterSubtype = Literal[
@@ -64,7 +65,7 @@ class HealthRow(FeedRow):
 class EducationRow(FeedRow):
     """教育: dropouts and student aid."""
 
-    schooling_stage: Literal["preschool", "primary", "junior", "senior", "vocational", "higher"]
+    schooling_stage: SchoolingStage = Field(description="在校学段")
     dropped_out: bool = Field(False, description="辍学")
     student_aid: Amount = Field(0, description="学生资助金额")
 

@@ -18,11 +18,10 @@ from services.intake.fields import (
     RiskType,
 )
 from shared.amounts import NOT_BOOLEAN, Amount
-from shared.events import MonitoringKind
+from shared.events import MonitoringKind, SchoolingStage
 from shared.inputs import CleanInput
 
 STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
-SchoolingStage = Literal["preschool", "primary", "junior", "senior", "vocational", "higher"]
 Location = tuple[str | int, ...]
 
 
