@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter as CounterOf
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, get_args
+from typing import Any, Protocol, get_args
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -93,7 +93,8 @@ def preinit_domain_events(source: str) -> None:
     """Create the zero series of the events a service commits (county and kind left empty).
 
     A counter series that first appears at 1 hides that increment from increase(); created at
-    zero on start-up, every panel and alert sees the first event and has data before it.
+    zero on start-up, every panel and alert sees the first event and has data before it. The
+    service's housekeeping counts start at zero too.
     """
     for event_type in EMITTED.get(source, ()):
         channels: Iterable[str] = (DEFAULT_CHANNEL.get(event_type, ""),)
@@ -111,6 +112,35 @@ def preinit_domain_events(source: str) -> None:
                 DOMAIN_EVENTS.labels(source, event_type, "", kind, channel)
     if source == "notify":
         ACK_SECONDS.labels(source)
+    for table in ("outbox", "processed_events"):
+        HOUSEKEEPING_DELETED.labels(source, table)
+
+
+class ConsumerLike(Protocol):
+    """What preinit_consumers reads of a consumer group (shared.service.ConsumerSpec)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def topics(self) -> Sequence[str]: ...
+    @property
+    def handlers(self) -> Mapping[str, Any]: ...
+
+
+def preinit_consumers(consumers: Iterable[ConsumerLike], topic: Callable[[str], str]) -> None:
+    """Create each consumer's dead-letter series (per topic it reads) and its processed and
+    dead-lettered counts (per event type it handles) at zero.
+
+    Without them the first poison message makes its series appear already at 1, a step that
+    increase() never sees: *HoldlineDeadLettersGrowing* stayed silent and the dashboard read 0.
+    `topic` turns a short topic name into the full one (ServiceSettings.topic).
+    """
+    for consumer in consumers:
+        for short in consumer.topics:
+            EVENTS_DEAD_LETTERED.labels(consumer.name, topic(short))
+        for event_type in consumer.handlers:
+            for outcome in ("processed", "dead_lettered"):
+                EVENTS_CONSUMED.labels(consumer.name, event_type, outcome)
 
 
 _DURATION_EVENTS = frozenset({"CaseOpened", "HouseholdIdentified", "NotificationAcknowledged"})
@@ -156,11 +186,13 @@ def _observe_durations(event: Any, *, kind: str, county: str) -> None:
         if county in _COUNTIES_STARTED:
             return
         _COUNTIES_STARTED.add(county)
-        # the county's identification series start at zero now, so increase() over the
-        # dashboard's range sees its first identification too
+        # the county's identification, deadline-warning and overdue series start at zero
+        # now, so increase() over the dashboard's range and the alerts see their first step
         for monitoring_kind in get_args(MonitoringKind):
             IDENTIFICATION_SECONDS.labels(monitoring_kind, county)
             DOMAIN_EVENTS.labels(event.source, "HouseholdIdentified", county, monitoring_kind, "")
+        for deadline_event in ("CaseDeadlineApproaching", "CaseOverdue"):  # rules §4.11, §4.12
+            DOMAIN_EVENTS.labels(event.source, deadline_event, county, "", "")
     elif event.event_type == "HouseholdIdentified" and payload.opened_at is not None:
         IDENTIFICATION_SECONDS.labels(kind, county).observe(
             _seconds(payload.opened_at, event.occurred_at)

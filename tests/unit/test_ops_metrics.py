@@ -151,3 +151,40 @@ async def test_a_request_does_not_look_for_opentelemetry_providers(
         for _ in range(3):
             assert (await http.get("/healthz")).status_code == 200
     assert looked == 0
+
+
+def test_each_consumer_starts_its_dead_letter_series_at_zero() -> None:
+    # a series that first appears at 1 hides the first dead letter from increase()
+    from services.risk.app import create_app
+    from services.risk.config import RiskSettings
+
+    settings = RiskSettings(database_url="sqlite+aiosqlite:///:memory:", topic_prefix="t0.")
+    create_app(settings)
+    for consumer, topic in (("risk", "t0.signals.v1"), ("risk-feeds", "t0.signals.v1"),
+                            ("risk-assistance", "t0.assistance.v1")):  # fmt: skip
+        assert sample("holdline_events_dead_lettered_total", consumer=consumer, topic=topic) == 0
+    counted = {"consumer": "risk-feeds", "event_type": "FeedRecordsReceived"}
+    for outcome in ("processed", "dead_lettered"):
+        assert sample("holdline_events_consumed_total", **counted, outcome=outcome) == 0
+
+
+def test_a_county_first_case_starts_its_deadline_series_at_zero() -> None:
+    # rules §4.11, §4.12: the county's first overdue case is a step the alert sees
+    county = "530197"
+    commit(
+        CaseOpened(
+            case_id="c3", village_code=county + "001001", risk_types=["illness"], channel="app",
+            opened_at=NOW, deadline=NOW + timedelta(days=15),
+        )
+    )  # fmt: skip
+    for event_type in ("CaseDeadlineApproaching", "CaseOverdue"):
+        labels = {"source": "risk", "event_type": event_type, "county": county, "kind": "",
+                  "channel": ""}  # fmt: skip
+        assert sample("holdline_domain_events_total", **labels) == 0
+
+
+def test_each_service_starts_its_housekeeping_counts_at_zero() -> None:
+    metrics.preinit_domain_events("assistance")
+    for table in ("outbox", "processed_events"):
+        assert sample("holdline_housekeeping_deleted_total", service="assistance",
+                      table=table) == 0  # fmt: skip
