@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -88,6 +88,8 @@ async def _send_digest(
     # the latest names known, else those the alerts gave (rules §4.13: the family is named)
     given = {r.household_id: r.body.get("household_name") for r in rows}
     known = {h: n for h, n in given.items() if n} | await names.names_of(uow, households)
+    # what the alerts are: a cadre taking over households reads so, not only a count
+    kinds = dict(Counter(r.event_type for r in rows))
     text = templates.render(
         "digest",
         language=settings.language,
@@ -97,13 +99,17 @@ async def _send_digest(
         count=len(rows),
         deadline=deadlines[0] if deadlines else None,
         names=known,
+        kinds=kinds,
     )
     body: dict[str, Any] = {
         "household_id": redact(households[0]),
         "households": [redact(h) for h in households],
         "event_type": "Digest",
+        # the first alert's village: whom to tell if the digest cannot be delivered
+        "village_code": rows[0].village_code,
         "deadline": deadlines[0].isoformat() if deadlines else None,
         "items": [r.id for r in rows],
+        "kinds": kinds,
     }
     if known.get(households[0]):
         body["household_name"] = redact(known[households[0]])

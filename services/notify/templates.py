@@ -6,6 +6,7 @@ hh-…")."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, tzinfo
 
@@ -13,8 +14,16 @@ from shared.events import Payload
 from shared.logs import redact
 
 DEFAULT_LANGUAGE = "zh-CN"
-# one SMS segment holds 70 UCS-2 or 160 GSM characters; the ack link comes on top
-MAX_CHARS = {"zh-CN": 70, "en": 160}
+# one SMS segment holds 160 GSM-7 characters, or 70 UCS-2 ones as soon as one character of the
+# text is not in the GSM-7 alphabet (any Chinese character: a zh-CN message, or an English one
+# naming 张三); the ack link comes on top. The budget follows the text produced (segment_budget)
+GSM_SEGMENT, UCS2_SEGMENT = 160, 70
+# GSM 03.38: the basic alphabet, and the extension table whose characters take two septets
+GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVW"
+    "XYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM_EXTENSION = frozenset("^{}\\[~]|€\f")
 
 # rules §4.13 and architecture (security): messages never carry a full resident ID or phone;
 # every text goes through shared.logs.redact, the platform's one masking
@@ -35,7 +44,8 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "visit_overdue_township": "【防返贫预警】农户{household}走访逾期"
         "（限{deadline}），请乡镇督促",
         "escalation": "【紧急升级】农户{household}的提醒无人确认，请督办，期限{deadline}",
-        "digest": "【防返贫汇总】{count}条提醒：农户{households}，请{by_deadline}处理",
+        # {kinds}: what the alerts are (KINDS), so a new responsibility is not hidden in a count
+        "digest": "【防返贫汇总】{count}条提醒{kinds}：农户{households}，请{by_deadline}处理",
         # the events below carry no date: their messages say "now" instead of naming one
         "review_due": "【防返贫】农户{household}案件已完成村级评议，待乡镇审核，请尽快办理",
         "approval_due": "【防返贫】农户{household}案件已通过乡镇审核，待县级审定，请尽快办理",
@@ -79,7 +89,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "(due {deadline}). Township, please follow up.",
         "escalation": "URGENT: nobody acknowledged the alert on {household}. Please "
         "act; due {deadline}.",
-        "digest": "Holdline: {count} alerts ({households}); handle {by_deadline}.",
+        "digest": "Holdline: {count} alerts{kinds} ({households}); handle {by_deadline}.",
         "review_due": "Holdline: the case of {household} passed village appraisal "
         "and awaits township review. Please review it soon.",
         "approval_due": "Holdline: the case of {household} passed township review "
@@ -133,6 +143,34 @@ UNDATED: dict[str, dict[str, str]] = {
     },
 }
 
+# what a digest's alerts are, counted by the event that made each (the low-priority routes:
+# rules §6.8 a new responsibility, a plan; rules §7 an elimination; any other a route override
+# made low); shown in this order, those that do not fit one segment folded into "等" / "etc."
+KINDS: dict[str, dict[str, tuple[str, str]]] = {
+    "zh-CN": {
+        "CadreAssigned": ("新任帮扶责任人{n}户", "新任帮扶责任人{n}户"),
+        "PlanCreated": ("帮扶计划{n}项", "帮扶计划{n}项"),
+        "RiskEliminated": ("风险消除{n}户", "风险消除{n}户"),
+        "other": ("其他提醒{n}条", "其他提醒{n}条"),
+    },
+    "en": {
+        "CadreAssigned": ("1 household newly in your care", "{n} households newly in your care"),
+        "PlanCreated": ("1 plan", "{n} plans"),
+        "RiskEliminated": ("1 risk eliminated", "{n} risks eliminated"),
+        "other": ("1 other", "{n} others"),
+    },
+}
+KINDS_AROUND = {"zh-CN": "（{kinds}）", "en": ": {kinds}"}
+
+# an alert that could not be delivered (every attempt spent): the level above reads whom it
+# did not reach and what that alert asked, quoted without its tag (escalation.report_undelivered)
+UNDELIVERED = {
+    "zh-CN": "【送达失败】{whom}未收到提醒，请代为跟进：{asked}",
+    "en": "Holdline: could not reach {whom}. Please follow up: {asked}",
+}
+TAG = re.compile(r"^(【[^】]*】|Holdline WARNING: |Holdline: |URGENT: )")
+WHOM_CHARS = {"zh-CN": 8, "en": 24}
+
 # a completed step's event names the case's purpose (schema 1.3): the township and county
 # then read which decision awaits them, identification (rules §4.5) or risk elimination (rules
 # §7.2); without it (an older producer) the template of the route fits both
@@ -178,6 +216,21 @@ REASON_CHARS = {"zh-CN": 20, "en": 60}
 CUT = {"zh-CN": "…", "en": "..."}  # GSM-7 has no "…": it would make an English SMS UCS-2
 LIST_SEP = {"zh-CN": "、", "en": ", "}
 MORE = {"zh-CN": "等", "en": " etc."}
+
+
+def sms_units(text: str) -> tuple[int, int]:
+    """What `text` takes of one SMS segment, and the segment's size: GSM-7 septets out of 160
+    when every character is in the GSM-7 alphabet (an extension character takes two), else
+    UTF-16 units out of 70 (one Chinese character, "…" or "’" is enough for UCS-2)."""
+    if all(c in GSM_BASIC or c in GSM_EXTENSION for c in text):
+        return sum(2 if c in GSM_EXTENSION else 1 for c in text), GSM_SEGMENT
+    return len(text.encode("utf-16-le")) // 2, UCS2_SEGMENT
+
+
+def fits_one_segment(text: str) -> bool:
+    """Whether `text` goes as one SMS segment, in the encoding its characters need."""
+    used, size = sms_units(text)
+    return used <= size
 
 
 def short_list(
@@ -247,20 +300,19 @@ def render(
     reason: str = "",
     purpose: str | None = None,
     names: Mapping[str, str] | None = None,
+    kinds: Mapping[str, int] | None = None,
 ) -> str:
-    """The text of one message, masked; `purpose` (a case's) picks the variant naming its
-    decision where the template has one, and a message without `deadline` its undated twin.
-    `names`: the head's name of the households known by one (household id -> name)."""
+    """The text of one message, masked, in one SMS segment; `purpose` (a case's) picks the
+    variant naming its decision where the template has one, and a message without `deadline`
+    its undated twin. `names`: the head's name of the households known by one (household id ->
+    name); `kinds`: a digest's alerts counted by event type."""
     language = language if language in TEMPLATES else DEFAULT_LANGUAGE
     template = for_purpose(template, purpose)
     pattern = TEMPLATES[language][template]
     if deadline is None:
         pattern = UNDATED[language].get(template, pattern)
-    names = names or {}
-    # a digest's households: an id cut as any listed item is, a name short already
-    listed = [household_label(h[:12], names.get(h), language) for h in households]
+    households = list(households)
     fields = {
-        "household": household_label(household, names.get(household), language),
         "deadline": local_date(deadline, zone, language),
         "by_deadline": by_date(deadline, zone, language),
         "by_visit_due": by_date(visit_due, zone, language),
@@ -268,10 +320,78 @@ def render(
         "new_risks": short_list(new_risks, language, RISK_NAMES[language], 2),
         "reason": short_text(reason, language, REASON_CHARS[language]),
         "measures": short_list(measures, language, MEASURE_NAMES[language], 1),
-        "households": short_list(listed, language, {}, 1, width=60),
         "count": str(count),
+        "kinds": "",
     }
-    return redact(pattern.format(**fields))
+    # the family by name (rules §4.13) unless that does not fit one segment: an English
+    # message naming 张三 goes as UCS-2, 70 characters, and then names the household by its id
+    # (GSM-7, 160); the webhook body still carries `household_name`. An official's free text
+    # that makes the message UCS-2 (a Chinese reason in English) is cut to the room left, and
+    # left out ("...") when there is none
+    options = []
+    for known in (names or {}, {}):
+        # a digest's households: an id cut as any listed item is, a name short already
+        listed = [household_label(h[:12], known.get(h), language) for h in households]
+        labels = {
+            "household": household_label(household, known.get(household), language),
+            "households": short_list(listed, language, {}, 1, width=60),
+        }
+        # a digest's kinds: as many as fit, the rest folded into "等" / "etc."
+        for shown in range(len(kinds or {}), -1, -1):
+            options.append(fields | labels | {"kinds": kinds_phrase(kinds or {}, language, shown)})
+    for option in options:
+        text = redact(pattern.format(**option))
+        if fits_one_segment(text):
+            return text
+    for leave_out in (False, True):
+        for option in options:
+            text = fit_free_text(pattern, option, "reason", language, leave_out=leave_out)
+            if fits_one_segment(text):
+                return text
+    return text
+
+
+def kinds_phrase(kinds: Mapping[str, int], language: str, shown: int) -> str:
+    """A digest's alerts counted by kind ("新任帮扶责任人2户、帮扶计划3项"), the first `shown`
+    kinds in KINDS' order, then "等" / "etc." for the rest; "" without kinds."""
+    if not kinds:
+        return ""
+    table = KINDS[language]
+    order = sorted(kinds, key=lambda k: list(table).index(k) if k in table else len(table))
+    parts = []
+    for kind in order[:shown]:
+        one, many = table.get(kind, table["other"])
+        parts.append((one if kinds[kind] == 1 else many).format(n=kinds[kind]))
+    phrase = LIST_SEP[language].join(parts) + (MORE[language] if shown < len(order) else "")
+    return KINDS_AROUND[language].format(kinds=phrase.strip()) if parts else ""
+
+
+def fit_free_text(
+    pattern: str, fields: Mapping[str, str], key: str, language: str, *, leave_out: bool = True
+) -> str:
+    """The message with its free-text field `key` cut to the room one segment leaves, in the
+    encoding the whole text needs; with no room for any of it, "..." / "…" in its place
+    (`leave_out`), else the message as it is."""
+    text = redact(pattern.format(**fields))
+    if fits_one_segment(text) or "{" + key + "}" not in pattern:
+        return text
+    base = redact(pattern.format(**(dict(fields) | {key: ""})))
+    _, size = sms_units(text)
+    room = size - len(base.encode("utf-16-le")) // 2
+    if room > len(CUT[language]) + 1:
+        return redact(
+            pattern.format(**(dict(fields) | {key: short_text(fields[key], language, room)}))
+        )
+    return redact(pattern.format(**(dict(fields) | {key: CUT[language]}))) if leave_out else text
+
+
+def undelivered(whom: str, asked: str, *, language: str) -> str:
+    """The notice to the level above of an alert nobody received: whom it did not reach, and
+    what it asked (its text without tag or ack link), cut to fit one segment."""
+    language = language if language in UNDELIVERED else DEFAULT_LANGUAGE
+    asked = TAG.sub("", asked.split(" 确认:")[0].split(" Ack: ")[0]).strip()
+    fields = {"whom": short_text(whom, language, WHOM_CHARS[language]), "asked": asked}
+    return fit_free_text(UNDELIVERED[language], fields, "asked", language)
 
 
 def with_ack_link(text: str, link: str | None, language: str) -> str:

@@ -282,7 +282,11 @@ async def test_low_priority_alerts_to_one_cadre_become_one_digest(
     await p.deliver()
     [digest] = recorder.take()
     assert digest["path"] == "/r1" and digest["event_type"] == "Digest"
-    assert digest["text"].startswith("【防返贫汇总】6条提醒")
+    # a new responsibility is not hidden in a count: the digest says what its alerts are
+    assert digest["text"].startswith(
+        "【防返贫汇总】6条提醒（新任帮扶责任人3户、帮扶计划3项）：农户"
+    )
+    assert digest["kinds"] == {"CadreAssigned": 3, "PlanCreated": 3}
     assert digest["deadline"] == (NOON_BEIJING + timedelta(days=10)).isoformat()
     statuses = sorted(r.status for r in await p.rows())
     assert statuses == ["delivered"] + ["digested"] * 6

@@ -35,14 +35,44 @@ def _render(name: str, language: str, names: dict[str, str] | None, **extra: obj
     )
 
 
+LATIN = {H: "Zhang San"}  # a name in the GSM-7 alphabet: an English SMS stays GSM-7
+NAME_OF = {"zh-CN": NAMED, "en": LATIN}
+LABEL = {"zh-CN": "张三户", "en": "the household of Zhang San"}
+
+
 def test_a_new_case_names_the_family_in_both_languages() -> None:
     assert _render("case_opened", "zh-CN", NAMED) == (
         "【防返贫】农户张三户报因病风险，请12月10日前入户核实，12月10日前完成认定"
     )
-    assert _render("case_opened", "en", NAMED) == (
-        "Holdline: the household of 张三 reports illness risk. Visit by 2026-12-10; finish "
+    assert _render("case_opened", "en", LATIN) == (
+        "Holdline: the household of Zhang San reports illness risk. Visit by 2026-12-10; finish "
         "identification by 2026-12-10."
     )
+
+
+def test_an_english_message_naming_a_chinese_name_would_be_ucs2_so_it_names_the_id() -> None:
+    """One Chinese character makes the whole SMS UCS-2: 70 characters, not 160. An English
+    message that would not fit names the household by its id (GSM-7) instead."""
+    named = "Holdline: the household of 张三 reports illness risk."
+    assert templates.sms_units(named) == (len(named), templates.UCS2_SEGMENT)
+    assert templates.sms_units("x[1]") == (6, templates.GSM_SEGMENT)  # "[", "]" take two
+    assert _render("case_opened", "en", NAMED) == (
+        f"Holdline: household {H} reports illness risk. Visit by 2026-12-10; finish "
+        "identification by 2026-12-10."
+    )
+    # the digest is short enough for the name even as UCS-2
+    text = _render("digest", "en", NAMED, households=[H, "hh-2"])
+    assert text == "Holdline: 2 alerts (the household of 张三 etc.); handle by 2026-12-10."
+    assert templates.fits_one_segment(text)
+
+
+@pytest.mark.parametrize("language", sorted(templates.TEMPLATES))
+@pytest.mark.parametrize("name", sorted(templates.TEMPLATES["zh-CN"]))
+def test_a_message_fits_the_segment_of_the_encoding_it_needs(language: str, name: str) -> None:
+    for names in (NAMED, LATIN, {H: "Łukasz Żółć"}, None):
+        text = _render(name, language, names)
+        used, size = templates.sms_units(text)
+        assert used <= size and size == (160 if text.isascii() else 70), (size, text)
 
 
 def test_without_a_name_the_household_id_stays() -> None:
@@ -55,10 +85,9 @@ def test_without_a_name_the_household_id_stays() -> None:
 @pytest.mark.parametrize("language", sorted(templates.TEMPLATES))
 @pytest.mark.parametrize("name", sorted(templates.TEMPLATES["zh-CN"]))
 def test_every_message_names_the_family_and_leaves_the_id_out(language: str, name: str) -> None:
-    text = _render(name, language, NAMED)
-    assert "张三" in text and H not in text and "hh-" not in text, text
-    label = "张三户" if language == "zh-CN" else "the household of 张三"
-    assert label in text, text
+    text = _render(name, language, NAME_OF[language])
+    assert H not in text and "hh-" not in text, text
+    assert LABEL[language] in text, text
 
 
 @pytest.mark.parametrize("dated", [True, False])
@@ -76,7 +105,7 @@ def test_a_long_name_is_cut_to_keep_one_sms_segment(dated: bool) -> None:
                     reason="人均纯收入高于监测范围且无刚性支出风险，不符合认定条件" * 4,
                     names=long_names,
                 )  # fmt: skip
-                assert len(text) <= templates.MAX_CHARS[language], (language, name, text)
+                assert templates.fits_one_segment(text), (language, name, text)
 
 
 def test_a_digest_names_its_first_household() -> None:

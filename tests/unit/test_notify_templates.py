@@ -120,7 +120,7 @@ def test_every_template_fits_one_sms_segment(dated: bool) -> None:
                 new_risks=["business_failure", "unstable_employment", "illness"],
                 reason="人均纯收入高于监测范围且无刚性支出风险，不符合认定条件" * 4,
             )
-            assert len(text) <= templates.MAX_CHARS[language], (name, len(text), text)
+            assert templates.fits_one_segment(text), (name, len(text), text)
 
 
 # messages about events that carry no date (a completed step, an outcome, a reassessment):
@@ -321,7 +321,7 @@ def test_a_rejection_names_its_reason_masked_before_it_is_cut() -> None:
     assert text == (
         f"【防返贫】农户{HOUSEHOLD}未认定为监测对象：不符 身份证110101*******…。请尽快告知农户"
     )
-    assert len(text) <= templates.MAX_CHARS["zh-CN"]
+    assert templates.fits_one_segment(text)
     short = templates.render(
         "rejected", language="en", zone=ZONE, household=HOUSEHOLD, reason="income\nabove range"
     )
@@ -332,7 +332,7 @@ def test_a_rejection_names_its_reason_masked_before_it_is_cut() -> None:
     long = templates.render(
         "rejected", language="en", zone=ZONE, household=HOUSEHOLD, reason="x " * 100
     )
-    assert "..." in long and "…" not in long and len(long) <= templates.MAX_CHARS["en"]
+    assert "..." in long and "…" not in long and templates.fits_one_segment(long)
 
 
 def test_a_monitored_household_in_the_green_channel_names_the_provisional_help() -> None:
@@ -391,3 +391,54 @@ def test_without_a_purpose_the_step_messages_fit_both_decisions() -> None:
     assert _step("elimination_check", "zh-CN", "elimination") == _step(
         "elimination_check", "zh-CN", None
     )
+
+
+def test_a_digest_says_what_its_alerts_are() -> None:
+    """A cadre who takes over another's households reads that they are now in their care, not
+    only "5条提醒"; the kinds that do not fit one segment are folded into "等" / "etc."."""
+    kinds = {"PlanCreated": 3, "CadreAssigned": 2}
+    names = {H: "张三"}
+    zh = templates.render(
+        "digest", language="zh-CN", zone=ZONE, household=H, households=[H, "hh-2"], count=5,
+        kinds=kinds, names=names,
+    )  # fmt: skip
+    assert zh == "【防返贫汇总】5条提醒（新任帮扶责任人2户、帮扶计划3项）：农户张三户等，请尽快处理"
+    en = templates.render(
+        "digest", language="en", zone=ZONE, household=H, households=[H, "hh-2"], count=6,
+        kinds=kinds | {"RiskEliminated": 1}, deadline=DEADLINE,
+    )  # fmt: skip
+    assert en == (
+        "Holdline: 6 alerts: 2 households newly in your care, 3 plans, 1 risk eliminated "
+        f"(household {H[:12]} etc.); handle by 2026-03-17."
+    )
+    crowded = templates.render(
+        "digest", language="zh-CN", zone=ZONE, household=H, households=[H, "hh-2"], count=99,
+        kinds={"CadreAssigned": 20, "PlanCreated": 40, "RiskEliminated": 30, "VisitOverdue": 9},
+        deadline=DEADLINE,
+    )  # fmt: skip
+    assert crowded.startswith("【防返贫汇总】99条提醒（新任帮扶责任人20户、帮扶计划40项")
+    assert "等）" in crowded and templates.fits_one_segment(crowded), crowded
+
+
+def test_a_notice_of_an_undelivered_alert_names_whom_and_quotes_what_it_asked() -> None:
+    asked = "【防返贫】农户张三户报因病风险，请12月10日前入户核实，12月23日前完成认定"
+    assert templates.undelivered("村干部甲", asked, language="zh-CN") == (
+        "【送达失败】村干部甲未收到提醒，请代为跟进：农户张三户报因病风险，请12月10日前入户核实，"
+        "12月23日前完成认定"
+    )
+    # too long for one segment: the quote is cut, never the name of whom it did not reach
+    long = templates.undelivered(
+        "村干部甲", f"【防返贫】农户{H}" + "报因病风险" * 9, language="zh-CN"
+    )
+    assert long.startswith(f"【送达失败】村干部甲未收到提醒，请代为跟进：农户{H}报因病")
+    assert long.endswith("…") and templates.fits_one_segment(long)
+    en = templates.undelivered(
+        "Li Si", f"URGENT: green channel for household {H} (illness). Ack: http://h/v1/acks/t",
+        language="en",
+    )  # fmt: skip
+    assert en == (
+        f"Holdline: could not reach Li Si. Please follow up: green channel for household {H} "
+        "(illness)."
+    )
+    # a masked ID stays masked in the quote
+    assert "19900307" not in templates.undelivered("x", "身份证11010119900307123X", language="en")
