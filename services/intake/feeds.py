@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from services.intake.fields import (
     HouseholdId,
@@ -31,8 +32,30 @@ MEDIA_TYPES: dict[str, FeedFormat] = {
     "application/jsonl": "ndjson",
     "text/csv": "csv",
 }
+# the charsets a feed may declare (Content-Type `; charset=`), and how it is read. County data
+# teams export from Excel in GBK; GB18030 is a superset of GB2312 and GBK, so all three are
+# read as GB18030. No other charset is guessed at: the upload is refused (415) naming it
+CHARSETS = {
+    "utf-8": "utf-8", "utf8": "utf-8", "gbk": "gb18030", "gb2312": "gb18030",
+    "gb18030": "gb18030",
+}  # fmt: skip
+# a byte-order mark at the start of the upload, as spreadsheet exports write it
+BOMS = {"utf-8": codecs.BOM_UTF8, "gb18030": "\ufeff".encode("gb18030")}
 # identity columns travel in the envelope (hashed); the rest is the department's facts
 IDENTITY = {"resident_id", "household_id", "village_code", "recorded_on"}
+# Chinese yes and no, as county spreadsheets write them; pydantic reads the rest of what risk's
+# feeds.py takes (true/false, 1/0, yes/no, y/n, any case)
+YES_NO = {"是": "true", "否": "false"}
+
+
+def _yes_no(value: object) -> object:
+    if isinstance(value, str):
+        return YES_NO.get(value.strip(), value)
+    return value
+
+
+# a department's yes/no fact (rules §8): `是`/`否` as well as pydantic's booleans
+Flag = Annotated[bool, BeforeValidator(_yes_no)]
 
 
 class FeedRow(BaseModel):
@@ -51,22 +74,22 @@ class MedicalInsuranceRow(FeedRow):
 
     out_of_pocket_spending: Amount = Field(description="政策范围内个人自付医疗费用")
     total_spending: Amount | None = Field(None, description="医疗总费用")
-    serious_illness_claim: bool = Field(False, description="大病保险理赔")
+    serious_illness_claim: Flag = Field(False, description="大病保险理赔")
 
 
 class HealthRow(FeedRow):
     """卫健: serious or chronic illness diagnoses."""
 
     diagnosis: str = Field(min_length=1, max_length=200, description="诊断")
-    chronic: bool = Field(False, description="慢性病")
-    serious: bool = Field(False, description="大病")
+    chronic: Flag = Field(False, description="慢性病")
+    serious: Flag = Field(False, description="大病")
 
 
 class EducationRow(FeedRow):
     """教育: dropouts and student aid."""
 
     schooling_stage: SchoolingStage = Field(description="在校学段")
-    dropped_out: bool = Field(False, description="辍学")
+    dropped_out: Flag = Field(False, description="辍学")
     student_aid: Amount = Field(0, description="学生资助金额")
 
 
@@ -82,14 +105,14 @@ class WaterRow(FeedRow):
     supply_interrupted_days: Annotated[int, Field(ge=0, le=366), NOT_BOOLEAN] = Field(
         0, description="停水天数"
     )
-    water_quality_safe: bool = Field(True, description="水质达标")
+    water_quality_safe: Flag = Field(True, description="水质达标")
 
 
 class HumanResourcesRow(FeedRow):
     """人社: job loss, employment status and pension."""
 
     employment_status: Literal["employed", "unemployed", "migrant", "retired", "none"]
-    job_lost: bool = Field(False, description="失业")
+    job_lost: Flag = Field(False, description="失业")
     monthly_pension: Amount = Field(0, description="养老金 (yuan/month)")
 
 
@@ -104,7 +127,7 @@ class AgricultureRow(FeedRow):
     """农业农村: failed farming or business projects."""
 
     project: str = Field(min_length=1, max_length=200, description="产业项目")
-    failed: bool = Field(description="项目失败")
+    failed: Flag = Field(description="项目失败")
     loss_amount: Amount = Field(0, description="损失金额")
 
 
@@ -166,6 +189,15 @@ class Parsed:
     raw: bytes
     row: FeedRow | None
     problems: list[tuple[str, str]]
+
+
+def charset_of(content_type: str) -> str | None:
+    """The `charset` parameter of a Content-Type header, lower case, or None."""
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').strip().lower()
+    return None
 
 
 def problems_of(exc: ValidationError) -> list[tuple[str, str]]:
@@ -307,10 +339,23 @@ class FeedParser:
     """Turns a department's upload, chunk by chunk, into validated rows (rules §8, §9)."""
 
     def __init__(
-        self, department: str, fmt: FeedFormat, max_line_bytes: int, resume_after: int = 0
+        self,
+        department: str,
+        fmt: FeedFormat,
+        max_line_bytes: int,
+        resume_after: int = 0,
+        encoding: str = "utf-8",
     ) -> None:
         self.schema = SCHEMAS[department]
         self.format = fmt
+        # lines are cut, counted and hashed as bytes, then each is decoded on its own: no byte
+        # of a multi-byte GB18030 character is a newline, a quote or a comma (lead 0x81-0xFE,
+        # then 0x40-0xFE or 0x30-0x39), so a line ends where it would in UTF-8, a character cut
+        # across chunks is joined before it is decoded, and line numbers, the size limits and
+        # the digest of a resumed or replayed upload are those of the bytes as sent
+        self.encoding = encoding
+        self._bom = BOMS[encoding]
+        self._invalid = f"is not valid {encoding.upper()}"
         self.header: list[str] | None = None
         self.header_line: str | None = None
         self._lines = LineSplitter(max_line_bytes, csv_records=fmt == "csv")
@@ -354,15 +399,15 @@ class FeedParser:
                 return None
         if raw is None:
             return Parsed(line, b"", None, [("line", f"is longer than {self._max} bytes")])
-        if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]  # a UTF-8 byte-order mark, as spreadsheet exports write it
+        if line == 1 and raw.startswith(self._bom):
+            raw = raw[len(self._bom) :]  # a byte-order mark, as spreadsheet exports write it
         if not raw.strip():
             return None
         self.empty = False
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode(self.encoding)
         except UnicodeDecodeError:
-            return Parsed(line, raw, None, [("line", "is not valid UTF-8")])
+            return Parsed(line, raw, None, [("line", self._invalid)])
         if self._lines.unclosed:
             # the upload ended inside a quoted value: what came after its quote is not a value
             if self.header is None and self.format == "csv":
@@ -372,7 +417,8 @@ class FeedParser:
             self._read_header(text)
             return None
         if self.format == "ndjson":
-            return self._parse_json(line, raw, text)
+            # pydantic reads JSON bytes as UTF-8 only; any other charset goes in decoded
+            return self._parse_json(line, raw, raw if self.encoding == "utf-8" else text, text)
         fields, problem = self._csv_fields(text)
         if problem:
             return Parsed(line, raw, None, [("line", problem)])
@@ -381,10 +427,10 @@ class FeedParser:
         except ValidationError as exc:
             return Parsed(line, raw, None, problems_of(exc))
 
-    def _parse_json(self, line: int, raw: bytes, text: str) -> Parsed:
+    def _parse_json(self, line: int, raw: bytes, json_text: bytes | str, text: str) -> Parsed:
         try:
             # pydantic parses and validates in one pass, without a Python dict in between
-            return Parsed(line, raw, self.schema.model_validate_json(raw), [])
+            return Parsed(line, raw, self.schema.model_validate_json(json_text), [])
         except ValidationError as exc:
             kinds = {e["type"] for e in exc.errors(include_url=False, include_input=False)}
             if kinds & {"json_invalid", "model_type", "model_attributes_type"}:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from services.intake.access import Caller, IntakeParts, department_or_county, parts_of
 from services.intake.config import IntakeSettings
-from services.intake.feeds import MEDIA_TYPES, FeedHeaderError
+from services.intake.feeds import CHARSETS, MEDIA_TYPES, FeedHeaderError, charset_of
 from services.intake.ingest import (
     FeedConflict,
     FeedContext,
@@ -115,7 +115,7 @@ class BatchRead(BaseModel):
         403: {"description": "the key belongs to another department"},
         409: {"description": "Idempotency-Key: batch still being received, or another file"},
         413: {"description": "upload too large"},
-        415: {"description": "not NDJSON or CSV"},
+        415: {"description": "not NDJSON or CSV, or a charset other than UTF-8, GBK, GB18030"},
     },
     summary="Department data-comparison feed (部门数据比对), streamed",
 )
@@ -128,12 +128,22 @@ async def post_feed(
 ) -> Any:
     """Validate every row; valid rows are published even when others are rejected."""
     settings = cast(IntakeSettings, runtime.settings)
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";")[0].strip().lower()
     fmt = MEDIA_TYPES.get(media)
     if fmt is None:
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             f"Content-Type: {media or 'none'} is not one of {', '.join(MEDIA_TYPES)}",
+        )
+    # the declared charset is honoured (UTF-8 when none is declared); one that is not read
+    # is refused before anything is stored, never guessed at
+    charset = charset_of(content_type) or "utf-8"
+    encoding = CHARSETS.get(charset)
+    if encoding is None:
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"Content-Type: charset={charset} is not one of {', '.join(CHARSETS)}",
         )
     length = request.headers.get("content-length", "")
     if length.isascii() and length.isdigit() and int(length) > settings.feed_max_bytes:
@@ -155,6 +165,7 @@ async def post_feed(
         slice_records=settings.feed_slice_records,
         shards=settings.feed_shards,
         idempotency_key=idempotency_key,
+        encoding=encoding,
     )
     retry = None
     if idempotency_key is not None:

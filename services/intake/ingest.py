@@ -94,6 +94,7 @@ class FeedContext:
     slice_records: int = 500
     shards: int = 48
     idempotency_key: str | None = None
+    encoding: str = "utf-8"  # how each line is read (feeds.CHARSETS)
 
 
 async def ingest_feed(
@@ -110,8 +111,9 @@ async def ingest_feed(
     (`resume`, claimed by `attempt_id`) skips the lines it already committed.
     """
     parser = FeedParser(
-        ctx.department, ctx.fmt, ctx.max_line_bytes, resume_after=resume.lines if resume else 0
-    )
+        ctx.department, ctx.fmt, ctx.max_line_bytes, resume_after=resume.lines if resume else 0,
+        encoding=ctx.encoding,
+    )  # fmt: skip
     if resume is None:
         counts = BatchCounts(batch_id=str(uuid4()))
     else:
@@ -170,7 +172,7 @@ async def _refuse(ctx: FeedContext, counts: BatchCounts, conflict: FeedConflict)
 def _take(ctx: FeedContext, counts: BatchCounts, parsed: Parsed, now: datetime) -> None:
     if parsed.row is None:
         ciphertext = (
-            ctx.vault.encrypt(parsed.raw.decode("utf-8", "replace")) if parsed.raw else None
+            ctx.vault.encrypt(parsed.raw.decode(ctx.encoding, "replace")) if parsed.raw else None
         )
         for n, (name, problem) in enumerate(parsed.problems):
             counts.errors.append(
