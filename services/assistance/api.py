@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from services.assistance.catalogue import Category, catalogue_document, load_catalogue
-from services.assistance.checker import check_plan
+from services.assistance.checker import check_plan, person_problem
 from services.assistance.config import AssistanceSettings
 from services.assistance.models import measure_history, measures, plans
 from services.assistance.planner import PlannedMeasure, labour_class
@@ -187,13 +187,17 @@ async def add_measure(
         if plan is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"plan_id: {plan_id} not found")
         ensure_within(official, plan.village_code)
+        members = [Member.model_validate(m) for m in plan.members or []]
+        # rules §6.1: a person's measure names a member, a household's nobody (eligibility and
+        # the causes answered are the checker's, listed with the answer)
+        if problem := person_problem(spec, body.person_id_hash, members):
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"person_id_hash: {problem}")
         measure = PlannedMeasure(body.code, spec.category, body.reason, body.person_id_hash)
         if any(as_planned(r).key == measure.key for r in await plan_measures(uow, plan.id)):
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
                 f"code: {body.code} is already active for this person (rules §6.2)",
             )
-        members = [Member.model_validate(m) for m in plan.members or []]
         await add_measures(
             uow, plan=plan, new=[measure], labour=labour_class(members), actor=official.subject,
             settings=settings, correlation_id=f"plan:{plan.id}",

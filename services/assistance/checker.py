@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from services.assistance.catalogue import Catalogue
+from services.assistance.catalogue import Catalogue, MeasureSpec
 from services.assistance.planner import (
     ABLE,
     LabourClass,
@@ -16,6 +16,10 @@ from services.assistance.planner import (
     person_ineligibility,
 )
 from shared.events import Member
+
+# rules §6.3: the development measures for work; one answering another cause (Rain-and-Dew
+# answers schooling, §6.6) is not a development measure the labour rule asks for
+WORK_CAUSES = frozenset({"business_failure", "unstable_employment"})
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ def _measure_problems(
     measures: Sequence[PlannedMeasure],
     members: dict[str, Member],
     labour: LabourClass,
+    risks: list[str],
 ) -> list[Violation]:
     found: list[Violation] = []
     seen: set[tuple[str, str | None]] = set()
@@ -53,6 +58,8 @@ def _measure_problems(
         if why:
             found.append(Violation("rules §6.6 eligibility", f"{m.code}: {why}", i))
         if m.person_id_hash is None:
+            if spec.scope == "person" and _names_nobody(catalogue, m, risks, labour):
+                found.append(Violation("rules §6.1", f"{m.code} is for a person and names none", i))
             continue
         if spec.scope == "household":
             found.append(Violation("rules §6.1", f"{m.code} is a household measure", i))
@@ -64,6 +71,36 @@ def _measure_problems(
         elif why := person_ineligibility(spec, member):
             found.append(Violation("rules §6.6 eligibility", f"{m.code}: {why}", i))
     return found
+
+
+def _names_nobody(
+    catalogue: Catalogue, m: PlannedMeasure, risks: list[str], labour: LabourClass
+) -> bool:
+    """rules §6.1: a person's measure given to the whole household is green-channel help
+    (§5.2), or the planner's fallback when the members' details do not show who has a cause it
+    answers; any other names nobody. Members unknown (before identification): nobody to name."""
+    if m.provisional or labour == "unknown":
+        return False
+    return not any(_answers(catalogue, m, r, labour) for r in risks)
+
+
+def person_problem(
+    spec: MeasureSpec, person_id_hash: str | None, members: Sequence[Member]
+) -> str | None:
+    """Why a measure added by hand names the wrong person (rules §6.1), or None.
+
+    A measure for a person names a member of the household, one for the household nobody."""
+    if spec.scope == "household":
+        if person_id_hash is not None:
+            return f"{spec.code} is for the whole household; name no person"
+        return None
+    if person_id_hash is None:
+        return f"{spec.code} is for a person: name the member of the household it is for"
+    if not members:
+        return "the plan does not know the household's members yet (before identification)"
+    if all(m.person_id_hash != person_id_hash for m in members):
+        return "is not one of the household's members"
+    return None
 
 
 def _answers(catalogue: Catalogue, measure: PlannedMeasure, risk: str, labour: LabourClass) -> bool:
@@ -79,11 +116,14 @@ def _answers(catalogue: Catalogue, measure: PlannedMeasure, risk: str, labour: L
 def _justified(
     catalogue: Catalogue, m: PlannedMeasure, risks: list[str], labour: LabourClass
 ) -> bool:
-    """rules §6.2: a measure answers a cause of the plan, or the labour rule asks for its kind."""
+    """rules §6.2: a measure answers a cause of the plan, or the labour rule asks for its kind:
+    a development measure for work where someone can work (§6.3, §6.5), social security where
+    not everyone can (§6.4, §6.5)."""
     if m.provisional or any(_answers(catalogue, m, r, labour) for r in risks):
         return True
+    spec = catalogue.measures[m.code]
     if m.category == "development" and labour in (*ABLE, "unknown"):
-        return True
+        return spec.risk_types <= WORK_CAUSES
     return m.category == "social_security" and labour in ("none", "partial", "unknown")
 
 
@@ -98,7 +138,7 @@ def check_plan(
     labour = labour_class(members)
     by_person = {m.person_id_hash: m for m in members}
     risks = normalise_risks(risk_types)
-    found = _measure_problems(catalogue, measures, by_person, labour)
+    found = _measure_problems(catalogue, measures, by_person, labour, risks)
     for risk in risks:
         if not any(_answers(catalogue, m, risk, labour) for m in measures):
             found.append(Violation("rules §6 cause table", f"risk {risk} has no measure"))

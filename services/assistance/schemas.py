@@ -185,8 +185,8 @@ class MeasureIn(CleanInput):
     model_config = ConfigDict(extra="forbid")
 
     code: str = Field(min_length=1, max_length=50)
-    # as stored (measures.person_id_hash, String(128)); one of the plan's members, or the
-    # checker reports a person not in the household
+    # as stored (measures.person_id_hash, String(128)); a measure for a person names one of
+    # the plan's members, a household measure nobody (rules §6.1, checked against the plan)
     person_id_hash: str | None = Field(None, min_length=1, max_length=128)
     reason: NonBlank = Field(min_length=1, max_length=500)
 

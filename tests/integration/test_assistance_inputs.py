@@ -17,6 +17,7 @@ from services.assistance.models import cadres, measures, visits
 from services.assistance.roster import register_cadre
 from services.assistance.schemas import CadreIn
 from shared.clock import FrozenClock
+from shared.events import Member
 from shared.migrations import upgrade
 from shared.service import Runtime
 from tests.integration.test_assistance_api import START, TOWN, VILLAGE, WORKER, Platform
@@ -108,12 +109,15 @@ async def test_a_token_subject_longer_than_the_actor_columns_is_refused_when_che
 
 
 async def test_a_measure_person_longer_than_its_column_is_refused(platform: Platform) -> None:
-    """measures.person_id_hash is String(128): 300 characters were a 500 on PostgreSQL."""
+    """measures.person_id_hash is String(128): 300 characters were a 500 on PostgreSQL. The
+    128-character one is a member of the household (a measure for a person names one)."""
+    member = Member(person_id_hash="z" * 128, person_id_masked="5301***9", age=35)
+    await platform.identify("hh-long", [member], ["unstable_employment"])
     headers = platform.auth("village", VILLAGE, "c-lead")
-    plan = (await platform.http.get("/v1/households/hh-1/plan", headers=headers)).json()
+    plan = (await platform.http.get("/v1/households/hh-long/plan", headers=headers)).json()
     before = await _count(platform, measures)
     url = f"/v1/plans/{plan['plan_id']}/measures"
-    long = {"code": "microcredit", "reason": "x", "person_id_hash": "z" * 129}
+    long = {"code": "skills_training", "reason": "x", "person_id_hash": "z" * 129}
     assert (
         refused_field(await platform.http.post(url, json=long, headers=headers)) == "person_id_hash"
     )

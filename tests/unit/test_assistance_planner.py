@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.assistance.catalogue import load_catalogue
-from services.assistance.checker import check_plan
+from services.assistance.checker import check_plan, person_problem
 from services.assistance.planner import (
     RISK_ORDER,
     PlannedMeasure,
@@ -124,7 +124,7 @@ def test_rules_6_6_public_welfare_job_only_16_to_69(age: int, allowed: bool) -> 
 def test_rules_6_6_rain_and_dew_only_for_vocational_students(stage: str | None) -> None:
     members = [WORKER, person(7, 17, "none", schooling_stage=stage)]
     plan = [PlannedMeasure("yulu_plan_subsidy", "development", "hand-picked", "h7")]
-    problems = check_plan(catalogue=CAT, risk_types=[], members=members, measures=plan)
+    problems = check_plan(catalogue=CAT, risk_types=["schooling"], members=members, measures=plan)
     assert any("yulu_plan_subsidy" in v.problem for v in problems) is (stage != "vocational")
 
 
@@ -302,3 +302,53 @@ def test_rules_6_6_age_rules_pick_the_job_measure(
         )
         == []
     )
+
+
+def test_rules_6_2_a_measure_for_a_cause_the_household_does_not_have_is_flagged() -> None:
+    """Rain-and-Dew is a development measure, but for schooling (rules §6.6): in an able
+    household with no student and no schooling risk it answers nothing, named or not."""
+    members = [WORKER, SICK]
+    base = plan_of(["illness"], members)
+    for person_id in (None, "h1"):
+        yulu = PlannedMeasure("yulu_plan_subsidy", "development", "雨露", person_id)
+        problems = check_plan(
+            catalogue=CAT, risk_types=["illness"], members=members, measures=[*base, yulu]
+        )
+        found = {(v.rule, v.problem) for v in problems}
+        assert ("rules §6.2 fill the gap", "yulu_plan_subsidy answers no cause") in found
+        named = ("rules §6.1", "yulu_plan_subsidy is for a person and names none") in found
+        assert named is (person_id is None)
+        if person_id:  # the worker is no vocational student
+            assert any(v.rule == "rules §6.6 eligibility" for v in problems)
+
+
+def test_rules_6_3_development_for_work_needs_no_cause_of_its_own() -> None:
+    """The labour rule asks for development measures for work (industry support, start-up
+    support): they stay justified without a cause of their own."""
+    plan = [
+        PlannedMeasure("industry_support", "development", "x"),
+        PlannedMeasure("business_startup_support", "development", "x", "h1"),
+        PlannedMeasure("medical_aid", "social_security", "x", "h4"),
+    ]
+    assert (
+        check_plan(catalogue=CAT, risk_types=["illness"], members=[WORKER, SICK], measures=plan)
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "person_id", "members", "problem"),
+    [
+        ("yulu_plan_subsidy", None, [WORKER], "yulu_plan_subsidy is for a person"),
+        ("yulu_plan_subsidy", "nobody", [WORKER], "is not one of the household's members"),
+        ("medical_aid", "h4", [], "does not know the household's members yet"),
+        ("microcredit", "h1", [WORKER], "microcredit is for the whole household"),
+        ("yulu_plan_subsidy", "h7", [WORKER, VOCATIONAL], None),
+        ("microcredit", None, [WORKER], None),
+    ],
+)
+def test_rules_6_1_a_hand_added_measure_names_the_right_person(
+    code: str, person_id: str | None, members: list[Member], problem: str | None
+) -> None:
+    found = person_problem(CAT.measures[code], person_id, members)
+    assert (found is None) if problem is None else (found is not None and problem in found)
