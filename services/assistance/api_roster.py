@@ -136,7 +136,8 @@ async def workload(
 async def post_visit(
     body: VisitIn, runtime: RuntimeDep, official: Annotated[Official, Depends(current_official)]
 ) -> VisitRead:
-    """A cadre records their own visit (the token's subject is the cadre id)."""
+    """The household's responsible cadre records their own visit (the token's subject is the
+    cadre id); anyone else gets a 403 naming who is responsible (rules §6.10)."""
     async with runtime.uow() as uow:
         cadre = (await uow.execute(select(cadres).where(cadres.c.id == official.subject))).first()
         if cadre is None or not cadre.active:

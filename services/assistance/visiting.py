@@ -63,10 +63,20 @@ async def responsible_for(uow: UnitOfWork, household_id: str) -> str | None:
     return str(row.cadre_id) if row else None
 
 
+def _not_theirs(household_id: str, responsible: str | None) -> str:
+    if responsible is None:
+        return (
+            f"{household_id} has no responsible cadre yet (rules §6.8); the cadre assigned to it"
+            " records its visits"
+        )
+    return f"{household_id} is in the care of cadre {responsible}, who alone records its visits"
+
+
 async def record_visit(
     uow: UnitOfWork, *, visit: VisitIn, cadre_id: str, settings: AssistanceSettings
 ) -> tuple[str, bool, str]:
-    """Store a visit, move the schedule on, emit VisitRecorded and (if it changed) IncomeUpdated.
+    """Store the responsible cadre's visit, move the schedule on, emit VisitRecorded and (if it
+    changed) IncomeUpdated.
 
     Returns (visit id, whether income changed, village code).
     """
@@ -78,6 +88,13 @@ async def record_visit(
     if household is None or household.status != "monitored":
         raise VisitRefused(
             "household_id", f"{visit.household_id} is not a monitored household", status_code=404
+        )
+    # rules §6.10: the responsible cadre's own visits keep the schedule; another's would hide
+    # the visits they missed (no one records on their behalf: README, Visits)
+    responsible = await responsible_for(uow, visit.household_id)
+    if responsible != cadre_id:
+        raise VisitRefused(
+            "household_id", _not_theirs(visit.household_id, responsible), status_code=403
         )
     visit_id = str(uuid4())
     now = uow.clock.now()
