@@ -63,7 +63,9 @@ async def on_case_rejected(
 async def on_risk_eliminated(
     *, uow: UnitOfWork, event: Envelope[RiskEliminated], settings: AssistanceSettings
 ) -> None:
-    """rules §6.7/§7: measures end with the risk unless they outlive it; visits stop.
+    """rules §6.7/§7: measures end with the risk unless they outlive it; visits stop. A measure
+    that outlives it stays in progress until an official records its end (a transition to
+    completed when the loan contract, the post agreement or the school stage ends).
 
     The event names the elimination case (rules §7.2), not the identification case the plan
     belongs to: the plan is the household's (rules §6.1)."""
@@ -73,7 +75,10 @@ async def on_risk_eliminated(
         return
     for row in await plan_measures(uow, plan.id):
         spec = catalogue.measures.get(row.code)
-        to = end_on_elimination(row.status, spec.outlives_elimination if spec else False)
+        # rules §6.7: what outlives the risk is a loan, post or school stage already under way;
+        # one never started has no contract or agreement to run out, and ends with the rest
+        outlives = spec is not None and spec.outlives_elimination and row.status == "in_progress"
+        to = end_on_elimination(row.status, outlives)
         if to is not None:
             await set_status(
                 uow, row=row, to=to, actor=SYSTEM, note="rules §7: risk eliminated",
