@@ -39,12 +39,12 @@ def _group() -> None:
 
 
 def _chunks(path: Path, progress: Progress, task: Any, started: float) -> Iterator[bytes]:
-    rows = 0
+    lines = 0  # newlines sent so far: header and blank lines too, as intake counts lines
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
-            rows += chunk.count(b"\n")
-            rate = rows / max(time.perf_counter() - started, 1e-6)
-            progress.update(task, advance=len(chunk), rows=rows, rate=rate)
+            lines += chunk.count(b"\n")
+            rate = lines / max(time.perf_counter() - started, 1e-6)
+            progress.update(task, advance=len(chunk), lines=lines, rate=rate)
             yield chunk
 
 
@@ -176,7 +176,7 @@ def load(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.fields[rows]:,} rows · {task.fields[rate]:,.0f} rows/s"),
+        TextColumn("{task.fields[lines]:,} lines · {task.fields[rate]:,.0f} lines/s"),
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
@@ -186,7 +186,7 @@ def load(
     try:
         with httpx.Client(timeout=httpx.Timeout(timeout, connect=10)) as http:
             with progress:
-                task = progress.add_task(file.name, total=size, rows=0, rate=0)
+                task = progress.add_task(file.name, total=size, lines=0, rate=0)
                 started = time.perf_counter()
                 answer = http.post(
                     f"{base}/v1/feeds/{department}",
@@ -217,6 +217,8 @@ def load(
 def _print_report(
     batch: dict[str, Any], report: dict[str, Any], elapsed: float, shown: int
 ) -> None:
+    # intake's `lines` counts every line of the file, a CSV header and blank lines included;
+    # rows are the records it judged, each accepted or rejected: the two are shown apart
     rows = batch["accepted"] + batch["rejected"]
     table = Table(title="feed batch")
     table.add_column("what")
@@ -227,7 +229,10 @@ def _print_report(
     elif batch.get("resumed_after_line"):
         table.add_row("note", f"resumed after line {batch['resumed_after_line']:,}")
     table.add_row("department", batch["department"])
-    table.add_row("rows", f"{rows:,}")
+    table.add_row("lines (intake's count)", f"{batch['lines']:,}")
+    table.add_row("rows (accepted + rejected)", f"{rows:,}")
+    if batch["lines"] > rows:
+        table.add_row("other lines (header, blank, quoted newline)", f"{batch['lines'] - rows:,}")
     table.add_row("accepted", f"{batch['accepted']:,}")
     table.add_row("rejected", f"{batch['rejected']:,}")
     table.add_row("seconds", f"{elapsed:.1f}")
