@@ -147,4 +147,6 @@ def create_app(
         runtime, title="Holdline notify", routers=[api.router, api_acks.router]
     )
     app.state.breakers = breakers
+    # a browser following an acknowledgement link reads a refusal as a page, not as JSON
+    app.add_exception_handler(api_acks.HtmlRefusal, api_acks.html_refusal)
     return app

@@ -117,7 +117,7 @@ async def _escalate(*, uow: UnitOfWork, row: Any, settings: NotifySettings) -> N
         if channel is not None:
             # same recipient, louder channel
             target = Target(row.recipient, row.recipient_level, channel, cadre.contacts[channel])
-            await _create(uow, settings, row, target, _text_of(row), body)
+            await _create(uow, settings, row, target, text_of(row), body)
             return
     level = routing.NEXT_LEVEL.get(row.recipient_level or "office")
     if level is None:
@@ -153,7 +153,8 @@ async def _escalate(*, uow: UnitOfWork, row: Any, settings: NotifySettings) -> N
         )
 
 
-def _text_of(row: Any) -> str:
+def text_of(row: Any) -> str:
+    """An alert's text without its acknowledgement link."""
     text: str = row.body.get("text", "")
     return text.split(" 确认:")[0].split(" Ack: ")[0]
 

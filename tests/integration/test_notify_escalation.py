@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import json
 import random
+import re
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 from uuid import uuid4
 
 import httpx
@@ -79,7 +81,12 @@ class Platform:
     """The notify service on a fresh database, driven pass by pass with a frozen clock."""
 
     def __init__(
-        self, pg_url: str, recorder: Recorder, clock: FrozenClock, max_attempts: int = 8
+        self,
+        pg_url: str,
+        recorder: Recorder,
+        clock: FrozenClock,
+        max_attempts: int = 8,
+        public_base_url: str = "",
     ) -> None:
         self.clock = clock
         self.settings = NotifySettings(
@@ -89,6 +96,7 @@ class Platform:
             ack_timeout_minutes=120,
             digest_window_minutes=60,
             max_attempts=max_attempts,
+            public_base_url=public_base_url,
         )
         self.app = create_app(self.settings, clock=clock)
         self.runtime: Runtime = self.app.state.runtime
@@ -398,5 +406,71 @@ async def test_a_dead_urgent_alert_goes_up_at_once(pg_url: str, recorder: Record
         await p.deliver()
         [call] = recorder.take()
         assert call["path"] == "/k1" and "无人确认" in call["text"]
+    finally:
+        await p.runtime.engine.dispose()
+
+
+async def test_the_ack_page_behind_a_path_prefix_names_the_alert_and_answers_a_browser(
+    pg_url: str, recorder: Recorder
+) -> None:
+    """Behind a proxy serving notify under /notify (config.py's example), the page's form posts
+    back to the link itself; the page names the household (masked as messages mask it) and the
+    alert; a browser's form post reads a confirmation page, an API client JSON."""
+    p = Platform(
+        pg_url, recorder, FrozenClock(NOON_BEIJING), public_base_url="http://host/notify"
+    )
+    await upgrade(p.settings.database_url, p.runtime.service_dir)
+    try:
+        green = p.event(
+            GreenChannelOpened(
+                case_id="case-p", village_code=VILLAGE, risk_types=["illness"],
+                provisional_measures=["medical_aid"], reasons=[],
+                paperwork_due=NOON_BEIJING + timedelta(days=14), head_name="张三13812345678",
+            ),
+            "hh-prefix",
+        )  # fmt: skip
+        await p.feed(*roster(p, recorder.base), assigned(p, "hh-prefix"), green)
+        await p.deliver()
+        link = next(c["ack_url"] for c in recorder.take() if c["path"] == "/r1")
+        assert link.startswith("http://host/notify/v1/acks/")
+
+        def behind_proxy(url: str) -> str:  # the proxy strips its prefix
+            path = urlsplit(url).path
+            assert path.startswith("/notify/"), url
+            return path[len("/notify") :]
+
+        api = httpx.AsyncClient(transport=httpx.ASGITransport(app=p.app), base_url="http://t")
+        async with api:
+            page = await api.get(behind_proxy(link))
+            assert page.status_code == 200, page.text
+            action = re.search(r'<form method="post" action="([^"]+)"', page.text)
+            assert action is not None and urljoin(link, html.unescape(action[1])) == link
+            # the household as messages name it, masked (rules §4.13), and what the alert asks
+            assert "张三138****" in page.text and "13812345678" not in page.text
+            assert "开通绿色通道，请立即救助" in page.text and "/v1/acks/" not in page.text
+
+            form = await api.post(
+                behind_proxy(urljoin(link, html.unescape(action[1]))),
+                content=b"",
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            )
+            assert form.status_code == 200 and form.headers["content-type"].startswith(
+                "text/html"
+            )
+            assert "已确认收到" in form.text and "张三138****" in form.text
+            assert "2026-03-02 12:00" in form.text  # local time of the acknowledgement
+
+            client = await api.post(behind_proxy(link))  # an API client: JSON, as before
+            assert client.json()["acknowledged_at"].startswith("2026-03-02T04:00:00")
+            again = await api.get(behind_proxy(link))
+            assert "已确认 / Acknowledged" in again.text and "<form" not in again.text
+
+            forged = behind_proxy(link)[:-4] + "AAAA"
+            refused = await api.get(forged)
+            assert refused.status_code == 401 and "token: signature" in refused.text
+            assert refused.headers["content-type"].startswith("text/html")
+            assert (await api.post(forged)).json()["detail"].startswith("token:")
+        [acked] = await p.events("NotificationAcknowledged")
+        assert acked.payload.recipient == "cadre:r1"
     finally:
         await p.runtime.engine.dispose()
