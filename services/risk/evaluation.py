@@ -5,6 +5,7 @@ Pure: facts in, an Evaluation with its reasons out. Nothing here reads a clock o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from services.risk.consistency import consistency_flags
@@ -104,8 +105,16 @@ def within_range(
     )
 
 
-def rigid_expenditure(facts: HouseholdFacts, *, share: float) -> list[Reason]:
-    """rules §2.3: medical spending above `share` of income, or rigid spending above last year's."""
+def rigid_expenditure(
+    facts: HouseholdFacts, *, share: float, threshold_yuan: float | None = None
+) -> list[Reason]:
+    """rules §2.3: medical spending above `share` of income, or rigid spending above last year's.
+
+    Holdline reading for a household whose income is not known yet (most households a
+    department record is the first news of): its income is taken as the monitoring threshold
+    `threshold_yuan` (per capita, the highest a household inside the range earns) times its
+    members known, at least one, so spending that would be rigid for a household at the line
+    is a risk to verify, and a small claim is not. With no threshold either, any spending is."""
     reasons = []
     income = facts.household_income()
     if income is not None and facts.medical_spending > share * income:
@@ -117,6 +126,18 @@ def rigid_expenditure(facts: HouseholdFacts, *, share: float) -> list[Reason]:
                 threshold=round(share * income, 2),
             )
         )
+    elif income is None and facts.medical_spending > 0:
+        line = None if threshold_yuan is None else threshold_yuan * max(len(facts.members), 1)
+        if line is None or facts.medical_spending > share * line:
+            reasons.append(
+                Reason(
+                    rule="rules §2.3",
+                    detail=f"income not known: out-of-pocket medical spending above {share:.0%} "
+                    "of the income of a household at the monitoring threshold",
+                    value=facts.medical_spending,
+                    threshold=None if line is None else round(share * line, 2),
+                )
+            )
     rigid = facts.medical_spending + facts.schooling_spending
     if facts.previous_year_income is not None and rigid > facts.previous_year_income:
         reasons.append(
@@ -213,8 +234,11 @@ def evaluate(
     declared_risk_types: list[str],
     threshold: ThresholdEntry | None,
     policy: Policy,
+    rigid_risk_types: Sequence[str] = (),
 ) -> Evaluation:
-    """Evaluate a household: every rule that fires leaves a reason (rules §1-§3, §5)."""
+    """Evaluate a household: every rule that fires leaves a reason (rules §1-§3, §5).
+    `rigid_risk_types`: what the signal reports if, and only if, the household's spending is
+    rigid expenditure (rules §2.3)."""
     risk_types = {r for r in declared_risk_types if r in RISK_TYPES}
     reasons = [
         Reason(rule="rules §3", detail="risk type reported by the signal", value=r)
@@ -225,10 +249,18 @@ def evaluate(
         reasons.append(reason)
     in_range, range_reason = within_range(facts.per_capita_income, threshold)
     reasons.append(range_reason)
-    rigid_reasons = rigid_expenditure(facts, share=policy.rigid_expenditure_share)
+    rigid_reasons = rigid_expenditure(
+        facts,
+        share=policy.rigid_expenditure_share,
+        threshold_yuan=threshold.annual_yuan if threshold is not None else None,
+    )
     reasons.extend(rigid_reasons)
-    if rigid_reasons and not risk_types:
-        risk_types.add("illness" if facts.medical_spending else "schooling")
+    if rigid_reasons:
+        # rules §2.3: the risk types a signal reports only if its spending is rigid (a
+        # department's medical record: services/risk/feeds.py) join the others
+        risk_types.update(r for r in rigid_risk_types if r in RISK_TYPES)
+        if not risk_types:
+            risk_types.add("illness" if facts.medical_spending else "schooling")
     ordered = sorted(risk_types)
     green, green_reason = green_channel_trigger(facts, ordered, policy)
     if green_reason:

@@ -7,7 +7,8 @@ values are read defensively (booleans as true/1/yes, amounts as numbers or numer
 
 | department | fields read (alternatives) |
 |---|---|
-| medical_insurance | out_of_pocket_spending (out_of_pocket), serious_illness_claim |
+| medical_insurance | out_of_pocket_spending (out_of_pocket; a risk as rules §2.3 judges it), |
+|  | serious_illness_claim |
 | health | serious (diagnosis_serious), chronic (diagnosis_chronic) |
 | education | dropped_out (dropout), student_aid |
 | housing | house_rating (A-D) |
@@ -76,6 +77,7 @@ class FeedFacts:
     social_security: bool | None = None
     member_died: bool = False
     disability_grade: int | None = None
+    if_rigid: list[str] = field(default_factory=list)  # risk types if spending is rigid (§2.3)
 
 
 def _reason(department: str, detail: str, value: Any = None) -> Reason:
@@ -88,9 +90,12 @@ def map_feed(department: str, facts: dict[str, Any]) -> FeedFacts:
         case "medical_insurance":
             spent = max(amount(facts, "out_of_pocket_spending"), amount(facts, "out_of_pocket"))
             serious = flag(facts, "serious_illness_claim")
-            risky = spent > 0 or serious
+            # the spending is a risk when it is rigid expenditure for this household (rules
+            # §2.3, judged by the evaluation against its income), not whatever its amount: a
+            # 100-yuan record must not open a 15-day identification case
             return FeedFacts(
-                risk_types=["illness"] if risky else [],
+                risk_types=["illness"] if serious else [],
+                if_rigid=["illness"],
                 reasons=[_reason(department, "out-of-pocket medical spending", spent)]
                 + ([_reason(department, "serious-illness claim", True)] if serious else []),
                 medical_spending=spent,

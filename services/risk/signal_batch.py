@@ -275,6 +275,7 @@ class SignalBatch:
             declared_risk_types=signal.risk_types,
             threshold=threshold,
             policy=self.settings.policy(),
+            rigid_risk_types=signal.rigid_risk_types,
         )
         reasons = signal.reasons + evaluation.reasons
         values: dict[str, Any] = {"village_code": village}

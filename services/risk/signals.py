@@ -29,6 +29,7 @@ class Signal:
     village_code: str | None
     risk_types: list[str]
     submission_id: str | None = None
+    rigid_risk_types: list[str] = field(default_factory=list)  # evaluation.evaluate's
     head_name: str | None = None
     self_declared: bool = False
     reasons: list[Reason] = field(default_factory=list)
@@ -106,6 +107,7 @@ def _feed_signal(
         channel=FEED_CHANNEL,
         village_code=payload.village_code,
         risk_types=mapped.risk_types,
+        rigid_risk_types=mapped.if_rigid,
         submission_id=batch_id,
         reasons=mapped.reasons,
         updates=updates,

@@ -17,6 +17,7 @@ from services.risk.evaluation import (
     rigid_expenditure,
     within_range,
 )
+from services.risk.feeds import map_feed
 from services.risk.thresholds import ThresholdEntry
 from shared.events import Guarantees, Member
 
@@ -63,17 +64,32 @@ def test_rules_2_1_within_range(income: float | None, threshold: object, inside:
         (HouseholdFacts(per_capita_income=5_000, members=(member(),) * 4,
                         medical_spending=9_000), 1),
         # medical + schooling above last year's income
-        (HouseholdFacts(previous_year_income=30_000, medical_spending=10_000,
-                        schooling_spending=20_001), 1),
-        (HouseholdFacts(previous_year_income=30_000, medical_spending=10_000,
-                        schooling_spending=20_000), 0),
-        (HouseholdFacts(medical_spending=99_999), 0),  # no income known: nothing to compare
+        (HouseholdFacts(annual_income=100_000, previous_year_income=30_000,
+                        medical_spending=10_000, schooling_spending=20_001), 1),
+        (HouseholdFacts(annual_income=100_000, previous_year_income=30_000,
+                        medical_spending=10_000, schooling_spending=20_000), 0),
+        # no income known: a household at the threshold (8,700 a head), one member at least:
+        # 40% of 8,700 = 3,480
+        (HouseholdFacts(medical_spending=3_481), 1),
+        (HouseholdFacts(medical_spending=3_480), 0),
+        (HouseholdFacts(medical_spending=100), 0),  # a small claim is no risk
+        # three members known: 40% of 26,100 = 10,440
+        (HouseholdFacts(members=(member(),) * 3, medical_spending=10_440), 0),
+        (HouseholdFacts(members=(member(),) * 3, medical_spending=10_441), 1),
     ],
 )  # fmt: skip
 def test_rules_2_3_rigid_expenditure(facts: HouseholdFacts, fires: int) -> None:
-    reasons = rigid_expenditure(facts, share=0.40)
+    reasons = rigid_expenditure(facts, share=0.40, threshold_yuan=8_700)
     assert len(reasons) == fires
     assert all(r.rule == "rules §2.3" for r in reasons)
+
+
+def test_rules_2_3_no_income_and_no_threshold_any_spending_is_verified() -> None:
+    """A region with no threshold configured: nothing to compare with, so a department's
+    spending record is kept as a risk to verify rather than dropped."""
+    [reason] = rigid_expenditure(HouseholdFacts(medical_spending=100), share=0.40)
+    assert reason.threshold is None and "income not known" in reason.detail
+    assert rigid_expenditure(HouseholdFacts(), share=0.40) == []
 
 
 def test_rules_2_3_share_is_configurable() -> None:
@@ -251,3 +267,35 @@ def test_rules_3_unknown_risk_codes_are_dropped_and_guarantees_add_theirs() -> N
         policy=POLICY,
     )
     assert result.risk_types == ["housing_unsafe"]
+
+
+@pytest.mark.parametrize(("spent", "risks"), [(100, []), (3_000, []), (13_000, ["illness"])])
+def test_rules_2_3_a_medical_record_about_an_unknown_household_is_judged_by_its_amount(
+    spent: float, risks: list[str]
+) -> None:
+    """A department's out-of-pocket record about a household whose income is not known: a
+    small claim opens no case; spending that would be rigid for a household at the Yunnan
+    line is illness to verify."""
+    mapped = map_feed("medical_insurance", {"out_of_pocket_spending": spent})
+    got = evaluate(
+        facts=HouseholdFacts(medical_spending=mapped.medical_spending),
+        declared_risk_types=mapped.risk_types,
+        threshold=YUNNAN_2025,
+        policy=POLICY,
+        rigid_risk_types=mapped.if_rigid,
+    )
+    assert got.risk_types == risks
+
+
+def test_rules_2_3_a_medical_record_is_illness_beside_another_risk_when_rigid() -> None:
+    """A household with a dangerous house whose medical spending is now rigid: the medical
+    record's illness joins housing, and with it the green channel's bar can be met (rules
+    §5.1); a declaration of another risk adds no illness of its own."""
+    facts = HouseholdFacts(
+        annual_income=20_000, medical_spending=25_000, guarantees=Guarantees(house_rating="D")
+    )
+    common = {"facts": facts, "threshold": YUNNAN_2025, "policy": POLICY}
+    got = evaluate(declared_risk_types=[], rigid_risk_types=["illness"], **common)  # type: ignore[arg-type]
+    assert got.risk_types == ["housing_unsafe", "illness"] and got.green_channel
+    declared = evaluate(declared_risk_types=["accident"], **common)  # type: ignore[arg-type]
+    assert declared.risk_types == ["accident", "housing_unsafe"]
