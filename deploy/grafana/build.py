@@ -15,12 +15,26 @@ SVC = 'service=~"$service"'
 CTY = 'county=~"$county"'
 
 
-def events(event_type: str, by: str = "county", window: str = "$__range") -> str:
-    """Committed domain events of one type over the dashboard's range."""
-    return (
-        f"sum by ({by}) (increase(holdline_domain_events_total"
-        f'{{event_type=~"{event_type}", {CTY}}}[{window}]))'
+def increase(selector: str) -> str:
+    """increase() over the dashboard's range that also counts a series born in it.
+
+    A counter series can first appear with its value (a county's first overdue cases, a dead
+    letter in a process without the zero series): increase() sees no step there, so such a
+    series counts its value. Born: absent at the range's start while its target was scraped,
+    or its process started since; a gap in the scrapes is no birth. The alerts of
+    deploy/prometheus/alerts.yml count the same way.
+    """
+    born = (
+        f"(({selector} unless {selector} offset $__range) and on (job, instance) "
+        "(up offset $__range == 1 or process_start_time_seconds > time() - $__range_s))"
     )
+    return f"(increase({selector}[$__range]) unless {born} or {born})"
+
+
+def events(event_type: str, by: str = "county") -> str:
+    """Committed domain events of one type over the dashboard's range."""
+    selector = f'holdline_domain_events_total{{event_type=~"{event_type}", {CTY}}}'
+    return f"sum by ({by}) {increase(selector)}"
 
 
 # (title, panel type, one expression or (legend, expression) pairs)
@@ -47,7 +61,7 @@ OPERATIONS: list[Panel] = [
     ("Consumer lag (messages)", "timeseries",
      "max by (consumer, topic) (holdline_consumer_lag_messages)"),
     ("Dead-lettered (range)", "stat",
-     "sum(increase(holdline_events_dead_lettered_total[$__range])) or vector(0)"),
+     f"sum{increase('holdline_events_dead_lettered_total')} or vector(0)"),
     ("Outbox backlog", "timeseries", f"max by (service) (holdline_outbox_backlog{{{SVC}}})"),
     ("Outbox oldest row age (s)", "timeseries",
      f"max by (service) (holdline_outbox_oldest_age_seconds{{{SVC}}})"),
@@ -62,8 +76,8 @@ def quantiles(metric: str, selector: str = "", scale: float = 1.0) -> list[tuple
     """p50 and p90 of a histogram over the dashboard's range (rare events: not a short rate)."""
     per = f" / {scale:g}" if scale != 1 else ""
     return [
-        (f"p{q}", f"histogram_quantile(0.{q}, sum by (le) (increase({metric}_bucket{selector}"
-                  f"[$__range]))){per}")
+        (f"p{q}", f"histogram_quantile(0.{q}, sum by (le) "
+                  f"{increase(f'{metric}_bucket{selector}')}){per}")
         for q in (50, 90)
     ]  # fmt: skip
 
@@ -71,14 +85,14 @@ def quantiles(metric: str, selector: str = "", scale: float = 1.0) -> list[tuple
 def total(event_type: str, county: bool = True) -> str:
     """How many events of one type were committed over the dashboard's range."""
     where = f'event_type="{event_type}", {CTY}' if county else f'event_type="{event_type}"'
-    return f"sum(increase(holdline_domain_events_total{{{where}}}[$__range]))"
+    return "sum" + increase(f"holdline_domain_events_total{{{where}}}")
 
 
 MONITORING: list[Panel] = [
     ("Cases opened by county", "timeseries", events("CaseOpened")),
     ("Signals by channel or department", "bargauge",
-     f'sum by (channel) (increase(holdline_domain_events_total{{source="intake", {CTY}}}'
-     "[$__range]))"),
+     "sum by (channel) "
+     + increase(f'holdline_domain_events_total{{source="intake", {CTY}}}')),
     ("Households identified by kind", "bargauge", events("HouseholdIdentified", by="kind")),
     ("Identification time, days (p50, p90)", "timeseries",
      quantiles("holdline_identification_duration_seconds", f"{{{CTY}}}", 86400)),
@@ -91,11 +105,13 @@ MONITORING: list[Panel] = [
     ("Risk eliminations", "stat", total("RiskEliminated")),
 ]  # fmt: skip
 
+NOTIFICATIONS = (
+    'holdline_domain_events_total{event_type=~"NotificationDelivered|NotificationFailed"}'
+)
 ASSISTANCE: list[Panel] = [
     ("Plan events (pending, green channel, identified)", "stat", total("PlanCreated")),
     ("Measures assigned by type", "bargauge",
-     'sum by (kind) (increase(holdline_domain_events_total{event_type="MeasureAssigned"}'
-     "[$__range]))"),
+     "sum by (kind) " + increase('holdline_domain_events_total{event_type="MeasureAssigned"}')),
     ("Responsible cadres assigned", "stat", total("CadreAssigned")),
     ('Cadre load, % of "321" capacity', "bargauge",
      f"100 * max by (county) (holdline_cadre_load_ratio{{{CTY}}})"),
@@ -106,12 +122,10 @@ ASSISTANCE: list[Panel] = [
     ("Visits recorded and overdue", "timeseries",
      events("VisitRecorded|VisitOverdue", by="event_type")),
     ("Notifications by channel and outcome", "timeseries",
-     "sum by (channel, event_type) (increase(holdline_domain_events_total"
-     '{event_type=~"NotificationDelivered|NotificationFailed"}[$__range]))'),
+     "sum by (channel, event_type) " + increase(NOTIFICATIONS)),
     ("Delivery success %", "stat",
-     f"100 * {total('NotificationDelivered', county=False)} / clamp_min(sum(increase("
-     'holdline_domain_events_total{event_type=~"NotificationDelivered|NotificationFailed"}'
-     "[$__range])), 1)"),
+     f"100 * {total('NotificationDelivered', county=False)}"
+     f" / clamp_min(sum{increase(NOTIFICATIONS)}, 1)"),
     ("Urgent alerts acknowledged", "stat", total("NotificationAcknowledged", county=False)),
     ("Acknowledgement time, minutes (p50, p90)", "timeseries",
      quantiles("holdline_notification_ack_seconds", scale=60)),

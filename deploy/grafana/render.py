@@ -34,6 +34,7 @@ def variables(minutes: int, step: int) -> dict[str, str]:
         "$service": ".*",
         "$county": ".*",
         "$__rate_interval": f"{max(4 * step, 60)}s",
+        "$__range_s": str(minutes * 60),  # before $__range, which it begins with
         "$__range": f"{minutes}m",
     }
 

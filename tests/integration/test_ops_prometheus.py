@@ -20,7 +20,8 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((ROOT / "deploy/grafana/dashboards").glob("*.json"))
 ALERTS = ROOT / "deploy/prometheus/alerts.yml"
-VARIABLES = {"$service": ".*", "$county": ".*", "$__rate_interval": "1m", "$__range": "1h"}
+VARIABLES = {"$service": ".*", "$county": ".*", "$__rate_interval": "1m",
+             "$__range_s": "3600", "$__range": "1h"}  # fmt: skip
 sys.path.insert(0, str(ROOT / "deploy/grafana"))
 try:
     import build  # type: ignore[import-not-found]
@@ -40,9 +41,61 @@ def _promtool() -> str:
 def test_promtool_accepts_config_and_rules() -> None:
     promtool = _promtool()
     for args in (["check", "config", "deploy/prometheus/prometheus.yml"],
-                 ["check", "rules", str(ALERTS)]):  # fmt: skip
+                 ["check", "rules", str(ALERTS)],
+                 # the alerts' own unit tests: a counter series first appearing with its value
+                 ["test", "rules", "deploy/prometheus/alerts_test.yml"]):  # fmt: skip
         done = subprocess.run([promtool, *args], cwd=ROOT, capture_output=True, text=True)
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _panel(title: str) -> str:
+    """The one query of a panel, its range 15 minutes."""
+    for path in DASHBOARDS:
+        for panel in json.loads(path.read_text())["panels"]:
+            if panel["title"] == title:
+                expr: str = panel["targets"][0]["expr"]
+                fill = {"$county": ".*", "$__range_s": "900", "$__range": "15m"}
+                for name, value in fill.items():
+                    expr = expr.replace(name, value)
+                return expr
+    raise AssertionError(f"no panel {title!r}")
+
+
+def test_a_counter_first_appearing_with_its_value_counts_on_the_dashboards(
+    tmp_path: Path,
+) -> None:
+    # no series until the first dead letter (a process without the zero series), then 1; a
+    # deadline scan marks 12 cases of a county overdue at once: both count over the range
+    target = 'job="holdline",instance="risk:8002",service="risk"'
+    series = {
+        f"up{{{target}}}": "1x40",
+        f"process_start_time_seconds{{{target}}}": "-86400x40",  # started a day before
+        f'holdline_events_dead_lettered_total{{consumer="risk",topic="t",{target}}}': "_x20 1x20",
+        'holdline_domain_events_total{source="risk",event_type="CaseOverdue",county="530102",'
+        f'kind="",channel="",{target}}}': "_x20 12x20",
+    }
+    dead, overdue = _panel("Dead-lettered (range)"), _panel("Deadline warnings and overdue cases")
+    checks = [
+        (dead, "25m", "{}", 1),
+        (overdue, "25m", '{event_type="CaseOverdue"}', 12),
+        (dead, "37m", "{}", 0),  # a quarter of an hour on, older than the range
+    ]
+    cases = {
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": k, "values": v} for k, v in series.items()],
+                "promql_expr_test": [
+                    {"expr": expr, "eval_time": at, "exp_samples": [{"labels": lb, "value": n}]}
+                    for expr, at, lb, n in checks
+                ],
+            }
+        ]
+    }
+    (tmp_path / "panels_test.yml").write_text(yaml.safe_dump(cases))
+    done = subprocess.run([_promtool(), "test", "rules", str(tmp_path / "panels_test.yml")],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_dashboards_are_generated_from_build_py() -> None:
