@@ -123,6 +123,7 @@ def create_app(
     async def scheduler(runtime: Runtime) -> None:
         async def one_pass() -> int:
             await escalation.escalate_due(uow_factory=runtime.uow, settings=settings)
+            await escalation.report_undelivered(uow_factory=runtime.uow, settings=settings)
             await digests.release_digests(uow_factory=runtime.uow, settings=settings)
             return 0
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select, update
 
-from services.notify import names, routing, templates
+from services.notify import metrics, names, routing, templates
 from services.notify.config import NotifySettings
 from services.notify.handlers import cadre_of, create_notification, load_roster
 from services.notify.models import notifications, recipients
@@ -22,6 +22,7 @@ from shared.logs import redact
 
 log = logging.getLogger(__name__)
 ESCALATION_NAMESPACE = uuid.UUID("0c3e1f4a-6d2b-4e8f-9a1c-2b7d5e9f3a60")
+UNDELIVERED_NAMESPACE = uuid.UUID("9d41c6b2-3f0e-4c57-8a2d-6e1b7f4c0a93")
 
 
 async def acknowledge(
@@ -151,6 +152,100 @@ async def _escalate(*, uow: UnitOfWork, row: Any, settings: NotifySettings) -> N
         await _create(
             uow, settings, row, target, text, body | {"escalated_from": row.id}, source=source
         )
+
+
+async def report_undelivered(
+    *, uow_factory: Callable[[], UnitOfWork], settings: NotifySettings
+) -> int:
+    """A non-urgent alert that could not be delivered (every attempt spent, `failed`) is told
+    one level up, by the ladder of escalate_due, so that someone acts on the household in time
+    (a village cadre's dead webhook must not swallow the visit of rules §4.10): once per failed
+    alert, marked in `escalated_at` in the same transaction; urgent ones go up through
+    escalate_due. Returns how many failed alerts were taken."""
+    async with uow_factory() as uow:
+        query = (
+            select(notifications)
+            .where(
+                notifications.c.status == "failed",
+                notifications.c.priority != "urgent",
+                notifications.c.escalated_at.is_(None),
+            )
+            .order_by(notifications.c.created_at)
+            .limit(settings.dispatch_batch_size)
+        )
+        if uow.conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)  # another replica skips them
+        rows = (await uow.execute(query)).all()
+        told: list[tuple[str, str]] = []
+        for row in rows:
+            told.append((row.event_type, await _report(uow=uow, row=row, settings=settings)))
+        if rows:
+            await uow.execute(
+                update(notifications)
+                .where(notifications.c.id.in_([r.id for r in rows]))
+                .values(escalated_at=uow.clock.now())
+            )
+        uow.after_commit(lambda: _count(told))
+    return len(rows)
+
+
+def _count(told: list[tuple[str, str]]) -> None:
+    for event_type, level in told:
+        metrics.UNDELIVERED_REPORTED.labels(event_type, level).inc()
+
+
+async def _report(*, uow: UnitOfWork, row: Any, settings: NotifySettings) -> str:
+    """Tell the level above whom a failed alert did not reach and what it asked; the level
+    told, or "none" when there is nobody above (the county office's own webhook)."""
+    level = routing.NEXT_LEVEL.get(row.recipient_level or "office")
+    if level is None:
+        log.error("notification %s: undelivered and nobody above %s", row.id, row.recipient)
+        return "none"
+    whom = row.recipient
+    if row.recipient.startswith("cadre:"):
+        found = (
+            await uow.execute(
+                select(recipients.c.name).where(
+                    recipients.c.cadre_id == row.recipient[len("cadre:") :]
+                )
+            )
+        ).first()
+        whom = found.name if found else row.recipient[len("cadre:") :]
+    # a notice that is itself undelivered quotes the first alert's ask, not itself
+    asked = row.body.get("asked") or text_of(row)
+    text = templates.undelivered(whom, asked, language=settings.language)
+    body = {k: v for k, v in row.body.items() if k not in ("text", "ack_url", "priority")}
+    body |= {"undelivered_from": row.id, "unreached": row.recipient, "asked": asked}
+    # the latest name known, else the alert's (rules §4.13: the family is named)
+    latest = (await names.names_of(uow, [row.household_id])).get(row.household_id)
+    if latest:
+        body["household_name"] = redact(latest)
+    village = row.village_code or ""
+    roster = await load_roster(uow, village) if village else []
+    # one notice per failed alert and recipient, whatever is replayed
+    source = str(uuid.uuid5(UNDELIVERED_NAMESPACE, row.id))
+    for target in routing.targets_for(
+        [level],
+        roster,
+        priority="normal",
+        village_code=village,
+        office_url=settings.webhook_url,
+        fallback=True,
+    ):
+        await create_notification(
+            uow=uow,
+            settings=settings,
+            source_event_id=source,
+            event_type=row.event_type,
+            household_id=row.household_id,
+            target=target,
+            priority="normal",
+            text=text,
+            body=body,
+            from_feed=bool(row.from_feed),
+        )
+    log.warning("notification %s: undelivered to %s, told the %s", row.id, row.recipient, level)
+    return level
 
 
 def text_of(row: Any) -> str:

@@ -10,6 +10,13 @@ DEAD_LETTERED = Counter(
     "Notifications failed after the last attempt",
     ["channel"],
 )
+# level: the one told of an alert nobody received (township, county, office), "none" when there
+# is nobody above (escalation.report_undelivered)
+UNDELIVERED_REPORTED = Counter(
+    "holdline_notify_undelivered_reported_total",
+    "Non-urgent alerts that could not be delivered, reported to the level above",
+    ["event_type", "level"],
+)
 HELD_BY_BREAKER = Counter(
     "holdline_notify_held_by_breaker_total", "Attempts postponed by an open breaker", ["channel"]
 )

@@ -44,6 +44,8 @@ notifications = Table(
     Column("attempt_limit", Integer),
     Column("last_error", Text),
     Column("acknowledged_at", DateTime(timezone=True)),
+    # urgent: escalated (unacknowledged or dead); other: its failure told one level up
+    # (escalation.report_undelivered); either way once
     Column("escalated_at", DateTime(timezone=True)),
     Column("digest_id", String(36)),
     # about a case a department feed opened: claimed after the declarations' and reports'

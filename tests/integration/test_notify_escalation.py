@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import random
@@ -9,6 +10,7 @@ import re
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -16,7 +18,9 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from sqlalchemy import select
+from alembic import command
+from prometheus_client import REGISTRY
+from sqlalchemy import select, update
 
 from services.notify import delivery, digests, escalation, handlers
 from services.notify.app import create_app
@@ -38,7 +42,7 @@ from shared.events import (
     decode,
     new_event,
 )
-from shared.migrations import upgrade
+from shared.migrations import alembic_config, upgrade
 from shared.service import Runtime
 
 pytestmark = [pytest.mark.postgres]
@@ -401,6 +405,10 @@ async def test_a_dead_urgent_alert_goes_up_at_once(pg_url: str, recorder: Record
         assert sorted(c["path"] for c in recorder.take()) == ["/k1", "/office"]
         [failed] = await p.events("NotificationFailed")
         assert failed.payload.recipient == "cadre:t1"
+        # urgent alerts go up through escalate_due, not as undelivered notices
+        assert (
+            await escalation.report_undelivered(uow_factory=p.runtime.uow, settings=p.settings) == 0
+        )
         # no waiting for the ack timeout: the township's robot is unreachable, so the county hears
         assert await escalation.escalate_due(uow_factory=p.runtime.uow, settings=p.settings) == 1
         await p.deliver()
@@ -416,9 +424,7 @@ async def test_the_ack_page_behind_a_path_prefix_names_the_alert_and_answers_a_b
     """Behind a proxy serving notify under /notify (config.py's example), the page's form posts
     back to the link itself; the page names the household (masked as messages mask it) and the
     alert; a browser's form post reads a confirmation page, an API client JSON."""
-    p = Platform(
-        pg_url, recorder, FrozenClock(NOON_BEIJING), public_base_url="http://host/notify"
-    )
+    p = Platform(pg_url, recorder, FrozenClock(NOON_BEIJING), public_base_url="http://host/notify")
     await upgrade(p.settings.database_url, p.runtime.service_dir)
     try:
         green = p.event(
@@ -454,9 +460,7 @@ async def test_the_ack_page_behind_a_path_prefix_names_the_alert_and_answers_a_b
                 content=b"",
                 headers={"content-type": "application/x-www-form-urlencoded"},
             )
-            assert form.status_code == 200 and form.headers["content-type"].startswith(
-                "text/html"
-            )
+            assert form.status_code == 200 and form.headers["content-type"].startswith("text/html")
             assert "已确认收到" in form.text and "张三138****" in form.text
             assert "2026-03-02 12:00" in form.text  # local time of the acknowledgement
 
@@ -472,5 +476,125 @@ async def test_the_ack_page_behind_a_path_prefix_names_the_alert_and_answers_a_b
             assert (await api.post(forged)).json()["detail"].startswith("token:")
         [acked] = await p.events("NotificationAcknowledged")
         assert acked.payload.recipient == "cadre:r1"
+    finally:
+        await p.runtime.engine.dispose()
+
+
+def told(event_type: str, level: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "holdline_notify_undelivered_reported_total", {"event_type": event_type, "level": level}
+    )
+    return value or 0.0
+
+
+async def test_an_undelivered_alert_is_told_one_level_up_once(
+    pg_url: str, recorder: Recorder
+) -> None:
+    """A village cadre's webhook is dead: the CaseOpened alert (rules §4.10: visit within 2
+    working days) ends failed, and the township hears whom it did not reach and what it asked,
+    once, whatever is replayed; when the township's robot is dead too, the county hears."""
+    p = Platform(pg_url, recorder, FrozenClock(NOON_BEIJING), max_attempts=2)
+    await upgrade(p.settings.database_url, p.runtime.service_dir)
+    report = partial(escalation.report_undelivered, uow_factory=p.runtime.uow, settings=p.settings)
+    try:
+        cadres = roster(p, recorder.base)
+        dead = "http://127.0.0.1:9/dead"
+        cadres[1] = p.event(cadres[1].payload.model_copy(update={"name": "村干部甲",
+                            "contacts": {"webhook": dead}}), "cadre-v1")  # fmt: skip
+        opened = p.clock.now()
+        case = p.event(
+            CaseOpened(
+                case_id="case-u", village_code=VILLAGE, risk_types=["illness"], channel="app",
+                opened_at=opened, deadline=opened + timedelta(days=15),
+                home_visit_due=opened + timedelta(days=2), head_name="张三",
+            ),
+            "hh-undelivered",
+        )  # fmt: skip
+        await p.feed(*cadres, case)
+        await p.deliver()
+        assert await report() == 0, "a failure with attempts left is not reported"
+        p.clock.advance(timedelta(minutes=10))
+        await p.deliver()
+        [failed] = [r for r in await p.rows() if r.status == "failed"]
+        assert failed.recipient == "cadre:v1" and failed.attempts == 2
+        before = told("CaseOpened", "township")
+
+        assert await report() == 1
+        assert await report() == 0, "told once"
+        await p.deliver()
+        [call] = recorder.take()
+        assert call["path"] == "/t1" and call["msgtype"] == "text"
+        asked = "农户张三户报因病风险，请3月4日前入户核实，3月17日前完成认定"
+        assert call["text"]["content"] == f"【送达失败】村干部甲未收到提醒，请代为跟进：{asked}"
+        assert told("CaseOpened", "township") == before + 1
+
+        # replayed (a crash before the mark, another replica): still one notice per recipient
+        async with p.runtime.uow() as uow:
+            await uow.execute(
+                update(notifications)
+                .where(notifications.c.id == failed.id)
+                .values(escalated_at=None)
+            )
+        assert await report() == 1
+        notices = [r for r in await p.rows() if r.body.get("undelivered_from") == failed.id]
+        assert [(r.recipient, r.priority) for r in notices] == [("cadre:t1", "normal")]
+        notice = notices[0]
+        assert notice.body["unreached"] == "cadre:v1" and notice.body["household_name"] == "张三"
+        assert notice.body["asked"].endswith(asked) and notice.event_type == "CaseOpened"
+
+        # the township's robot is gone too: its notice fails, and the county hears of it,
+        # quoting the first alert's ask
+        async with p.runtime.uow() as uow:
+            await uow.execute(
+                update(notifications)
+                .where(notifications.c.id == notice.id)
+                .values(status="failed", attempts=2, escalated_at=None)
+            )
+        assert await report() == 1
+        await p.deliver()
+        [county] = recorder.take()
+        assert county["path"] == "/k1"
+        assert county["text"] == f"【送达失败】t1未收到提醒，请代为跟进：{asked}"
+    finally:
+        await p.runtime.engine.dispose()
+
+
+async def test_the_upgrade_does_not_report_alerts_that_failed_long_ago(
+    pg_url: str, recorder: Recorder
+) -> None:
+    """Migration 0006: failed non-urgent alerts older than an identification period (rules
+    §4.9) count as told; a recent one is still told one level up after the upgrade."""
+    p = Platform(pg_url, recorder, FrozenClock(datetime.now(UTC)))
+    config = alembic_config(p.settings.database_url, p.runtime.service_dir)
+    await asyncio.to_thread(command.upgrade, config, "0005")
+    try:
+        now = datetime.now(UTC)
+
+        def row(name: str, age: timedelta, priority: str = "normal") -> dict[str, Any]:
+            return {
+                "id": name, "source_event_id": name, "event_type": "CaseOpened",
+                "household_id": "hh-old", "recipient": "cadre:v1", "channel": "webhook",
+                "body": {"text": "【防返贫】农户hh-old报因病风险"}, "status": "failed",
+                "attempts": 8, "next_attempt_at": now - age, "created_at": now - age,
+                "village_code": VILLAGE, "recipient_level": "village", "priority": priority,
+            }  # fmt: skip
+
+        async with p.runtime.uow() as uow:
+            await uow.execute(
+                notifications.insert(),
+                [row("old", timedelta(days=40)), row("recent", timedelta(days=3)),
+                 row("urgent", timedelta(days=40), "urgent")],
+            )  # fmt: skip
+        await upgrade(p.settings.database_url, p.runtime.service_dir)
+        marked = {r.id: r.escalated_at is not None for r in await p.rows()}
+        assert marked == {"old": True, "recent": False, "urgent": False}
+        await p.feed(*roster(p, recorder.base))
+        assert (
+            await escalation.report_undelivered(uow_factory=p.runtime.uow, settings=p.settings) == 1
+        )
+        notices = [r for r in await p.rows() if r.body.get("undelivered_from")]
+        assert [(r.body["undelivered_from"], r.recipient) for r in notices] == [
+            ("recent", "cadre:t1")
+        ]
     finally:
         await p.runtime.engine.dispose()
