@@ -12,6 +12,15 @@ committed offset: each gets a mark, a record appended to its own DLQ partition (
 replay group's offset then moves past every record handled from it on, and reading the DLQ
 tells waiting, replayed and discarded records apart. A mark outlives the record it names (it
 is younger on the same partition), and nothing but this module reads a DLQ.
+
+Several consumer groups read one topic (risk-assistance and notify read assistance), and each
+dead-letters its own copy of a message it fails: the DLQ then holds one record per group. They
+are one message (`DeadMessage`: the same event id, or for bytes that are no event the same
+original partition and offset), listed once with the groups that failed it, and a replay
+re-publishes it once. That is enough for every group: the message goes back to the topic all
+of them read, a group that handled it the first time finds its `processed_events` mark and
+skips it, and one that failed it processes it. Re-publishing a copy per group would deliver it
+to every group that many times and, were it still poison, dead-letter it that many times over.
 """
 
 from __future__ import annotations
@@ -115,6 +124,71 @@ def _field(value: bytes | None, name: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class DeadMessage:
+    """One original message and its DLQ records, one per consumer group that failed it (a group
+    that failed it again after a replay adds a record), oldest first."""
+
+    letters: tuple[DeadLetter, ...]
+
+    @property
+    def first(self) -> DeadLetter:
+        """The oldest record: its position names the message in `dlq list`."""
+        return self.letters[0]
+
+    @property
+    def waiting(self) -> tuple[DeadLetter, ...]:
+        """Its records neither replayed nor discarded."""
+        return tuple(letter for letter in self.letters if not letter.handled)
+
+    @property
+    def handled(self) -> bool:
+        """Replayed or discarded: a replay leaves it alone."""
+        return not self.waiting
+
+    @property
+    def discarded(self) -> bool:
+        """Set aside by `discard` (its latest record says so)."""
+        return self.handled and self.letters[-1].discarded
+
+    @property
+    def consumers(self) -> tuple[str, ...]:
+        """The consumer groups that dead-lettered it."""
+        return tuple(sorted({letter.headers.get("consumer", "?") for letter in self.letters}))
+
+    @property
+    def original_topic(self) -> str | None:
+        """The topic it was consumed from."""
+        return self.first.original_topic
+
+    @property
+    def event_id(self) -> str | None:
+        """From the envelope, when the value is one."""
+        return self.first.event_id
+
+
+def _identity(letter: DeadLetter) -> tuple[str, ...]:
+    """What the records of one original message share: the event id of an envelope (the
+    consumers dedupe by it), else the original partition and offset, else nothing (a record
+    from before these headers is a message of its own)."""
+    topic = letter.original_topic or ""
+    if letter.event_id is not None:
+        return ("event", topic, letter.event_id)
+    partition = letter.headers.get("original_partition")
+    offset = letter.headers.get("original_offset")
+    if partition is not None and offset is not None:
+        return ("at", topic, partition, offset)
+    return ("record", str(letter.partition), str(letter.offset))
+
+
+def dead_messages(letters: list[DeadLetter]) -> list[DeadMessage]:
+    """The records grouped by original message, in the order of each one's oldest record."""
+    groups: dict[tuple[str, ...], list[DeadLetter]] = {}
+    for letter in letters:
+        groups.setdefault(_identity(letter), []).append(letter)
+    return [DeadMessage(tuple(group)) for group in groups.values()]
+
+
+@dataclass(frozen=True)
 class Selection:
     """The records `replay` or `discard` act on: by PARTITION:OFFSET or by event id; all
     records when empty (replay only)."""
@@ -130,6 +204,10 @@ class Selection:
         return (letter.partition, letter.offset) in self.positions or (
             letter.event_id is not None and letter.event_id in self.event_ids
         )
+
+    def matches_message(self, message: DeadMessage) -> bool:
+        """Whether any record of the message is selected: a message is handled whole."""
+        return any(self.matches(letter) for letter in message.letters)
 
     @classmethod
     def parse(cls, offsets: list[str], event_ids: list[str]) -> Selection:
@@ -148,15 +226,33 @@ class Selection:
         return cls(frozenset(positions), frozenset(e.strip() for e in event_ids))
 
 
+def _waiting(messages: tuple[DeadMessage, ...]) -> tuple[DeadLetter, ...]:
+    return tuple(letter for message in messages for letter in message.waiting)
+
+
+def _all(messages: tuple[DeadMessage, ...]) -> tuple[DeadLetter, ...]:
+    return tuple(letter for message in messages for letter in message.letters)
+
+
 @dataclass(frozen=True)
 class ReplayResult:
     """What one replay did (or, dry, would do)."""
 
     dlq: str
-    sent: dict[str, int]  # original topic -> records re-published
+    sent: dict[str, int]  # original topic -> messages re-published (one copy each)
     dry_run: bool
-    letters: tuple[DeadLetter, ...] = ()  # those re-published
-    already: tuple[DeadLetter, ...] = ()  # selected, but replayed or discarded before
+    messages: tuple[DeadMessage, ...] = ()  # those re-published
+    already_messages: tuple[DeadMessage, ...] = ()  # selected, but replayed or discarded before
+
+    @property
+    def letters(self) -> tuple[DeadLetter, ...]:
+        """The records marked replayed: every waiting record of each message re-published."""
+        return _waiting(self.messages)
+
+    @property
+    def already(self) -> tuple[DeadLetter, ...]:
+        """The records of the messages selected but handled before."""
+        return _all(self.already_messages)
 
 
 @dataclass(frozen=True)
@@ -164,9 +260,19 @@ class DiscardResult:
     """What one discard did (or, dry, would do)."""
 
     dlq: str
-    discarded: tuple[DeadLetter, ...]
-    already: tuple[DeadLetter, ...]  # selected, but replayed or discarded before
+    messages: tuple[DeadMessage, ...]
+    already_messages: tuple[DeadMessage, ...]  # selected, but replayed or discarded before
     dry_run: bool
+
+    @property
+    def discarded(self) -> tuple[DeadLetter, ...]:
+        """The records marked discarded: every waiting record of each message selected."""
+        return _waiting(self.messages)
+
+    @property
+    def already(self) -> tuple[DeadLetter, ...]:
+        """The records of the messages selected but handled before."""
+        return _all(self.already_messages)
 
 
 def topic_names(topic: str, settings: ServiceSettings) -> tuple[str, str]:
@@ -286,17 +392,19 @@ async def list_dead_letters(topic: str, settings: ServiceSettings) -> list[DeadL
 
 def _select(
     letters: list[DeadLetter], selection: Selection, dlq: str
-) -> tuple[list[DeadLetter], list[DeadLetter]]:
-    """(the selected records still waiting, those selected that were handled before); a
-    selection naming a record the DLQ does not hold is an error, before anything is done."""
+) -> tuple[list[DeadMessage], list[DeadMessage]]:
+    """(the selected messages still waiting, those selected that were handled before); a
+    message is selected by any of its records. A selection naming a record the DLQ does not
+    hold is an error, before anything is done."""
+    messages = dead_messages(letters)
     if not selection:
-        return [letter for letter in letters if not letter.handled], []
-    chosen = [letter for letter in letters if selection.matches(letter)]
-    positions = {(letter.partition, letter.offset) for letter in chosen}
+        return [message for message in messages if not message.handled], []
+    chosen = [message for message in messages if selection.matches_message(message)]
+    positions = {(letter.partition, letter.offset) for letter in _all(tuple(chosen))}
     missing = [f"{p}:{o}" for p, o in sorted(selection.positions - positions)]
     if missing:
         raise DlqError(f"--offset: {dlq} holds no record at {', '.join(missing)}")
-    ids = {letter.event_id for letter in chosen}
+    ids = {letter.event_id for letter in _all(tuple(chosen))}
     unknown = sorted(selection.event_ids - ids)
     if unknown:
         raise DlqError(f"--event-id: {dlq} holds no event {', '.join(unknown)}")
@@ -368,8 +476,9 @@ async def replay(
     dry_run: bool = False,
     selection: Selection | None = None,
 ) -> ReplayResult:
-    """Re-publish the DLQ records not replayed or discarded yet (or only those selected) to
-    their original topics, then mark them replayed."""
+    """Re-publish the messages not replayed or discarded yet (or only those selected) to their
+    original topics, each once however many consumer groups dead-lettered it, then mark all
+    their records replayed."""
     base, dlq = topic_names(topic, settings)
     selection = selection or Selection()
     consumer, tps = await _open(settings, dlq)
@@ -377,12 +486,15 @@ async def replay(
     try:
         letters, ends, committed = await _read(consumer, tps, settings)
         chosen, already = _select(letters, selection, dlq)
-        for letter in chosen:
+        # one copy per message: every group reads the topic, and those that handled it dedupe
+        copies = [message.waiting[0] for message in chosen]
+        for letter in copies:
             target = letter.original_topic or base
             sent[target] = sent.get(target, 0) + 1
         result = ReplayResult(
-            dlq=dlq, sent=sent, dry_run=dry_run, letters=tuple(chosen), already=tuple(already)
-        )
+            dlq=dlq, sent=sent, dry_run=dry_run, messages=tuple(chosen),
+            already_messages=tuple(already),
+        )  # fmt: skip
         if dry_run or not chosen:
             return result
         producer = make_producer(settings)
@@ -396,16 +508,16 @@ async def replay(
                         key=letter.key,
                         headers=[("replayed_from", f"{dlq}:{letter.position}".encode())],
                     )
-                    for letter in chosen
+                    for letter in copies
                 ]
                 await asyncio.gather(*futures)
             except KafkaError as exc:
                 raise DlqError(f"kafka: re-publishing from {dlq} failed ({exc!r})") from None
             # only now: a replay that failed above leaves the records waiting
             await _finish(
-                consumer, producer, settings, dlq=dlq, letters=letters, done=chosen,
-                marked=bool(selection), action="replayed", reason="", ends=ends,
-                committed=committed,
+                consumer, producer, settings, dlq=dlq, letters=letters,
+                done=list(result.letters), marked=bool(selection), action="replayed", reason="",
+                ends=ends, committed=committed,
             )  # fmt: skip
         finally:
             await producer.stop()
@@ -422,8 +534,8 @@ async def discard(
     reason: str,
     dry_run: bool = False,
 ) -> DiscardResult:
-    """Set the selected records aside for good: marked discarded with the reason, never
-    re-published (a later replay passes over them)."""
+    """Set the selected messages aside for good: all their records marked discarded with the
+    reason, never re-published (a later replay passes over them)."""
     _, dlq = topic_names(topic, settings)
     if not selection:
         raise DlqError("discard: select the records with --offset or --event-id")
@@ -434,7 +546,7 @@ async def discard(
         letters, ends, committed = await _read(consumer, tps, settings)
         chosen, already = _select(letters, selection, dlq)
         result = DiscardResult(
-            dlq=dlq, discarded=tuple(chosen), already=tuple(already), dry_run=dry_run
+            dlq=dlq, messages=tuple(chosen), already_messages=tuple(already), dry_run=dry_run
         )
         if dry_run or not chosen:
             return result
@@ -442,9 +554,9 @@ async def discard(
         await _bounded(producer.start(), settings)
         try:
             await _finish(
-                consumer, producer, settings, dlq=dlq, letters=letters, done=chosen,
-                marked=True, action="discarded", reason=reason.strip(), ends=ends,
-                committed=committed,
+                consumer, producer, settings, dlq=dlq, letters=letters,
+                done=list(result.discarded), marked=True, action="discarded",
+                reason=reason.strip(), ends=ends, committed=committed,
             )  # fmt: skip
         finally:
             await producer.stop()
@@ -490,6 +602,11 @@ def _state(letter: DeadLetter) -> str:
     return "replayed" if letter.replayed else "waiting"
 
 
+def _message_state(message: DeadMessage) -> str:
+    """Waiting while any of its records waits, else what was done last."""
+    return "waiting" if not message.handled else _state(message.letters[-1])
+
+
 def _when(timestamp_ms: int) -> str:
     return datetime.fromtimestamp(timestamp_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -511,30 +628,43 @@ def list_command(
     topic: TopicArg,
     limit: Annotated[int, typer.Option(min=1, help="show at most this many, newest")] = 50,
 ) -> None:
-    """How many records a DLQ holds; whose each is (key, event type, event id), its error
-    headers and whether it waits, was replayed or was discarded."""
+    """How many messages a DLQ holds; whose each is (key, event type, event id), which consumer
+    groups failed it (a record each, with its error headers) and whether it waits, was
+    replayed or was discarded."""
     settings = ServiceSettings()
     letters = _run(list_dead_letters(topic, settings))
+    messages = dead_messages(letters)
     _, dlq = topic_names(topic, settings)
-    waiting = sum(not letter.handled for letter in letters)
-    discarded = sum(letter.discarded for letter in letters)
+    waiting = sum(not message.handled for message in messages)
+    discarded = sum(message.discarded for message in messages)
     _print(
-        f"{dlq}: {len(letters)} records, {waiting} waiting (not replayed yet),"
-        f" {discarded} discarded"
+        f"{dlq}: {len(messages)} messages ({len(letters)} records), {waiting} waiting"
+        f" (not replayed yet), {discarded} discarded"
     )
-    for letter in letters[-limit:]:
-        h = letter.headers
+    for message in messages[-limit:]:
+        first = message.first
         _print(
-            f"{letter.position}  {_when(letter.timestamp_ms)}  {_name(letter)}\n"
-            f"    from {letter.original_topic or '?'}  consumer={h.get('consumer', '?')}"
-            f"  attempts={h.get('attempts', '?')}  {_state(letter)}\n"
-            f"    {h.get('error_type', '?')}: {h.get('error', '')[:300]}"
+            f"{first.position}  {_when(first.timestamp_ms)}  {_name(first)}\n"
+            f"    from {message.original_topic or '?'}  failed in"
+            f" {', '.join(message.consumers)}  {_message_state(message)}"
         )
+        for letter in message.letters:
+            h = letter.headers
+            _print(
+                f"    {letter.position}  consumer={h.get('consumer', '?')}"
+                f"  attempts={h.get('attempts', '?')}  {_state(letter)}\n"
+                f"      {h.get('error_type', '?')}: {h.get('error', '')[:300]}"
+            )
 
 
-def _already(letters: tuple[DeadLetter, ...]) -> None:
-    for letter in letters:
-        _print(f"  {letter.position}  {_name(letter)}: already {_state(letter)}")
+def _counted(verb: str, messages: tuple[DeadMessage, ...], letters: int) -> str:
+    return f"{verb} {len(messages)} messages ({letters} records)"
+
+
+def _already(messages: tuple[DeadMessage, ...]) -> None:
+    for message in messages:
+        _print(f"  {message.first.position}  {_name(message.first)}: already"
+               f" {_message_state(message)}")  # fmt: skip
 
 
 @dlq_app.command("replay")
@@ -544,21 +674,20 @@ def replay_command(
     offset: OffsetOpt = None,
     event_id: EventIdOpt = None,
 ) -> None:
-    """Re-publish the records not replayed or discarded yet (or only those selected) to their
-    original topics (once)."""
+    """Re-publish the messages not replayed or discarded yet (or only those selected) to their
+    original topics, each once however many consumer groups failed it."""
     settings = ServiceSettings()
     result = _run(_with_selection(offset, event_id, lambda selection: replay(
         topic, settings, dry_run=dry_run, selection=selection
     )))  # fmt: skip
     verb = "would re-publish" if result.dry_run else "re-published"
-    total = sum(result.sent.values())
-    _print(f"{result.dlq}: {verb} {total} records")
+    _print(f"{result.dlq}: {_counted(verb, result.messages, len(result.letters))}")
     for target, n in sorted(result.sent.items()):
         _print(f"  {n} -> {target}")
     if offset or event_id:
-        for letter in result.letters:
-            _print(f"  {letter.position}  {_name(letter)}")
-    _already(result.already)
+        for message in result.messages:
+            _print(f"  {message.first.position}  {_name(message.first)}")
+    _already(result.already_messages)
 
 
 @dlq_app.command("discard")
@@ -569,17 +698,17 @@ def discard_command(
     event_id: EventIdOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="show, mark nothing")] = False,
 ) -> None:
-    """Set selected records aside for good: marked discarded with the reason, never
-    re-published by a later replay (once)."""
+    """Set selected messages aside for good: all their records marked discarded with the
+    reason, never re-published by a later replay (once)."""
     settings = ServiceSettings()
     result = _run(_with_selection(offset, event_id, lambda selection: discard(
         topic, settings, selection=selection, reason=reason, dry_run=dry_run
     )))  # fmt: skip
     verb = "would discard" if result.dry_run else "discarded"
-    _print(f"{result.dlq}: {verb} {len(result.discarded)} records")
-    for letter in result.discarded:
-        _print(f"  {letter.position}  {_name(letter)}")
-    _already(result.already)
+    _print(f"{result.dlq}: {_counted(verb, result.messages, len(result.discarded))}")
+    for message in result.messages:
+        _print(f"  {message.first.position}  {_name(message.first)}")
+    _already(result.already_messages)
 
 
 async def _with_selection(

@@ -19,7 +19,7 @@ from services.risk import handlers
 from services.risk.config import RiskSettings
 from services.risk.models import cases, metadata
 from shared.db import UnitOfWork
-from shared.dlq import DlqError, Selection, discard, list_dead_letters, replay
+from shared.dlq import DlqError, Selection, dead_messages, discard, list_dead_letters, replay
 from shared.events import Envelope
 from shared.kafka import EventConsumer, ensure_topics, make_producer
 from shared.migrations import upgrade
@@ -218,18 +218,18 @@ def test_cli_lists_whose_records_and_selects_them_without_tracebacks(
 
     listed = run("list", "signals")
     assert listed.exit_code == 0, listed.output
-    assert "2 records, 2 waiting" in listed.output
+    assert "2 messages (2 records), 2 waiting" in listed.output
     assert f"key=hh-stuck  DeclarationSubmitted  event_id={event.event_id}" in listed.output
     assert "key=hh-bad  ?  event_id=?" in listed.output
 
     discarded = run("discard", "signals", "--offset", "0:1", "--reason", "bytes, not an event")
     assert discarded.exit_code == 0, discarded.output
-    assert "discarded 1 records" in discarded.output
+    assert "discarded 1 messages (1 records)" in discarded.output
     assert (
         "already discarded" in run("discard", "signals", "--offset", "0:1", "--reason", "x").output
     )
     replayed = run("replay", "signals", "--event-id", str(event.event_id))
-    assert "re-published 1 records" in replayed.output and "0:0" in replayed.output
+    assert "re-published 1 messages (1 records)" in replayed.output and "0:0" in replayed.output
     listed = run("list", "signals")
     assert "0 waiting" in listed.output and "1 discarded" in listed.output
     assert "bytes, not an event" in listed.output
@@ -244,3 +244,84 @@ def test_cli_lists_whose_records_and_selects_them_without_tracebacks(
         result = run(*args)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output and "Traceback" not in result.output
+
+
+class Flaky:
+    """A group's handler: fails while `broken`, then records the events it handled."""
+
+    def __init__(self) -> None:
+        self.broken = True
+        self.handled: list[str] = []
+
+    async def __call__(self, *, uow: UnitOfWork, event: Envelope[Any]) -> None:
+        if self.broken:
+            raise RuntimeError("gateway lookup failed")
+        self.handled.append(str(event.event_id))
+
+
+async def consume_as(
+    runtime: Runtime, name: str, handler: Any, producer: AIOKafkaProducer, records: int
+) -> None:
+    """One consumer group takes the next `records` messages of the signals topic, then leaves."""
+    consumer = EventConsumer(
+        name=name, topics=[runtime.settings.topic("signals")],
+        handlers={"DeclarationSubmitted": handler}, uow_factory=runtime.uow, producer=producer,
+        settings=runtime.settings,
+    )  # fmt: skip
+    await consumer.start()
+    seen = 0
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while seen < records and loop.time() < deadline:
+            seen += await consumer.poll_once()
+        await consumer.commit_pending()
+    finally:
+        await consumer.close()
+    assert seen == records, (name, seen)
+
+
+async def test_a_message_two_groups_dead_lettered_is_listed_and_replayed_once(
+    runtime: Runtime, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    settings = runtime.settings
+    assert isinstance(settings, RiskSettings)
+    topic = settings.topic("signals")
+    event = declaration_event()
+    producer = make_producer(settings)
+    await producer.start()
+    risk, other = Flaky(), Flaky()
+
+    async def both(records: int) -> None:
+        await consume_as(runtime, "risk", risk, producer, records)
+        await consume_as(runtime, "risk-other", other, producer, records)
+
+    try:
+        await producer.send_and_wait(topic, event.to_bytes(), key=event.household_id.encode())
+        await both(1)
+        assert len(await list_dead_letters(topic, settings)) == 2  # one record per group
+        env = {"HOLDLINE_KAFKA_BOOTSTRAP": kafka_bootstrap, "HOLDLINE_TOPIC_PREFIX": topic_prefix}
+        listed = await asyncio.to_thread(
+            CliRunner().invoke, app, ["dlq", "list", "signals"], env=env
+        )
+        assert "1 messages (2 records), 1 waiting" in listed.output, listed.output
+        assert "failed in risk, risk-other  waiting" in listed.output
+
+        # replayed while still poison: one copy goes back, each group fails it once more
+        assert (await replay(topic, settings)).sent == {topic: 1}
+        await both(1)
+        letters = await list_dead_letters(topic, settings)
+        assert len(letters) == 4
+        [message] = dead_messages(letters)
+        assert len(message.waiting) == 2 and message.consumers == ("risk", "risk-other")
+
+        risk.broken = other.broken = False
+        result = await replay(topic, settings)
+        assert result.sent == {topic: 1} and len(result.letters) == 2
+        await both(1)
+        assert risk.handled == other.handled == [str(event.event_id)]  # each group once
+        assert (await replay(topic, settings)).sent == {}
+        on_topic = await read_topic(settings.kafka_bootstrap, topic, expect=3, timeout=10)
+        assert len(on_topic) == 3  # the original and one copy per replay
+    finally:
+        await producer.stop()
