@@ -154,6 +154,7 @@ async def _detail(uow: UnitOfWork, row: Any) -> CaseDetail:
         flags=[Reason.model_validate(r) for r in row.flags or []],
         data_compared=bool(row.data_compared),
         signed_form=bool(row.signed_form),
+        objections=row.objections or 0,
         provisional_measures=row.provisional_measures or [],
         rejection_reason=row.rejection_reason,
         next_actions=list(allowed_actions(state, now)) if state.open else [],

@@ -38,6 +38,7 @@ from shared.events import (
     Reason,
     RiskEliminated,
 )
+from shared.logs import redact
 
 # the step of the CaseStepCompleted a placement publishes: notify tells the new village
 VILLAGE_ASSIGNED = "village_assigned"
@@ -94,7 +95,9 @@ async def perform_action(
     if request.village_code is not None:
         await _place(uow, row, household, official, request, state, settings.topic("cases"))
         return
-    command = Command(request.action, official.role, now, request.signed_form, request.reason)
+    command = Command(
+        request.action, official.role, now, request.signed_form, request.reason, request.note
+    )
     try:
         new = apply(state, command, settings.public_notice_days)
     except RoleError as exc:
@@ -107,6 +110,7 @@ async def perform_action(
         "signed_form": new.signed_form,
         "notice_posted_at": new.notice_posted_at,
         "notice_ends_at": new.notice_ends_at,
+        "objections": new.objections,
         "updated_at": now,
     }
     if request.action == "start_home_verification":
@@ -185,7 +189,10 @@ async def perform_action(
         action=request.action,
         from_stage=state.stage,
         to_stage=new.stage,
-        note=request.reason or request.note,
+        # an objection names villagers, perhaps their phones: masked as a log line is
+        note=redact(request.reason)
+        if request.action == "record_objection"
+        else (request.reason or request.note),
         at=now,
     )
     await publish(

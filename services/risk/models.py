@@ -47,6 +47,8 @@ cases = Table(
     Column("signed_form", Boolean, nullable=False, server_default=text("false")),
     Column("notice_posted_at", DateTime(timezone=True)),
     Column("notice_ends_at", DateTime(timezone=True)),
+    # rules §4.4: objections to the public notice recorded (record_objection)
+    Column("objections", Integer, nullable=False, server_default="0"),
     Column("home_visited_at", DateTime(timezone=True)),
     Column("warning_at", DateTime(timezone=True)),  # rules §4.11, so the scheduler can index it
     Column("green_channel", Boolean, nullable=False, server_default=text("false")),

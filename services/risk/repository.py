@@ -170,6 +170,7 @@ def state_of(row: Any) -> CaseState:
         signed_form=bool(row.signed_form),
         notice_posted_at=utc(row.notice_posted_at) if row.notice_posted_at else None,
         notice_ends_at=utc(row.notice_ends_at) if row.notice_ends_at else None,
+        objections=row.objections or 0,
     )
 
 

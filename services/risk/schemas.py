@@ -125,6 +125,9 @@ class CaseDetail(CaseRead):
     flags: list[Reason]
     data_compared: bool
     signed_form: bool
+    objections: int = Field(
+        0, description="objections to the public notice recorded (record_objection, rules §4.4)"
+    )
     provisional_measures: list[str]
     rejection_reason: str | None
     next_actions: list[str]
@@ -138,7 +141,8 @@ class ActionCreate(CleanInput):
 
     action: Action
     note: str = Field("", max_length=2000)
-    reason: str = Field("", max_length=2000)  # required for reject (rules §4.7)
+    # required for reject (rules §4.7) and record_objection (what the objection is, §4.4)
+    reason: str = Field("", max_length=2000)
     signed_form: bool = False  # rules §4.2, for complete_home_verification
     per_capita_income: Amount | None = Field(None, description="人均纯收入 (yuan/year)")
     annual_income: Amount | None = Field(None, description="家庭年收入 (yuan)")

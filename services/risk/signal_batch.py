@@ -480,7 +480,7 @@ class SignalBatch:
             "opened_at": opened_at, "deadline": deadline, "home_visit_due": home_visit_due,
             "warning_at": warning_time(opened_at, deadline, settings.warning_fraction),
             "updated_at": self.now, "purpose": "identification", "stage": "risk_discovered",
-            "data_compared": False, "signed_form": False, "green_channel": False,
+            "data_compared": False, "signed_form": False, "green_channel": False, "objections": 0,
             "kind": evaluation.kind, "reasons": reason_rows(reasons)[-MAX_CASE_REASONS:],
             "flags": reason_rows(evaluation.flags),
         }  # fmt: skip

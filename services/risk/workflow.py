@@ -20,13 +20,13 @@ Purpose = Literal["identification", "elimination"]
 Action = Literal[
     "start_home_verification", "complete_home_verification", "complete_data_comparison",
     "post_public_notice", "complete_village_appraisal", "approve_township_review",
-    "approve_county", "reject", "assign_village",
+    "approve_county", "reject", "assign_village", "record_objection",
 ]  # fmt: skip
 # the steps of the procedure; assign_village (ASSIGN_VILLAGE) is not one, nor a next step
 ACTIONS: tuple[Action, ...] = (
     "start_home_verification", "complete_home_verification", "complete_data_comparison",
-    "post_public_notice", "complete_village_appraisal", "approve_township_review",
-    "approve_county", "reject",
+    "post_public_notice", "record_objection", "complete_village_appraisal",
+    "approve_township_review", "approve_county", "reject",
 )  # fmt: skip
 # rules §9.4: the county places a case it holds without a village (a department record that
 # named none, about a household not known yet), or moves one to the right village of the county
@@ -39,6 +39,7 @@ ACTION_ROLE: dict[str, str] = {
     "complete_home_verification": "village",
     "complete_data_comparison": "county",
     "post_public_notice": "village",
+    "record_objection": "village",
     "complete_village_appraisal": "village",
     "approve_township_review": "township",
     "approve_county": "county",
@@ -77,6 +78,7 @@ class CaseState:
     signed_form: bool = False
     notice_posted_at: datetime | None = None
     notice_ends_at: datetime | None = None
+    objections: int = 0  # rules §4.4: objections to the public notice recorded
 
     @property
     def open(self) -> bool:
@@ -93,6 +95,7 @@ class Command:
     at: datetime
     signed_form: bool = False
     reason: str = ""
+    note: str = ""
 
 
 def new_case(purpose: Purpose = "identification") -> CaseState:
@@ -115,7 +118,7 @@ def allowed_actions(state: CaseState, at: datetime) -> list[Action]:
     out: list[Action] = []
     for action in ACTIONS:
         try:
-            apply(state, Command(action, required_role(state, action), at, True, "r"), 5)
+            apply(state, Command(action, required_role(state, action), at, True, "r", "n"), 5)
         except TransitionError:
             continue
         out.append(action)
@@ -162,10 +165,27 @@ def apply(state: CaseState, command: Command, notice_days: int) -> CaseState:
             notice_posted_at=command.at,
             notice_ends_at=command.at + timedelta(days=notice_days),
         )
+    if action == "record_objection":
+        # rules §4.4 (Holdline reading): an objection a villager raises to the notice is
+        # recorded with the case while it stands at the appraisal, the notice up or ended
+        _expect(stage, "village_appraisal", action)
+        if state.notice_posted_at is None:
+            raise TransitionError("action", "the public notice has not been posted")
+        if not command.reason.strip():
+            raise TransitionError("reason", "say what the objection is (rules §4.4)")
+        return replace(state, objections=state.objections + 1)
     if action == "complete_village_appraisal":
         _expect(stage, "village_appraisal", action)
         if state.notice_ends_at is None:
             raise TransitionError("action", "the public notice has not been posted")
+        if state.objections and not command.note.strip():
+            # an objection upheld ends the case with a rejection; one the village settled is
+            # said so, for the township's review (rules §4.5)
+            raise TransitionError(
+                "note",
+                f"{state.objections} objection(s) to the public notice were recorded: say "
+                "how they were settled, or reject the case",
+            )
         if command.at < state.notice_ends_at:
             # rules §4.4: only after the notice period has ended
             raise TransitionError(
