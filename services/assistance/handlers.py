@@ -20,6 +20,7 @@ from services.assistance.planner import (
 from services.assistance.repository import (
     add_measures,
     as_planned,
+    carry_over,
     create_plan,
     current_plan,
     emit,
@@ -91,6 +92,7 @@ async def on_household_identified(
         uow, household_id=event.household_id, case_id=case.case_id, village_code=case.village_code
     )
     labour = labour_class(case.members)
+    await carry_over(uow, plan=plan, actor=SYSTEM)
     active = [as_planned(r) for r in await plan_measures(uow, plan.id)]
     new = build_plan(
         catalogue=catalogue, risk_types=case.risk_types, members=case.members, active=active

@@ -155,6 +155,48 @@ async def add_measures(
     return ids
 
 
+# measures under way on a household's closed plans (what outlived its elimination, rules §6.7)
+_OUTLIVED = (
+    select(measures.c.id, measures.c.plan_id, measures.c.status)
+    .join(plans, plans.c.id == measures.c.plan_id)
+    .where(
+        measures.c.household_id == bindparam("household_id"),
+        measures.c.plan_id != bindparam("plan_id"),
+        measures.c.status == "in_progress",
+        plans.c.status == "closed",
+    )
+    .order_by(measures.c.position)
+)
+
+
+async def carry_over(uow: UnitOfWork, *, plan: Any, actor: str) -> int:
+    """rules §6.1, §6.7: a household identified again after its elimination has one plan, the
+    new one; the measures still under way on its closed plan (a loan, a post, education aid
+    that outlived the elimination) join it as they stand, so it shows all the help the
+    household gets and fills only the gap they leave. Returns how many moved."""
+    rows = (
+        await uow.execute(_OUTLIVED, {"household_id": plan.household_id, "plan_id": plan.id})
+    ).all()
+    if not rows:
+        return 0
+    now = uow.clock.now()
+    await uow.execute(
+        update(measures).where(measures.c.id == bindparam("b_id")).values(
+            plan_id=plan.id, position=bindparam("b_position"), updated_at=now, updated_by=actor
+        ),
+        [{"b_id": r.id, "b_position": 20_000 + n} for n, r in enumerate(rows)],
+    )  # fmt: skip
+    await uow.execute(
+        insert(measure_history),
+        [
+            {"measure_id": r.id, "from_status": r.status, "to_status": r.status, "at": now,
+             "actor": actor, "note": f"carried over from plan {r.plan_id}"}
+            for r in rows
+        ],
+    )  # fmt: skip
+    return len(rows)
+
+
 # a measure's new place in its plan, run with a list of {b_id, b_position}
 MOVE_MEASURE = (
     update(measures)

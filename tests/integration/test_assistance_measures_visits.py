@@ -222,3 +222,44 @@ async def test_rules_6_7_measures_under_way_outlive_elimination_until_their_own_
     assert completed.payload.measure_id == ids["public_welfare_job"]
     plan = await _plan(platform, "hh-e")
     assert {m["code"]: m["status"] for m in plan["measures"]}["education_aid"] == "in_progress"
+
+
+async def test_rules_6_1_identified_again_the_help_that_outlived_elimination_joins_the_new_plan(
+    platform: Platform,
+) -> None:
+    """Education aid under way outlived the elimination (rules §6.7); a new shock has the
+    household identified again: the new plan holds that aid as it stands, and plans no second
+    one for the same student, only what the new risk needs."""
+    await platform.identify("hh-a", [WORKER, STUDENT], ["schooling"])
+    first = await _plan(platform, "hh-a")
+    aid = next(m["measure_id"] for m in first["measures"] if m["code"] == "education_aid")
+    village = platform.auth("village", VILLAGE, "c-vil")
+    moved = await platform.http.post(
+        f"/v1/measures/{aid}/transitions", json={"status": "in_progress"}, headers=village
+    )
+    assert moved.status_code == 200, moved.text
+    await _case_event(platform, "hh-a", RiskEliminated(case_id="elim-hh-a", village_code=VILLAGE))
+
+    platform.clock.advance(timedelta(days=60))
+    event = new_event(
+        HouseholdIdentified(
+            case_id="case2-hh-a", village_code=VILLAGE, kind="marginal",
+            risk_types=["schooling", "illness"], reasons=[], members=[WORKER, STUDENT],
+            per_capita_income=5200,
+        ),
+        household_id="hh-a", source="risk", correlation_id="c2", clock=platform.clock,
+    )  # fmt: skip
+    async with platform.runtime.uow() as uow:
+        await handlers.on_household_identified(uow=uow, event=event, settings=platform.settings)
+
+    plan = await _plan(platform, "hh-a")
+    assert plan["plan_id"] != first["plan_id"] and plan["status"] == "active"
+    codes = [(m["code"], m["status"]) for m in plan["measures"]]
+    assert codes.count(("education_aid", "in_progress")) == 1, codes
+    assert [c for c, _ in codes].count("education_aid") == 1, codes
+    assert ("medical_aid", "planned") in codes
+    listed = await platform.http.get(
+        "/v1/measures", params={"household_id": "hh-a"},
+        headers=platform.auth("village", VILLAGE, "c-vil"),
+    )  # fmt: skip
+    assert [m["code"] for m in listed.json()].count("education_aid") == 1
