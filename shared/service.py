@@ -261,6 +261,7 @@ def create_service_app(
     app.state.runtime = runtime
     service = runtime.settings.service_name
     metrics.preinit_domain_events(service)
+    metrics.preinit_consumers(runtime.consumers, runtime.settings.topic)
 
     app.add_middleware(
         BodyLimit, default=runtime.settings.max_body_bytes, limits=dict(body_limits or {})

@@ -22,7 +22,6 @@ from shared.clock import Clock, SystemClock
 from shared.db import UnitOfWork
 from shared.events import Envelope
 from shared.kafka import BatchHandler, Handler, in_one_transaction
-from shared.metrics import preinit_consumers
 from shared.service import ConsumerSpec, Runtime, create_service_app
 
 
@@ -134,7 +133,6 @@ def create_app(settings: RiskSettings | None = None, clock: Clock | None = None)
         clock=clock,
         background=[deadline_job(settings)],
     )
-    preinit_consumers(runtime.consumers, settings.topic)  # dead-letter series at 0 from start
     return create_service_app(
         runtime, title="Holdline risk", routers=[router, ledger_router, feed_results_router]
     )

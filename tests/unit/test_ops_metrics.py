@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -188,3 +189,21 @@ def test_each_service_starts_its_housekeeping_counts_at_zero() -> None:
     for table in ("outbox", "processed_events"):
         assert sample("holdline_housekeeping_deleted_total", service="assistance",
                       table=table) == 0  # fmt: skip
+
+
+@pytest.mark.parametrize("service", ["intake", "risk", "assistance", "notify"])
+def test_every_service_starts_its_consumers_dead_letter_series_at_zero(service: str) -> None:
+    """create_service_app, shared by the four, creates each consumer's dead-letter series for
+    every topic it reads at 0, so the first poison message is a step the alert sees."""
+    app_module = importlib.import_module(f"services.{service}.app")
+    config = importlib.import_module(f"services.{service}.config")
+    settings_type = next(
+        v for k, v in vars(config).items() if k.endswith("Settings") and k != "ServiceSettings"
+    )
+    settings = settings_type(topic_prefix=f"holdline.zero-{service}.")
+    runtime = app_module.create_app(settings).state.runtime
+    assert runtime.consumers
+    for consumer in runtime.consumers:
+        for short in consumer.topics:
+            labels = {"consumer": consumer.name, "topic": settings.topic(short)}
+            assert sample("holdline_events_dead_lettered_total", **labels) == 0.0, labels
