@@ -96,8 +96,10 @@ async def test_acknowledgement_attempts_are_limited_per_client(
         assert locked.status_code == 429, locked.text
         assert locked.json()["detail"].startswith("client:")
         assert int(locked.headers["Retry-After"]) >= 1
-        # the page with the button is not an attempt, and another client is not affected
-        assert (await guesser.get(f"/v1/acks/{token}")).status_code == 200
+        # the page shows the alert, so a locked client does not read it either; another
+        # client is not affected
+        assert (await guesser.get(f"/v1/acks/{token}")).status_code == 429
+        assert (await cadre.get(f"/v1/acks/{token}")).status_code == 200
         answer = await cadre.post(f"/v1/acks/{token}")
         assert answer.status_code == 200, answer.text
         assert answer.json()["notification_id"] == notification
