@@ -155,7 +155,11 @@ async def on_events(
         if routing.route_for(e.event_type, routing.level_of(e.event_type, e.payload), routes)
     ]
     await lookups.prefetch(uow, [e.household_id for e in routed])
-    await lookups.prefetch_names(uow, [e.household_id for e in routed])
+    # a risk event tells the name itself: only the households the batch names nowhere are read
+    # (assistance's events), so a run of risk events costs no read at all
+    told = {e.household_id for e in events if names.name_in(e.payload) is not None}
+    unnamed = [e.household_id for e in routed if e.household_id not in told]
+    await lookups.prefetch_names(uow, unnamed)
     await lookups.prefetch_rosters(
         uow, [code for e in routed if (code := e.payload.get("village_code"))]
     )

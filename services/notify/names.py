@@ -52,7 +52,10 @@ async def names_of(uow: UnitOfWork, household_ids: Sequence[str]) -> dict[str, s
 def _upsert(dialect: str) -> Any:
     """The upsert for one dialect, built once."""
     stmt = (sqlite if dialect == "sqlite" else postgresql).insert(household_names)
+    # most events repeat the name already stored: those rows are left as they are (no new row
+    # version, no WAL), only a new or changed name is written
     return stmt.on_conflict_do_update(
         index_elements=["household_id"],
         set_={"head_name": stmt.excluded.head_name, "updated_at": stmt.excluded.updated_at},
+        where=household_names.c.head_name != stmt.excluded.head_name,
     )

@@ -183,3 +183,28 @@ async def test_an_id_or_phone_typed_as_a_name_is_masked_in_text_and_body(
 def _text(call: dict[str, Any]) -> str:
     text = call.get("text")
     return text["content"] if isinstance(text, dict) else str(text)
+
+
+async def test_a_name_told_again_is_not_written_again(platform: Platform) -> None:
+    """Most risk events repeat the name already stored: the row stays as it was (no new row
+    version); a changed name is written."""
+    p = platform
+    await p.feed(opened(p, "hh-same", "王五"))
+
+    async def stored() -> tuple[str, object]:
+        async with p.runtime.uow() as uow:
+            row = (
+                await uow.execute(
+                    select(household_names).where(household_names.c.household_id == "hh-same")
+                )
+            ).one()
+        return row.head_name, row.updated_at
+
+    first = await stored()
+    p.clock.advance(timedelta(days=1))
+    await p.feed(opened(p, "hh-same", "王五"))
+    assert await stored() == first
+    p.clock.advance(timedelta(days=1))
+    await p.feed(opened(p, "hh-same", "王老五"))
+    name, updated = await stored()
+    assert name == "王老五" and updated != first[1]
