@@ -4,9 +4,7 @@ runs until its own end (§6.7)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,16 +12,10 @@ import pytest
 from sqlalchemy import func, select
 
 from services.assistance import handlers
-from services.assistance.app import create_app
-from services.assistance.cli import load_roster
-from services.assistance.config import AssistanceSettings
 from services.assistance.models import measures, visits
-from shared.clock import FrozenClock
 from shared.events import GreenChannelOpened, HouseholdIdentified, Member, RiskEliminated, new_event
-from shared.migrations import upgrade
-from shared.service import Runtime
+from tests.integration import test_assistance_api as api_tests
 from tests.integration.test_assistance_api import (
-    ROSTER,
     SICK,
     START,
     TOWN,
@@ -42,21 +34,8 @@ STUDENT = Member(
 )  # fmt: skip
 
 
-@pytest.fixture
-async def platform(pg_url: str, tmp_path: Path) -> AsyncIterator[Platform]:
-    """As test_assistance_api's: the roster's three cadres of TOWN, a frozen clock."""
-    settings = AssistanceSettings(database_url=pg_url)
-    clock = FrozenClock(START)
-    app = create_app(settings, clock)
-    runtime: Runtime = app.state.runtime
-    await upgrade(pg_url, runtime.service_dir)
-    roster = tmp_path / "roster.csv"
-    roster.write_text(ROSTER, encoding="utf-8")
-    assert await load_roster(roster, settings=settings, clock=clock) == {"created": 3}
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://assistance") as http:
-        yield Platform(runtime, http, clock)
-    await runtime.engine.dispose()
+# test_assistance_api's: the roster's three cadres of TOWN, a frozen clock
+platform = api_tests.platform
 
 
 async def _count(platform: Platform, table: Any) -> int:

@@ -5,7 +5,6 @@ household id and adds `household_name`. Without a name, the id as before."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 from uuid import uuid4
@@ -15,7 +14,6 @@ from sqlalchemy import select
 
 from services.notify import digests, escalation, handlers
 from services.notify.models import household_names
-from shared.clock import FrozenClock
 from shared.events import (
     CaseMerged,
     CaseOpened,
@@ -24,9 +22,8 @@ from shared.events import (
     PlanCreated,
     VisitOverdue,
 )
-from shared.migrations import upgrade
+from tests.integration import test_notify_escalation as escalation_tests
 from tests.integration.test_notify_escalation import (
-    NOON_BEIJING,
     VILLAGE,
     Platform,
     Recorder,
@@ -37,20 +34,9 @@ from tests.integration.test_notify_escalation import (
 pytestmark = [pytest.mark.postgres]
 
 
-@pytest.fixture
-async def recorder() -> AsyncIterator[Recorder]:
-    rec = Recorder()
-    yield rec
-    rec.server.shutdown()
-    rec.server.server_close()
-
-
-@pytest.fixture
-async def platform(pg_url: str, recorder: Recorder) -> AsyncIterator[Platform]:
-    p = Platform(pg_url, recorder, FrozenClock(NOON_BEIJING))
-    await upgrade(p.settings.database_url, p.runtime.service_dir)
-    yield p
-    await p.runtime.engine.dispose()
+# test_notify_escalation's: a webhook receiver, notify at noon in Beijing
+recorder = escalation_tests.recorder
+platform = escalation_tests.platform
 
 
 def opened(p: Platform, household: str, head_name: str | None) -> Envelope[Any]:
