@@ -15,7 +15,7 @@ from services.notify import metrics, names, routing, templates
 from services.notify.config import NotifySettings
 from services.notify.handlers import cadre_of, create_notification, load_roster
 from services.notify.models import notifications, recipients
-from services.notify.routing import Target
+from services.notify.routing import Priority, Target
 from shared.db import UnitOfWork, utc
 from shared.events import NotificationAcknowledged, new_event
 from shared.logs import redact
@@ -124,11 +124,7 @@ async def _escalate(*, uow: UnitOfWork, row: Any, settings: NotifySettings) -> N
     if level is None:
         log.error("notification %s: unacknowledged and nobody above %s", row.id, row.recipient)
         return
-    village = row.village_code or ""
-    roster = await load_roster(uow, village) if village else []
-    # the latest name known, else the alert's (rules §4.13: the family is named)
-    latest = await names.names_of(uow, [row.household_id])
-    name = latest.get(row.household_id) or row.body.get("household_name")
+    name = await _name_of(uow, row)
     if name:
         body["household_name"] = redact(name)
     text = templates.render(
@@ -141,14 +137,7 @@ async def _escalate(*, uow: UnitOfWork, row: Any, settings: NotifySettings) -> N
     )
     # one escalation per unacknowledged recipient of an alert, however many channels it used
     source = str(uuid.uuid5(ESCALATION_NAMESPACE, f"{row.source_event_id}:{row.recipient}"))
-    for target in routing.targets_for(
-        [level],
-        roster,
-        priority="urgent",
-        village_code=village,
-        office_url=settings.webhook_url,
-        fallback=True,
-    ):
+    for target in await _targets_at(uow, row, level, "urgent", settings):
         await _create(
             uow, settings, row, target, text, body | {"escalated_from": row.id}, source=source
         )
@@ -216,22 +205,12 @@ async def _report(*, uow: UnitOfWork, row: Any, settings: NotifySettings) -> str
     text = templates.undelivered(whom, asked, language=settings.language)
     body = {k: v for k, v in row.body.items() if k not in ("text", "ack_url", "priority")}
     body |= {"undelivered_from": row.id, "unreached": row.recipient, "asked": asked}
-    # the latest name known, else the alert's (rules §4.13: the family is named)
-    latest = (await names.names_of(uow, [row.household_id])).get(row.household_id)
-    if latest:
-        body["household_name"] = redact(latest)
-    village = row.village_code or ""
-    roster = await load_roster(uow, village) if village else []
+    name = await _name_of(uow, row)
+    if name:
+        body["household_name"] = redact(name)
     # one notice per failed alert and recipient, whatever is replayed
     source = str(uuid.uuid5(UNDELIVERED_NAMESPACE, row.id))
-    for target in routing.targets_for(
-        [level],
-        roster,
-        priority="normal",
-        village_code=village,
-        office_url=settings.webhook_url,
-        fallback=True,
-    ):
+    for target in await _targets_at(uow, row, level, "normal", settings):
         await create_notification(
             uow=uow,
             settings=settings,
@@ -246,6 +225,26 @@ async def _report(*, uow: UnitOfWork, row: Any, settings: NotifySettings) -> str
         )
     log.warning("notification %s: undelivered to %s, told the %s", row.id, row.recipient, level)
     return level
+
+
+async def _name_of(uow: UnitOfWork, row: Any) -> str | None:
+    """The household's latest name known, else the one the alert carried (rules §4.13: the
+    family is named)."""
+    latest = (await names.names_of(uow, [row.household_id])).get(row.household_id)
+    name: str | None = latest or row.body.get("household_name")
+    return name
+
+
+async def _targets_at(
+    uow: UnitOfWork, row: Any, level: routing.Level, priority: Priority, settings: NotifySettings
+) -> list[Target]:
+    """Who answers at `level` for the alert's village (the office when nobody does)."""
+    village = row.village_code or ""
+    roster = await load_roster(uow, village) if village else []
+    return routing.targets_for(
+        [level], roster, priority=priority, village_code=village,
+        office_url=settings.webhook_url, fallback=True,
+    )  # fmt: skip
 
 
 def text_of(row: Any) -> str:
